@@ -1,0 +1,136 @@
+"""Built-in example networks (what ``bpgraph demo`` and ``bpgraph render l2-mlp`` draw).
+
+Every builder is deterministic (fixed seeds), uses the course's layout (one example per
+column: X has shape (features, m)) and returns a Graph whose last node is the cost J.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, NamedTuple, Sequence
+
+import numpy as np
+
+from . import ops
+from .graph import Graph
+
+
+def two_class_data(m: int = 211, seed: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    """A synthetic 2-class set in the plane: two noisy interleaved half-moons.
+
+    Returns X of shape (2, m) and Y of shape (1, m) with labels 0.0 / 1.0.
+    """
+    rng = np.random.default_rng(seed)
+    labels = np.arange(m) % 2
+    angle = rng.uniform(0, np.pi, m)
+    x = np.where(labels == 0, np.cos(angle), 1 - np.cos(angle))
+    y = np.where(labels == 0, np.sin(angle), 0.5 - np.sin(angle))
+    X = np.stack([x, y]) + rng.normal(0, 0.15, (2, m))
+    return X, labels[np.newaxis, :].astype(np.float64)
+
+
+def init_params(layers: Sequence[int], seed: int = 1) -> dict[str, np.ndarray]:
+    """He-initialised W1..WL and small random b1..bL for the given layer sizes."""
+    rng = np.random.default_rng(seed)
+    params = {}
+    for l in range(1, len(layers)):
+        params[f"W{l}"] = rng.normal(0, 1, (layers[l], layers[l - 1])) * np.sqrt(2 / layers[l - 1])
+        params[f"b{l}"] = rng.normal(0, 0.1, (layers[l], 1))
+    return params
+
+
+def _mlp_forward(g: Graph, X, params: dict[str, np.ndarray], layers: Sequence[int],
+                 keep_prob: float | None = None):
+    """LINEAR->RELU ... LINEAR->SIGMOID, one scope per layer; returns A_L and the W tensors."""
+    A = X
+    weights = []
+    last = len(layers) - 1
+    for l in range(1, last + 1):
+        with g.scope(f"layer{l}"):
+            W = g.param(params[f"W{l}"], name=f"W{l}")
+            b = g.param(params[f"b{l}"], name=f"b{l}")
+            Z = ops.linear(W, A, b, name=f"Z{l}")
+            if l == last:
+                A = ops.sigmoid(Z, name=f"A{l}")
+            elif keep_prob is None:
+                A = ops.relu(Z, name=f"A{l}")
+            else:
+                A = ops.dropout(ops.relu(Z), keep_prob, seed=l, name=f"A{l}", mask_name=f"D{l}")
+        weights.append(W)
+    return A, weights
+
+
+def l2_mlp(lambd: float = 0.7, m: int = 211, layers: Sequence[int] = (2, 20, 3, 1),
+           seed: int = 1) -> Graph:
+    """The seed network: 3 layers, J = cross_entropy + L2 with L2 = λ/(2m)·(‖W1‖²+‖W2‖²+‖W3‖²)."""
+    g = Graph()
+    g.meta.update(example="l2-mlp", m=m, lambd=float(lambd))
+    x, y = two_class_data(m)
+    X = g.input(x, name="X")
+    Y = g.input(y, name="Y")
+    A, weights = _mlp_forward(g, X, init_params(layers, seed), layers)
+    with g.scope("cost"):
+        ce = ops.binary_cross_entropy(A, Y, name="cross_entropy")
+        l2 = ops.l2_penalty(weights, lambd=lambd, m=m, name="L2")
+        (ce + l2).named("J")
+    return g
+
+
+def dropout_mlp(keep_prob: float = 0.86, m: int = 211, layers: Sequence[int] = (2, 20, 3, 1),
+                seed: int = 1) -> Graph:
+    """The course's dropout network: masks D1, D2 are const leaves, A_l = relu(Z_l)·D_l/keep_prob."""
+    g = Graph()
+    g.meta.update(example="dropout-mlp", m=m, keep_prob=float(keep_prob))
+    x, y = two_class_data(m)
+    X = g.input(x, name="X")
+    Y = g.input(y, name="Y")
+    A, _ = _mlp_forward(g, X, init_params(layers, seed), layers, keep_prob=keep_prob)
+    with g.scope("cost"):
+        ops.binary_cross_entropy(A, Y, name="J")
+    return g
+
+
+def logistic(m: int = 211, seed: int = 1) -> Graph:
+    """Logistic regression: A = sigmoid(w·X + b), J = cross-entropy. The smallest picture."""
+    g = Graph()
+    g.meta.update(example="logistic", m=m)
+    x, y = two_class_data(m)
+    X = g.input(x, name="X")
+    Y = g.input(y, name="Y")
+    p = init_params((2, 1), seed)
+    w = g.param(p["W1"], name="w")
+    b = g.param(p["b1"], name="b")
+    A = ops.sigmoid(ops.linear(w, X, b, name="Z"), name="A")
+    ops.binary_cross_entropy(A, Y, name="J")
+    return g
+
+
+def softmax_classifier(classes: int = 3, m: int = 150, hidden: int = 8, seed: int = 1) -> Graph:
+    """A one-hidden-layer classifier with a softmax cross-entropy cost over ``classes`` classes."""
+    g = Graph()
+    g.meta.update(example="softmax-classifier", m=m)
+    rng = np.random.default_rng(seed)
+    labels = np.arange(m) % classes
+    centres = np.stack([np.cos(2 * np.pi * labels / classes), np.sin(2 * np.pi * labels / classes)])
+    X = g.input(centres + rng.normal(0, 0.4, (2, m)), name="X")
+    Y = g.input(np.eye(classes)[:, labels], name="Y")
+    p = init_params((2, hidden, classes), seed)
+    with g.scope("layer1"):
+        A1 = ops.relu(ops.linear(g.param(p["W1"], name="W1"), X, g.param(p["b1"], name="b1"),
+                                 name="Z1"), name="A1")
+    with g.scope("layer2"):
+        Z2 = ops.linear(g.param(p["W2"], name="W2"), A1, g.param(p["b2"], name="b2"), name="Z2")
+    ops.softmax_cross_entropy(Z2, Y, name="J")
+    return g
+
+
+class Example(NamedTuple):
+    build: Callable[..., Graph]
+    summary: str
+
+
+EXAMPLES: dict[str, Example] = {
+    "l2-mlp": Example(l2_mlp, "the seed network: 3-layer MLP, J = cross_entropy + L2 (λ = 0.7)"),
+    "dropout-mlp": Example(dropout_mlp, "the same MLP with inverted dropout; masks D1, D2 are constants"),
+    "logistic": Example(logistic, "logistic regression: sigmoid(w·X + b) with cross-entropy"),
+    "softmax-classifier": Example(softmax_classifier, "one hidden layer and a softmax cross-entropy over 3 classes"),
+}

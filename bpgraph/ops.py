@@ -1,0 +1,335 @@
+"""The single table of ops: each forward and its vector-Jacobian products side by side.
+
+A vector-Jacobian product (VJP) answers: given ``g = ∂root/∂out``, what is the contribution
+``∂root/∂operand_i`` that flows through this op to its i-th operand?  Every rule is written
+for the operand's *broadcast* shape; reducing a gradient back to the operand's own shape
+happens in one place (:func:`bpgraph.autodiff.unbroadcast`), never inside a rule.
+
+The public op functions at the bottom (``relu``, ``sigmoid``, ``l2_penalty``, ...) only
+record; the arithmetic lives in the table.
+"""
+
+from __future__ import annotations
+
+import builtins
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from .tensor import Tensor
+
+Array = np.ndarray
+
+
+@dataclass(frozen=True)
+class Op:
+    """One primitive: its forward function and one VJP per operand position.
+
+    ``forward(*values, **params)`` returns the result.  ``vjps[i](g, out, *values, **params)``
+    returns the gradient for operand ``i``.  A *variadic* op (``l2_penalty``) has a single
+    VJP that also receives the operand position as its first argument.
+    ``formula`` is a short human form used in explanations and labels.
+    """
+
+    name: str
+    forward: Callable[..., Array]
+    vjps: tuple[Callable[..., Array], ...]
+    formula: str
+    variadic: bool = False
+
+    @property
+    def arity(self) -> int | None:
+        """Number of operands, or None when any number is accepted."""
+        return None if self.variadic else len(self.vjps)
+
+    def vjp(self, position: int, g: Array, out: Array, values: Sequence[Array],
+            params: dict[str, Any]) -> Array:
+        """Gradient flowing to operand ``position`` (before un-broadcasting)."""
+        if self.variadic:
+            return self.vjps[0](position, g, out, *values, **params)
+        return self.vjps[position](g, out, *values, **params)
+
+
+OPS: dict[str, Op] = {}
+
+
+def _declare(name: str, forward: Callable[..., Array], *vjps: Callable[..., Array],
+             formula: str, variadic: bool = False) -> None:
+    OPS[name] = Op(name, forward, tuple(vjps), formula, variadic)
+
+
+def _expand_reduced(g: Array, shape: tuple[int, ...], axis: Any, keepdims: bool) -> Array:
+    """Give a gradient of a reduction (sum/mean over ``axis``) the input's shape again."""
+    if axis is not None and not keepdims:
+        g = np.expand_dims(g, axis)
+    elif axis is None and not keepdims:
+        g = np.reshape(g, (1,) * len(shape))
+    return np.broadcast_to(g, shape)
+
+
+def _reduced_count(shape: tuple[int, ...], axis: Any) -> int:
+    if axis is None:
+        return int(np.prod(shape, dtype=np.int64))
+    axes = (axis,) if isinstance(axis, int) else tuple(axis)
+    return int(np.prod([shape[a] for a in axes], dtype=np.int64))
+
+
+def _examples(a: Array) -> int:
+    """Number of examples m: the course stores one example per column."""
+    return a.shape[-1] if a.ndim else 1
+
+
+def _log_softmax(z: Array, axis: int) -> Array:
+    shifted = z - np.max(z, axis=axis, keepdims=True)
+    return shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
+
+
+def _matmul(a: Array, b: Array) -> Array:
+    if a.ndim < 2 or b.ndim < 2:
+        raise ValueError("matmul needs operands with at least 2 dimensions; "
+                         "reshape a vector to (n, 1) or (1, n)")
+    if a.shape[-1] != b.shape[-2]:
+        raise ValueError(f"inner dimensions differ ({a.shape[-1]} vs {b.shape[-2]}): "
+                         "the left operand needs as many columns as the right one has rows")
+    return a @ b
+
+
+def _bce(a: Array, y: Array) -> Array:
+    if a.shape != y.shape:
+        raise ValueError("the prediction and the labels must have the same shape")
+    m = _examples(a)
+    return np.asarray(-np.sum(y * np.log(a) + (1 - y) * np.log(1 - a)) / m)
+
+
+def _softmax_ce(z: Array, y: Array, axis: int) -> Array:
+    if z.shape != y.shape:
+        raise ValueError("the logits and the one-hot labels must have the same shape")
+    m = _examples(z) if z.ndim > 1 else 1
+    return np.asarray(-np.sum(y * _log_softmax(z, axis)) / m)
+
+
+def _l2(*weights: Array, lambd: float, m: int) -> Array:
+    return np.asarray(lambd / (2 * m) * builtins.sum(np.sum(np.square(w)) for w in weights))
+
+
+def _swap(a: Array) -> Array:
+    return np.swapaxes(a, -1, -2)
+
+
+# --- elementwise arithmetic ---------------------------------------------------------------
+_declare("add", np.add,
+         lambda g, out, a, b: g,
+         lambda g, out, a, b: g,
+         formula="a + b")
+_declare("sub", np.subtract,
+         lambda g, out, a, b: g,
+         lambda g, out, a, b: -g,
+         formula="a - b")
+_declare("mul", np.multiply,
+         lambda g, out, a, b: g * b,
+         lambda g, out, a, b: g * a,
+         formula="a * b")
+_declare("div", np.divide,
+         lambda g, out, a, b: g / b,
+         lambda g, out, a, b: -g * out / b,
+         formula="a / b")
+_declare("neg", np.negative,
+         lambda g, out, a: -g,
+         formula="-a")
+_declare("pow", lambda a, exponent: np.power(a, exponent),
+         lambda g, out, a, exponent: g * exponent * np.power(a, exponent - 1),
+         formula="a ** p")
+_declare("matmul", _matmul,
+         lambda g, out, a, b: g @ _swap(b),
+         lambda g, out, a, b: _swap(a) @ g,
+         formula="a @ b")
+_declare("linear", lambda w, a, b: _matmul(w, a) + b,
+         lambda g, out, w, a, b: g @ _swap(a),
+         lambda g, out, w, a, b: _swap(w) @ g,
+         lambda g, out, w, a, b: g,
+         formula="W @ A + b")
+
+# --- elementwise functions ----------------------------------------------------------------
+_declare("exp", np.exp, lambda g, out, a: g * out, formula="exp(a)")
+_declare("log", np.log, lambda g, out, a: g / a, formula="log(a)")
+_declare("sqrt", np.sqrt, lambda g, out, a: g * 0.5 / out, formula="sqrt(a)")
+_declare("square", np.square, lambda g, out, a: g * 2 * a, formula="a²")
+_declare("abs", np.abs, lambda g, out, a: g * np.sign(a), formula="|a|")
+_declare("maximum", np.maximum,
+         lambda g, out, a, b: g * (a >= b),
+         lambda g, out, a, b: g * (a < b),
+         formula="max(a, b)")
+_declare("relu", lambda a: np.maximum(a, 0),
+         lambda g, out, a: g * (out > 0),
+         formula="max(a, 0)")
+_declare("sigmoid", lambda a: 1 / (1 + np.exp(-a)),
+         lambda g, out, a: g * out * (1 - out),
+         formula="1 / (1 + exp(-a))")
+_declare("tanh", np.tanh, lambda g, out, a: g * (1 - out * out), formula="tanh(a)")
+_declare("softmax", lambda a, axis: np.exp(_log_softmax(a, axis)),
+         lambda g, out, a, axis: out * (g - np.sum(g * out, axis=axis, keepdims=True)),
+         formula="softmax(a)")
+_declare("log_softmax", _log_softmax,
+         lambda g, out, a, axis: g - np.exp(out) * np.sum(g, axis=axis, keepdims=True),
+         formula="log softmax(a)")
+
+# --- reductions and shape -----------------------------------------------------------------
+_declare("sum", lambda a, axis, keepdims: np.sum(a, axis=axis, keepdims=keepdims),
+         lambda g, out, a, axis, keepdims: _expand_reduced(g, a.shape, axis, keepdims),
+         formula="Σ a")
+_declare("mean", lambda a, axis, keepdims: np.mean(a, axis=axis, keepdims=keepdims),
+         lambda g, out, a, axis, keepdims:
+             _expand_reduced(g, a.shape, axis, keepdims) / _reduced_count(a.shape, axis),
+         formula="mean(a)")
+_declare("reshape", lambda a, shape: np.reshape(a, shape),
+         lambda g, out, a, shape: np.reshape(g, a.shape),
+         formula="reshape(a)")
+_declare("transpose", lambda a, axes: np.transpose(a, axes),
+         lambda g, out, a, axes: np.transpose(g, None if axes is None else np.argsort(axes)),
+         formula="aᵀ")
+
+# --- costs --------------------------------------------------------------------------------
+_declare("binary_cross_entropy", _bce,
+         lambda g, out, a, y: g * ((1 - y) / (1 - a) - y / a) / _examples(a),
+         lambda g, out, a, y: g * (np.log(1 - a) - np.log(a)) / _examples(a),
+         formula="-1/m Σ (y log a + (1-y) log(1-a))")
+_declare("softmax_cross_entropy", _softmax_ce,
+         lambda g, out, z, y, axis: g * (np.exp(_log_softmax(z, axis)) * np.sum(y, axis=axis, keepdims=True)
+                                         - y) / (_examples(z) if z.ndim > 1 else 1),
+         lambda g, out, z, y, axis: -g * _log_softmax(z, axis) / (_examples(z) if z.ndim > 1 else 1),
+         formula="-1/m Σ y log softmax(z)")
+_declare("l2_penalty", _l2,
+         lambda i, g, out, *weights, lambd, m: g * (lambd / m) * weights[i],
+         formula="λ/(2m) Σ ‖W‖²", variadic=True)
+_declare("dropout", lambda a, mask, keep_prob: a * mask / keep_prob,
+         lambda g, out, a, mask, keep_prob: g * mask / keep_prob,
+         lambda g, out, a, mask, keep_prob: g * a / keep_prob,
+         formula="a * D / keep_prob")
+
+
+# --- public functions: record an op on the graph of their tensor operands -----------------
+def apply(op: str, *operands: Any, name: str | None = None, **params: Any) -> Tensor:
+    """Record ``op`` on the graph that owns the tensor operands and return the result."""
+    graph = next((o.graph for o in operands if isinstance(o, Tensor)), None)
+    if graph is None:
+        raise TypeError(f"{op}() needs at least one bpgraph Tensor operand; "
+                        "create one with Graph.param / Graph.input first")
+    return graph.record(op, operands, params, name=name)
+
+
+def linear(w: Tensor, a: Any, b: Any, name: str | None = None) -> Tensor:
+    """The course's LINEAR step ``Z = W @ A + b`` as one node (b broadcasts over columns)."""
+    return apply("linear", w, a, b, name=name)
+
+
+def exp(x: Tensor, name: str | None = None) -> Tensor:
+    """Elementwise e**x."""
+    return apply("exp", x, name=name)
+
+
+def log(x: Tensor, name: str | None = None) -> Tensor:
+    """Elementwise natural logarithm."""
+    return apply("log", x, name=name)
+
+
+def sqrt(x: Tensor, name: str | None = None) -> Tensor:
+    """Elementwise square root."""
+    return apply("sqrt", x, name=name)
+
+
+def square(x: Tensor, name: str | None = None) -> Tensor:
+    """Elementwise x**2."""
+    return apply("square", x, name=name)
+
+
+def abs(x: Tensor, name: str | None = None) -> Tensor:  # noqa: A001 - mirrors numpy's name
+    """Elementwise |x| (gradient 0 at 0)."""
+    return apply("abs", x, name=name)
+
+
+def maximum(a: Any, b: Any, name: str | None = None) -> Tensor:
+    """Elementwise max(a, b); at ties the gradient goes to ``a``."""
+    return apply("maximum", a, b, name=name)
+
+
+def relu(x: Tensor, name: str | None = None) -> Tensor:
+    """max(x, 0); the gradient is 1 where the output is positive, else 0."""
+    return apply("relu", x, name=name)
+
+
+def sigmoid(x: Tensor, name: str | None = None) -> Tensor:
+    """1 / (1 + e**-x)."""
+    return apply("sigmoid", x, name=name)
+
+
+def tanh(x: Tensor, name: str | None = None) -> Tensor:
+    """Hyperbolic tangent."""
+    return apply("tanh", x, name=name)
+
+
+def softmax(x: Tensor, axis: int = 0, name: str | None = None) -> Tensor:
+    """Softmax along ``axis`` (default 0: one example per column, as in the course)."""
+    return apply("softmax", x, axis=axis, name=name)
+
+
+def log_softmax(x: Tensor, axis: int = 0, name: str | None = None) -> Tensor:
+    """log(softmax(x)) along ``axis``, computed stably."""
+    return apply("log_softmax", x, axis=axis, name=name)
+
+
+def sum(x: Tensor, axis: int | tuple[int, ...] | None = None, keepdims: bool = False,  # noqa: A001
+        name: str | None = None) -> Tensor:
+    """Sum over ``axis`` (all axes when None)."""
+    return apply("sum", x, axis=axis, keepdims=keepdims, name=name)
+
+
+def mean(x: Tensor, axis: int | tuple[int, ...] | None = None, keepdims: bool = False,
+         name: str | None = None) -> Tensor:
+    """Mean over ``axis`` (all axes when None)."""
+    return apply("mean", x, axis=axis, keepdims=keepdims, name=name)
+
+
+def reshape(x: Tensor, shape: tuple[int, ...], name: str | None = None) -> Tensor:
+    """Same values, new shape."""
+    return apply("reshape", x, shape=tuple(shape), name=name)
+
+
+def transpose(x: Tensor, axes: tuple[int, ...] | None = None, name: str | None = None) -> Tensor:
+    """Permute axes (reverse them when ``axes`` is None)."""
+    return apply("transpose", x, axes=None if axes is None else tuple(axes), name=name)
+
+
+def binary_cross_entropy(a: Tensor, y: Any, name: str | None = None) -> Tensor:
+    """The course's cost ``-1/m Σ (Y log A + (1-Y) log(1-A))``, m = number of columns."""
+    return apply("binary_cross_entropy", a, y, name=name)
+
+
+def softmax_cross_entropy(z: Tensor, y: Any, axis: int = 0, name: str | None = None) -> Tensor:
+    """``-1/m Σ Y log softmax(Z)`` for logits Z and one-hot labels Y (classes along ``axis``)."""
+    return apply("softmax_cross_entropy", z, y, axis=axis, name=name)
+
+
+def l2_penalty(weights: Sequence[Tensor], lambd: float, m: int, name: str | None = None) -> Tensor:
+    """``λ/(2m) · Σ ‖W‖²``: one node whose operands are exactly ``weights``.
+
+    λ and m are recorded as parameters of the node (shown in its label), not as graph
+    leaves, so the node reads nothing but the weights: that is the whole point.
+    """
+    if not weights:
+        raise ValueError("l2_penalty needs at least one weight tensor")
+    return apply("l2_penalty", *weights, lambd=float(lambd), m=int(m), name=name)
+
+
+def dropout(a: Tensor, keep_prob: float, seed: int | None = 0, name: str | None = None,
+            mask_name: str | None = None) -> Tensor:
+    """Inverted dropout ``A * D / keep_prob``; the 0/1 mask D is recorded as a ``const`` leaf.
+
+    The mask comes from ``numpy.random.default_rng(seed)`` so a drawing is reproducible.
+    """
+    if not 0 < keep_prob <= 1:
+        raise ValueError(f"dropout: keep_prob must be in (0, 1], got {keep_prob}")
+    rng = np.random.default_rng(seed)
+    mask = (rng.random(a.shape) < keep_prob).astype(a.value.dtype)
+    d = a.graph.const(mask, name=mask_name)
+    return apply("dropout", a, d, keep_prob=float(keep_prob), name=name)

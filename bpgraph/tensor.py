@@ -1,0 +1,122 @@
+"""Tensor: a thin handle (graph, node id) with Python operators.
+
+A Tensor owns nothing: its value, name and gradient live on its node in the graph. The
+operators only ask the graph to record an op; gradient logic lives in ``ops``/``autodiff``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from .graph import Graph
+
+
+class Tensor:
+    """Handle to one node of a :class:`~bpgraph.Graph`.
+
+    Arithmetic with other tensors, Python scalars and numpy arrays records new nodes
+    (scalars and arrays become ``const`` leaves).
+    """
+
+    __slots__ = ("graph", "id")
+    __array_priority__ = 1000  # make ``ndarray + Tensor`` call Tensor.__radd__
+
+    def __init__(self, graph: Graph, node_id: int) -> None:
+        self.graph = graph
+        self.id = node_id
+
+    # --- what the node holds ----------------------------------------------------------------
+    @property
+    def node(self) -> dict[str, Any]:
+        """The node's attribute dict in the graph (read it, don't edit it)."""
+        return self.graph.node(self.id)
+
+    @property
+    def name(self) -> str:
+        return self.node["name"]
+
+    @property
+    def value(self) -> np.ndarray:
+        return self.node["value"]
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.node["value"].shape
+
+    @property
+    def kind(self) -> str:
+        return self.node["kind"]
+
+    @property
+    def op(self) -> str | None:
+        return self.node["op"]
+
+    @property
+    def grad(self) -> np.ndarray | None:
+        """Gradient from the last ``backward``; None when the root does not depend on it."""
+        return self.node["grad"]
+
+    def named(self, name: str) -> Tensor:
+        """Give this node a human name (``Z1``, ``A1``, ``J``) and return the same tensor."""
+        self.graph.rename(self.id, name)
+        return self
+
+    def __repr__(self) -> str:
+        return f"Tensor({self.name!r}, shape={self.shape}, kind={self.kind!r})"
+
+    # Tensors are graph nodes: compare them by identity and keep them hashable.
+    __hash__ = object.__hash__
+
+    def __bool__(self) -> bool:
+        raise TypeError("a Tensor has no truth value; compare its .value instead")
+
+    # --- operators: each records one op -----------------------------------------------------
+    def _rec(self, op: str, *operands: Any, **params: Any) -> Tensor:
+        return self.graph.record(op, operands, params)
+
+    def __add__(self, other: Any) -> Tensor:
+        return self._rec("add", self, other)
+
+    def __radd__(self, other: Any) -> Tensor:
+        return self._rec("add", other, self)
+
+    def __sub__(self, other: Any) -> Tensor:
+        return self._rec("sub", self, other)
+
+    def __rsub__(self, other: Any) -> Tensor:
+        return self._rec("sub", other, self)
+
+    def __mul__(self, other: Any) -> Tensor:
+        return self._rec("mul", self, other)
+
+    def __rmul__(self, other: Any) -> Tensor:
+        return self._rec("mul", other, self)
+
+    def __truediv__(self, other: Any) -> Tensor:
+        return self._rec("div", self, other)
+
+    def __rtruediv__(self, other: Any) -> Tensor:
+        return self._rec("div", other, self)
+
+    def __matmul__(self, other: Any) -> Tensor:
+        return self._rec("matmul", self, other)
+
+    def __rmatmul__(self, other: Any) -> Tensor:
+        return self._rec("matmul", other, self)
+
+    def __neg__(self) -> Tensor:
+        return self._rec("neg", self)
+
+    def __pow__(self, exponent: Any) -> Tensor:
+        if isinstance(exponent, Tensor):
+            raise TypeError("pow: the exponent must be a constant number; "
+                            "for a tensor exponent write bp.exp(b * bp.log(a))")
+        return self._rec("pow", self, exponent=float(exponent))
+
+    @property
+    def T(self) -> Tensor:  # noqa: N802 - numpy's spelling
+        """Transpose (reverses the axes), recorded as an op."""
+        return self._rec("transpose", self, axes=None)
