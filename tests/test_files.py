@@ -1,0 +1,31 @@
+"""atomic_write: complete new file or the old one untouched."""
+
+import pytest
+
+from bpgraph.files import atomic_write
+
+
+def test_writes_text_and_bytes(tmp_path):
+    atomic_write(tmp_path / "a.txt", "héllo")
+    atomic_write(tmp_path / "b.bin", b"\x00\x01")
+    assert (tmp_path / "a.txt").read_text(encoding="utf-8") == "héllo"
+    assert (tmp_path / "b.bin").read_bytes() == b"\x00\x01"
+
+
+def test_failure_midway_keeps_the_old_file_and_leaves_no_temporary(tmp_path, monkeypatch):
+    target = tmp_path / "diagram.svg"
+    target.write_text("old")
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("os.fsync", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write(target, "new and complete")
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["diagram.svg"]
+
+
+def test_a_folder_is_refused(tmp_path):
+    with pytest.raises(IsADirectoryError):
+        atomic_write(tmp_path, "x")
