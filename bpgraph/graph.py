@@ -105,7 +105,7 @@ class Graph:
         """The last recorded node: the default root for backward and drawing."""
         if not len(self._g):
             raise GraphError("the graph is empty: record something first")
-        return Tensor(self, next(reversed(self._g)))
+        return Tensor(self, len(self._g) - 1)
 
     def id_of(self, ref: Tensor | int | str) -> int:
         """Resolve a Tensor, node id or node name to a node id (clear error if unknown)."""

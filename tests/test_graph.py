@@ -211,3 +211,11 @@ def test_replay_confirms_values_and_names_the_first_bad_node():
     g.node("y")["value"] = np.array([3.0, 7.0])  # a corrupted value
     with pytest.raises(bp.GraphError, match="replay: node 'y'"):
         g.replay()
+
+
+def test_output_is_the_last_recorded_node_and_the_default_root():
+    g = bp.Graph()
+    x = g.param(np.array([3.0]), name="x")
+    y = bp.sum(x * x, name="y")
+    assert g.output.id == y.id and g.output.name == "y"
+    np.testing.assert_allclose(g.backward()["x"], [6.0])
