@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .errors import GraphError
+from .graph import all_finite
 from .ops import OPS
 
 if TYPE_CHECKING:
@@ -67,20 +68,20 @@ def gradients(graph: Graph, root: int, seed: Any = None, *, inputs: bool = False
     """
     nodes = graph.nodes
     grads: dict[int, np.ndarray] = {root: seed_for(graph, root, seed)}
-    for node_id in sorted(graph.ancestors(root), reverse=True):
-        g = grads.get(node_id)
-        attrs = nodes[node_id]
-        if g is None or attrs["kind"] != "op":
-            continue
-        op, operands, out, params = OPS[attrs["op"]], attrs["operands"], attrs["value"], attrs["params"]
-        values = [nodes[o]["value"] for o in operands]
-        for position, operand in enumerate(operands):
-            if not (inputs or nodes[operand]["requires_grad"]):
+    with np.errstate(all="ignore"):  # NaN/inf are reported once, by _check_finite
+        for node_id in sorted(graph.ancestors(root), reverse=True):
+            g = grads.get(node_id)
+            attrs = nodes[node_id]
+            if g is None or attrs["kind"] != "op":
                 continue
-            with np.errstate(all="ignore"):
+            op, operands, out, params = OPS[attrs["op"]], attrs["operands"], attrs["value"], attrs["params"]
+            values = [nodes[o]["value"] for o in operands]
+            for position, operand in enumerate(operands):
+                if not (inputs or nodes[operand]["requires_grad"]):
+                    continue
                 local = unbroadcast(np.asarray(op.vjp(position, g, out, values, params)), values[position].shape)
-            previous = grads.get(operand)
-            grads[operand] = local if previous is None else previous + local
+                previous = grads.get(operand)
+                grads[operand] = local if previous is None else np.asarray(previous + local)
     for grad in grads.values():
         grad.flags.writeable = False
     _check_finite(graph, grads)
@@ -92,7 +93,7 @@ def _check_finite(graph: Graph, grads: dict[int, np.ndarray]) -> None:
     nodes = graph.nodes
     for node_id in sorted(grads, reverse=True):
         grad = grads[node_id]
-        if np.issubdtype(grad.dtype, np.inexact) and not np.isfinite(grad).all():
+        if not all_finite(grad):
             consumers = [c for c in graph.successors(node_id) if c in grads]
             via = ", ".join(f"{nodes[c]['name']} = {nodes[c]['op']}" for c in consumers) or "the seed"
             graph.warn_or_raise(f"non-finite gradient first appears at node {nodes[node_id]['name']!r} "

@@ -219,3 +219,13 @@ def test_output_is_the_last_recorded_node_and_the_default_root():
     y = bp.sum(x * x, name="y")
     assert g.output.id == y.id and g.output.name == "y"
     np.testing.assert_allclose(g.backward()["x"], [6.0])
+
+
+def test_a_scalar_node_used_twice_gets_its_gradient_summed():
+    g = bp.Graph()
+    a = g.param(np.array([0.5, -1.0]), name="a")
+    t = bp.sum(a * a, name="t")
+    root = (t + bp.exp(t)).named("J")
+    grads = g.backward(root)
+    np.testing.assert_allclose(grads["t"], 1 + np.exp(t.value))
+    np.testing.assert_allclose(grads["a"], (1 + np.exp(t.value)) * 2 * a.value)
