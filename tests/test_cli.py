@@ -1,0 +1,157 @@
+"""The command line: exit codes, output and error paths, through click's CliRunner."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from bpgraph.cli import cli
+from bpgraph.examples import l2_mlp
+
+
+def run(*args: str, **kwargs):
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False, **kwargs)
+
+
+def test_version_and_help_teach_by_example():
+    assert run("--version").output.strip() == "bpgraph, version 0.1.0"
+    out = run("--help").output
+    assert "bpgraph demo" in out and "compare" in out
+    paths_help = run("paths", "--help").output
+    assert "bpgraph paths l2-mlp --of L2 --wrt A2" in paths_help and "MODEL is one of" in paths_help
+
+
+def test_examples_lists_each_builtin_with_one_line():
+    lines = run("examples").output.strip().splitlines()
+    assert [line.split()[0] for line in lines] == ["l2-mlp", "dropout-mlp", "logistic", "softmax-classifier"]
+
+
+def test_paths_lists_both_paths_of_dj_dw1():
+    result = run("paths", "l2-mlp", "--of", "J", "--wrt", "W1")
+    assert result.exit_code == 0
+    assert result.output.splitlines() == [
+        "W1 -> Z1 -> A1 -> Z2 -> A2 -> Z3 -> A3 -> cross_entropy -> J",
+        "W1 -> L2 -> J",
+        "2 paths",
+    ]
+
+
+def test_paths_with_no_path_exits_0_and_says_why():
+    result = run("paths", "l2-mlp", "--of", "L2", "--wrt", "A2")
+    assert result.exit_code == 0
+    assert result.output.strip() == ("no path: ∂L2/∂A2 = 0 because L2 does not depend on A2; "
+                                     "its inputs are W1, W2, W3.")
+
+
+def test_paths_count_and_json():
+    assert run("paths", "l2-mlp", "--of", "J", "--wrt", "W2", "--count").output.strip() == "2"
+    data = json.loads(run("paths", "l2-mlp", "--of", "J", "--wrt", "W1", "--json").output)
+    assert data["count"] == 2 and data["paths"][1] == ["W1", "L2", "J"] and data["capped"] is False
+    none = json.loads(run("paths", "l2-mlp", "--of", "L2", "--wrt", "A2", "--json").output)
+    assert none["count"] == 0 and none["paths"] == [] and "does not depend on A2" in none["reason"]
+
+
+def test_paths_through_pattern():
+    out = run("paths", "l2-mlp", "--of", "L2", "--wrt", "W1", "--through", "A*").output
+    assert out.strip() == "no path from W1 to L2 passes through A*"
+
+
+def test_grads_by_term_table_and_json():
+    out = run("grads", "l2-mlp", "--by-term").output
+    row = next(line for line in out.splitlines() if line.startswith("A2 "))
+    assert row.split()[-1] == "path" and "no path" in row
+    data = json.loads(run("grads", "l2-mlp", "--by-term", "--json").output)
+    assert json.dumps(data)  # plain JSON data
+
+
+def test_explain_formats():
+    assert run("explain", "l2-mlp", "--of", "L2", "--wrt", "A2").output.strip() == (
+        "∂L2/∂A2 = 0: L2 does not depend on A2; its inputs are W1, W2, W3.")
+    latex = run("explain", "l2-mlp", "--of", "J", "--wrt", "W1", "--format", "latex").output
+    assert "\\partial" in latex and latex.count("{") == latex.count("}")
+
+
+def test_diff_reports_exactly_the_weights_as_changed():
+    data = json.loads(run("diff", "l2-mlp", "--set", "lambd=0.7", "--vs", "lambd=0", "--json").output)
+    changed = sorted(row["name"] for row in data["rows"] if row["status"] == "changed")
+    assert changed == ["W1", "W2", "W3"]
+
+
+def test_check_passes_on_the_seed_and_fails_with_a_silly_tolerance():
+    ok = run("check", "l2-mlp")
+    assert ok.exit_code == 0 and "6 of 6 parameters pass" in ok.output
+    bad = run("check", "l2-mlp", "--tol", "1e-30")
+    assert bad.exit_code == 1 and "FAIL" in bad.output
+
+
+def _course_grads(lambd: float = 0.7) -> dict[str, np.ndarray]:
+    g = l2_mlp(lambd=lambd)
+    v = {n: g[n].value for n in g.names}
+    m = 211
+    d = {"dZ3": v["A3"] - v["Y"]}
+    d["dW3"] = d["dZ3"] @ v["A2"].T / m + lambd / m * v["W3"]
+    d["db3"] = d["dZ3"].sum(axis=1, keepdims=True) / m
+    d["dA2"] = v["W3"].T @ d["dZ3"]
+    return d
+
+
+def test_compare_all_ok_exits_0_and_wrong_exits_1(tmp_path):
+    good = tmp_path / "good.npz"
+    np.savez(good, **_course_grads())
+    result = run("compare", "l2-mlp", "--grads", str(good), "--json")
+    assert result.exit_code == 0 and json.loads(result.output)["first_wrong"] == []
+    wrong = _course_grads()
+    wrong["dA2"] = wrong["dA2"] + 0.1
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, **wrong)
+    result = run("compare", "l2-mlp", "--grads", str(bad), "--json")
+    assert result.exit_code == 1 and json.loads(result.output)["first_wrong"] == ["A2"]
+
+
+# --- error paths: one clear line, exit 2, no traceback -----------------------------------------
+@pytest.mark.parametrize("args,message", [
+    (("paths", "l2-mlp", "--of", "J", "--wrt", "A4"), "no node named 'A4'; did you mean"),
+    (("paths", "l2-mlpp", "--of", "J", "--wrt", "W1"), "Did you mean l2-mlp?"),
+    (("check", "missing.py"), "no such file: missing.py"),
+    (("check", "l2-mlp", "--set", "lamda=0"), "does not take lamda; it accepts: lambd"),
+    (("check", "l2-mlp", "--set", "oops"), "--set expects key=value"),
+    (("paths", "l2-mlp", "--of", "J", "--wrt", "W1", "--through", "Q*"), "Q*"),
+    (("diff", "l2-mlp"), "give a second MODEL or --vs"),
+])
+def test_user_mistakes_exit_2_with_one_message(args, message):
+    result = CliRunner().invoke(cli, list(args))
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert "Traceback" not in result.output
+
+
+def test_user_script_models_and_their_errors(tmp_path):
+    script = tmp_path / "net.py"
+    script.write_text(
+        "import numpy as np\nimport bpgraph as bp\n\n"
+        "def build(scale=2.0):\n"
+        "    g = bp.Graph()\n"
+        "    w = g.param(np.array([[1.0, 2.0]]), name='w')\n"
+        "    return bp.sum(w * scale, name='y')\n\n"
+        "def broken():\n"
+        "    return 1 / 0\n")
+    ok = run("paths", str(script), "--of", "y", "--wrt", "w", "--set", "scale=3")
+    assert ok.exit_code == 0 and "w -> mul_" in ok.output
+    missing = CliRunner().invoke(cli, ["check", f"{script}:nothing"])
+    assert missing.exit_code == 2 and "has no function 'nothing'; functions in it: build, broken" in missing.output
+    raised = CliRunner().invoke(cli, ["check", f"{script}:broken"])
+    assert raised.exit_code == 2 and "raised ZeroDivisionError: division by zero" in raised.output
+    assert "Traceback" not in raised.output
+    debug = CliRunner().invoke(cli, ["--debug", "check", f"{script}:broken"])
+    assert isinstance(debug.exception.__cause__, ZeroDivisionError)  # the full chain is shown
+
+
+def test_python_dash_m_bpgraph_runs_the_same_cli():
+    result = subprocess.run([sys.executable, "-m", "bpgraph", "examples"], capture_output=True, text=True, check=True)
+    assert result.stdout.startswith("l2-mlp")
