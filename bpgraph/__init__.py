@@ -19,7 +19,7 @@ _EXPORTS: dict[str, str] = {
                                    "NonFiniteWarning", "OpError", "UnknownNodeError")},
     "Graph": "graph",
     "Tensor": "tensor",
-    **{name: "gradcheck" for name in ("GradcheckReport", "LeafCheck", "gradcheck")},
+    **{name: "fdcheck" for name in ("GradcheckReport", "LeafCheck", "gradcheck")},
     **{name: "ops" for name in ("abs", "apply", "binary_cross_entropy", "dropout", "exp",
                                 "l2_penalty", "linear", "log", "log_softmax", "maximum", "mean",
                                 "relu", "reshape", "sigmoid", "softmax", "softmax_cross_entropy",
@@ -45,7 +45,7 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:
     from .errors import (BpgraphError, GraphError, NonFiniteError, NonFiniteWarning, OpError,
                          UnknownNodeError)
-    from .gradcheck import GradcheckReport, LeafCheck, gradcheck
+    from .fdcheck import GradcheckReport, LeafCheck, gradcheck
     from .graph import Graph
     from .ops import (abs, apply, binary_cross_entropy, dropout, exp, l2_penalty, linear, log,
                       log_softmax, maximum, mean, relu, reshape, sigmoid, softmax,

@@ -137,7 +137,7 @@ def check(model: Any, tol: float, of: str | None) -> None:
 
     Exits 1 when any parameter fails. Example: bpgraph check l2-mlp --tol 1e-7
     """
-    from .gradcheck import gradcheck
+    from .fdcheck import gradcheck
 
     graph = model.graph
     root = model.root if of is None else graph.id_of(of)
@@ -446,7 +446,7 @@ def demo(output: str, theme: str, lambd: float) -> None:
     graph = l2_mlp(lambd=lambd)
     graph.backward("J")
     to_dot(graph, "J", theme=theme).save(output)
-    click.echo(f"\nDiagram: {output} (orange = cross_entropy's gradient, blue = L2's: L2 reaches only W1, W2, W3)")
+    click.echo(f"\nDiagram: {output} (solid blue edges carry cross_entropy's gradient, dashed orange ones L2's: only to W1, W2, W3)")
 
 
 def main() -> None:

@@ -229,3 +229,15 @@ def test_a_scalar_node_used_twice_gets_its_gradient_summed():
     grads = g.backward(root)
     np.testing.assert_allclose(grads["t"], 1 + np.exp(t.value))
     np.testing.assert_allclose(grads["a"], (1 + np.exp(t.value)) * 2 * a.value)
+
+
+def test_every_public_name_resolves_to_what_it_documents_even_after_submodule_imports():
+    # A submodule named like a public function would shadow it once imported.
+    import importlib
+    import pkgutil
+
+    for module in pkgutil.iter_modules(bp.__path__):
+        importlib.import_module(f"bpgraph.{module.name}")
+    for name in bp.__all__:
+        if name != "__version__":
+            assert not isinstance(getattr(bp, name), type(bp)), f"bp.{name} is a module"
