@@ -29,10 +29,10 @@ def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
         return grad
     extra = grad.ndim - len(shape)
     if extra > 0:
-        grad = grad.sum(axis=tuple(range(extra)))
+        grad = np.add.reduce(grad, axis=tuple(range(extra)))
     stretched = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
     if stretched:
-        grad = grad.sum(axis=stretched, keepdims=True)
+        grad = np.add.reduce(grad, axis=stretched, keepdims=True)
     return np.asarray(grad).reshape(shape)
 
 
@@ -75,9 +75,10 @@ def gradients(graph: Graph, root: int, seed: Any = None, *, inputs: bool = False
             if g is None or attrs["kind"] != "op":
                 continue
             op, operands, out, params = OPS[attrs["op"]], attrs["operands"], attrs["value"], attrs["params"]
-            values = [nodes[o]["value"] for o in operands]
+            operand_attrs = [nodes[o] for o in operands]
+            values = [a["value"] for a in operand_attrs]
             for position, operand in enumerate(operands):
-                if not (inputs or nodes[operand]["requires_grad"]):
+                if not (inputs or operand_attrs[position]["requires_grad"]):
                     continue
                 local = unbroadcast(np.asarray(op.vjp(position, g, out, values, params)), values[position].shape)
                 previous = grads.get(operand)
@@ -91,8 +92,12 @@ def gradients(graph: Graph, root: int, seed: Any = None, *, inputs: bool = False
 def _check_finite(graph: Graph, grads: dict[int, np.ndarray]) -> None:
     """Name the node where a NaN/inf gradient first appears (walking from the root down)."""
     nodes = graph.nodes
+    checked: set[int] = set()  # an op like add passes its upstream array on: check each array once
     for node_id in sorted(grads, reverse=True):
         grad = grads[node_id]
+        if id(grad) in checked:
+            continue
+        checked.add(id(grad))
         if not all_finite(grad):
             consumers = [c for c in graph.successors(node_id) if c in grads]
             via = ", ".join(f"{nodes[c]['name']} = {nodes[c]['op']}" for c in consumers) or "the seed"

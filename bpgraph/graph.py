@@ -21,6 +21,7 @@ id order is a topological order: no sort is ever needed.
 
 from __future__ import annotations
 
+import cmath
 import contextlib
 import warnings
 from typing import Any, Iterable, Iterator, Mapping, Sequence
@@ -40,8 +41,38 @@ def _readonly(a: np.ndarray) -> np.ndarray:
     return a
 
 
-def _all_finite(a: np.ndarray) -> bool:
-    return not np.issubdtype(a.dtype, np.inexact) or bool(np.isfinite(a).all())
+def all_finite(a: np.ndarray) -> bool:
+    """True unless a float or complex array holds a NaN or an infinity.
+
+    One reduction with no temporary array decides the usual case: a sum is finite only when
+    every term is.  Only a sum that overflowed needs the element-wise test.
+    """
+    if a.dtype.kind not in "fc":
+        return True
+    total = a.item() if a.size == 1 else np.add.reduce(a, axis=None)
+    return cmath.isfinite(total) or bool(np.isfinite(a).all())
+
+
+@np.errstate(all="ignore")  # NaN/inf are reported by record itself, naming the node
+def _forward(spec: _ops.Op, values: list[np.ndarray], params: dict[str, Any]) -> np.ndarray:
+    return np.asarray(spec.forward(*values, **params))
+
+
+class _Scope:
+    """What :meth:`Graph.scope` returns (a small class: a generator-based one costs microseconds)."""
+
+    __slots__ = ("_scopes", "_name")
+
+    def __init__(self, scopes: list[str], name: str) -> None:
+        self._scopes, self._name = scopes, name
+
+    def __enter__(self) -> None:
+        if not self._name or "/" in self._name:
+            raise GraphError(f"a scope name must be non-empty and contain no '/', got {self._name!r}")
+        self._scopes.append(self._name)
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._scopes.pop()
 
 
 class Graph:
@@ -150,7 +181,7 @@ class Graph:
     def param(self, value: Any, name: str | None = None) -> Tensor:
         """A trainable leaf (W, b). Values are copied, stored as float and made read-only."""
         arr = np.array(value, copy=True)
-        if not np.issubdtype(arr.dtype, np.floating):
+        if arr.dtype.kind != "f":
             arr = arr.astype(np.float64)
         return self._leaf("param", arr, name, requires_grad=True)
 
@@ -163,7 +194,7 @@ class Graph:
         return self._leaf("const", np.array(value, copy=True), name, requires_grad=False)
 
     def _leaf(self, kind: str, arr: np.ndarray, name: str | None, requires_grad: bool) -> Tensor:
-        if arr.dtype == object or not np.issubdtype(arr.dtype, np.number) and arr.dtype != bool:
+        if arr.dtype.kind not in "biufc" and (arr.dtype == object or not np.issubdtype(arr.dtype, np.number)):
             raise GraphError(f"{kind} {name or ''}: values must be numeric, got dtype {arr.dtype}")
         return self._add(kind, None, (), {}, _readonly(arr), name, requires_grad)
 
@@ -175,19 +206,20 @@ class Graph:
             raise GraphError(f"unknown op {op!r}; known ops: {', '.join(sorted(_ops.OPS))}")
         if spec.arity is not None and len(operands) != spec.arity:
             raise GraphError(f"{op} takes {spec.arity} operand(s), got {len(operands)}")
-        ids = tuple(self._operand_id(o) for o in operands)
+        ids = tuple([self._operand_id(o) for o in operands])
         params = dict(params or {})
         nodes = self._g.nodes
-        values = [nodes[i]["value"] for i in ids]
+        operand_attrs = [nodes[i] for i in ids]
+        values = [attrs["value"] for attrs in operand_attrs]
         try:
-            with np.errstate(all="ignore"):
-                out = np.asarray(spec.forward(*values, **params))
+            out = _forward(spec, values, params)
         except (ValueError, TypeError, IndexError) as exc:
             args = ", ".join(f"{nodes[i]['name']} {nodes[i]['value'].shape}" for i in ids)
             raise OpError(f"{op}({args}): {exc}") from None
-        requires_grad = any(nodes[i]["requires_grad"] for i in ids)
+        requires_grad = any([attrs["requires_grad"] for attrs in operand_attrs])
         tensor = self._add("op", op, ids, params, _readonly(out), name, requires_grad)
-        if not _all_finite(out) and all(_all_finite(v) for v in values):
+        checked = not (spec.keeps_finite and out.dtype.kind == "f")
+        if checked and not all_finite(out) and all(all_finite(v) for v in values):
             self._report_nonfinite(tensor.id)
         return tensor
 
@@ -238,19 +270,12 @@ class Graph:
         attrs["name"] = name
         self._by_name[name] = node_id
 
-    @contextlib.contextmanager
-    def scope(self, name: str) -> Iterator[None]:
+    def scope(self, name: str) -> contextlib.AbstractContextManager[None]:
         """Group the nodes recorded inside the block (``with g.scope("layer1"):``).
 
         Scopes nest (``layer1/linear``); renderers draw them as clusters and can collapse them.
         """
-        if not name or "/" in name:
-            raise GraphError(f"a scope name must be non-empty and contain no '/', got {name!r}")
-        self._scopes.append(name)
-        try:
-            yield
-        finally:
-            self._scopes.pop()
+        return _Scope(self._scopes, name)
 
     # --- gradients ------------------------------------------------------------------------------
     def backward(self, root: Tensor | int | str | None = None, seed: Any = None, *,
@@ -313,6 +338,12 @@ class Graph:
                                                                   equal_nan=True):
                     raise GraphError(f"replay: node {attrs['name']!r} ({self._describe(i)}) holds a value "
                                      f"that does not follow from its operands; first mismatching node")
+
+    def _repr_svg_(self) -> str:
+        """Jupyter shows a graph as its default drawing (SVG, edges coloured by cost term)."""
+        from .render import repr_svg
+
+        return repr_svg(self)
 
     # --- reports ----------------------------------------------------------------------------------
     def _describe(self, node_id: int) -> str:

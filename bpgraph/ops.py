@@ -29,7 +29,9 @@ class Op:
     ``forward(*values, **params)`` returns the result.  ``vjps[i](g, out, *values, **params)``
     returns the gradient for operand ``i``.  A *variadic* op (``l2_penalty``) has a single
     VJP that also receives the operand position as its first argument.
-    ``formula`` is a short human form used in explanations and labels.
+    ``formula`` is a short human form used in explanations and labels.  ``keeps_finite``
+    says that finite real operands always give a finite result (no overflow, no 0 division),
+    so recording can skip looking for a NaN/inf the op cannot create.
     """
 
     name: str
@@ -37,6 +39,7 @@ class Op:
     vjps: tuple[Callable[..., Array], ...]
     formula: str
     variadic: bool = False
+    keeps_finite: bool = False
 
     @property
     def arity(self) -> int | None:
@@ -55,8 +58,8 @@ OPS: dict[str, Op] = {}
 
 
 def _declare(name: str, forward: Callable[..., Array], *vjps: Callable[..., Array],
-             formula: str, variadic: bool = False) -> None:
-    OPS[name] = Op(name, forward, tuple(vjps), formula, variadic)
+             formula: str, variadic: bool = False, keeps_finite: bool = False) -> None:
+    OPS[name] = Op(name, forward, tuple(vjps), formula, variadic, keeps_finite)
 
 
 def _expand_reduced(g: Array, shape: tuple[int, ...], axis: Any, keepdims: bool) -> Array:
@@ -95,6 +98,16 @@ def _matmul(a: Array, b: Array) -> Array:
     return a @ b
 
 
+def _linear(w: Array, a: Array, b: Array) -> Array:
+    z = _matmul(w, a)
+    if b.dtype == z.dtype:
+        try:
+            return np.add(z, b, out=z)  # z is fresh: add b in place rather than allocate Z twice
+        except (ValueError, TypeError):  # b broadcasts z to a larger shape, or z is a scalar
+            pass
+    return z + b
+
+
 def _bce(a: Array, y: Array) -> Array:
     if a.shape != y.shape:
         raise ValueError("the prediction and the labels must have the same shape")
@@ -114,7 +127,7 @@ def _l2(*weights: Array, lambd: float, m: int) -> Array:
 
 
 def _swap(a: Array) -> Array:
-    return np.swapaxes(a, -1, -2)
+    return a.swapaxes(-1, -2)
 
 
 # --- elementwise arithmetic ---------------------------------------------------------------
@@ -136,7 +149,7 @@ _declare("div", np.divide,
          formula="a / b")
 _declare("neg", np.negative,
          lambda g, out, a: -g,
-         formula="-a")
+         formula="-a", keeps_finite=True)
 _declare("pow", lambda a, exponent: np.power(a, exponent),
          lambda g, out, a, exponent: g * exponent * np.power(a, exponent - 1),
          formula="a ** p")
@@ -144,7 +157,7 @@ _declare("matmul", _matmul,
          lambda g, out, a, b: g @ _swap(b),
          lambda g, out, a, b: _swap(a) @ g,
          formula="a @ b")
-_declare("linear", lambda w, a, b: _matmul(w, a) + b,
+_declare("linear", _linear,
          lambda g, out, w, a, b: g @ _swap(a),
          lambda g, out, w, a, b: _swap(w) @ g,
          lambda g, out, w, a, b: g,
@@ -159,17 +172,17 @@ _declare("abs", np.abs, lambda g, out, a: g * np.sign(a), formula="|a|")
 _declare("maximum", np.maximum,
          lambda g, out, a, b: g * (a >= b),
          lambda g, out, a, b: g * (a < b),
-         formula="max(a, b)")
+         formula="max(a, b)", keeps_finite=True)
 _declare("relu", lambda a: np.maximum(a, 0),
          lambda g, out, a: g * (out > 0),
-         formula="max(a, 0)")
+         formula="max(a, 0)", keeps_finite=True)
 _declare("sigmoid", lambda a: 1 / (1 + np.exp(-a)),
          lambda g, out, a: g * out * (1 - out),
-         formula="1 / (1 + exp(-a))")
-_declare("tanh", np.tanh, lambda g, out, a: g * (1 - out * out), formula="tanh(a)")
+         formula="1 / (1 + exp(-a))", keeps_finite=True)
+_declare("tanh", np.tanh, lambda g, out, a: g * (1 - out * out), formula="tanh(a)", keeps_finite=True)
 _declare("softmax", lambda a, axis: np.exp(_log_softmax(a, axis)),
          lambda g, out, a, axis: out * (g - np.sum(g * out, axis=axis, keepdims=True)),
-         formula="softmax(a)")
+         formula="softmax(a)", keeps_finite=True)
 _declare("log_softmax", _log_softmax,
          lambda g, out, a, axis: g - np.exp(out) * np.sum(g, axis=axis, keepdims=True),
          formula="log softmax(a)")
@@ -184,10 +197,10 @@ _declare("mean", lambda a, axis, keepdims: np.mean(a, axis=axis, keepdims=keepdi
          formula="mean(a)")
 _declare("reshape", lambda a, shape: np.reshape(a, shape),
          lambda g, out, a, shape: np.reshape(g, a.shape),
-         formula="reshape(a)")
+         formula="reshape(a)", keeps_finite=True)
 _declare("transpose", lambda a, axes: np.transpose(a, axes),
          lambda g, out, a, axes: np.transpose(g, None if axes is None else np.argsort(axes)),
-         formula="aᵀ")
+         formula="aᵀ", keeps_finite=True)
 
 # --- costs --------------------------------------------------------------------------------
 _declare("binary_cross_entropy", _bce,
@@ -211,11 +224,11 @@ _declare("dropout", lambda a, mask, keep_prob: a * mask / keep_prob,
 # --- public functions: record an op on the graph of their tensor operands -----------------
 def apply(op: str, *operands: Any, name: str | None = None, **params: Any) -> Tensor:
     """Record ``op`` on the graph that owns the tensor operands and return the result."""
-    graph = next((o.graph for o in operands if isinstance(o, Tensor)), None)
-    if graph is None:
-        raise TypeError(f"{op}() needs at least one bpgraph Tensor operand; "
-                        "create one with Graph.param / Graph.input first")
-    return graph.record(op, operands, params, name=name)
+    for operand in operands:
+        if isinstance(operand, Tensor):
+            return operand.graph.record(op, operands, params, name=name)
+    raise TypeError(f"{op}() needs at least one bpgraph Tensor operand; "
+                    "create one with Graph.param / Graph.input first")
 
 
 def linear(w: Tensor, a: Any, b: Any, name: str | None = None) -> Tensor:
