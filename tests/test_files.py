@@ -29,3 +29,19 @@ def test_failure_midway_keeps_the_old_file_and_leaves_no_temporary(tmp_path, mon
 def test_a_folder_is_refused(tmp_path):
     with pytest.raises(IsADirectoryError):
         atomic_write(tmp_path, "x")
+
+
+def test_new_files_follow_the_umask_and_existing_ones_keep_their_mode(tmp_path):
+    import os
+
+    old = os.umask(0o022)
+    try:
+        atomic_write(tmp_path / "new.svg", "x")
+        existing = tmp_path / "shared.svg"
+        existing.write_text("old")
+        existing.chmod(0o640)
+        atomic_write(existing, "new")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "new.svg").stat().st_mode & 0o777 == 0o644  # mkstemp alone gives 0o600
+    assert existing.stat().st_mode & 0o777 == 0o640
