@@ -155,3 +155,53 @@ def test_user_script_models_and_their_errors(tmp_path):
 def test_python_dash_m_bpgraph_runs_the_same_cli():
     result = subprocess.run([sys.executable, "-m", "bpgraph", "examples"], capture_output=True, text=True, check=True)
     assert result.stdout.startswith("l2-mlp")
+
+
+# --- drawing ----------------------------------------------------------------------------------------
+def test_demo_answers_the_seed_question_and_writes_the_svg(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = run("demo")
+    assert result.exit_code == 0
+    assert "L2 reaches only: W1, W2, W3." in result.output
+    assert "∂L2/∂A2 = 0: L2 does not depend on A2; its inputs are W1, W2, W3." in result.output
+    assert "changed:   dW3, dW2, dW1, each by exactly λ/m·W" in result.output
+    assert "unchanged: dA3, dZ3, db3, dA2, dZ2, db2, dA1, dZ1, db1" in result.output
+    svg = (tmp_path / "bpgraph-demo.svg").read_text(encoding="utf-8")
+    assert "<svg" in svg and ">L2<" in svg and ">W1<" in svg
+
+
+def test_demo_png_without_the_dot_program(tmp_path, monkeypatch):
+    monkeypatch.setattr("bpgraph.render.backend.have_dot", lambda: False)
+    out = tmp_path / "demo.png"
+    result = run("demo", "-o", str(out))
+    assert result.exit_code == 0 and out.read_bytes().startswith(b"\x89PNG")
+
+
+def test_render_formats_from_the_extension_and_options(tmp_path):
+    svg = tmp_path / "l2.svg"
+    assert run("render", "l2-mlp", "-o", str(svg), "--theme", "slides", "--highlight", "J:W1",
+               "--show", "name,shape,grad").exit_code == 0
+    assert svg.read_text(encoding="utf-8").lstrip().startswith("<?xml")
+    dot = tmp_path / "l2.dot"
+    assert run("render", "l2-mlp", "-o", str(dot), "--rankdir", "TB").exit_code == 0
+    assert dot.read_text(encoding="utf-8").startswith("digraph")
+
+
+def test_render_frames_writes_one_svg_per_step_and_an_index(tmp_path):
+    frames = tmp_path / "frames"
+    result = run("render", "logistic", "-o", str(tmp_path / "l.svg"), "--frames", str(frames))
+    assert result.exit_code == 0
+    html = (frames / "index.html").read_text(encoding="utf-8")
+    assert "keydown" in html and "http://" not in html.replace("http://www.w3.org", "")
+    assert len(list(frames.glob("frame_*.svg"))) >= 3
+
+
+def test_a_failed_render_keeps_the_existing_file(tmp_path):
+    target = tmp_path / "keep.svg"
+    target.write_text("precious")
+    result = CliRunner().invoke(cli, ["render", "l2-mlp", "-o", str(target), "--theme", "neon"])
+    assert result.exit_code == 2 and "unknown theme 'neon'" in result.output
+    assert target.read_text() == "precious"
+    bad_highlight = CliRunner().invoke(cli, ["render", "l2-mlp", "-o", str(target), "--highlight", "J"])
+    assert bad_highlight.exit_code == 2 and "--highlight expects OF:WRT" in bad_highlight.output
+    assert target.read_text() == "precious"

