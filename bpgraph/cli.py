@@ -30,6 +30,10 @@ MODEL_HELP = """MODEL is one of:
 """
 
 
+#: The drawing themes (bpgraph.render.THEMES; repeated here so --help needs no numpy).
+THEMES = ("light", "dark", "slides", "print")
+
+
 class UserError(click.ClickException):
     """A mistake in the command's input: one message on stderr, exit status 2."""
 
@@ -100,6 +104,9 @@ def node_name(graph: Any, ref: str | int) -> int:
     return graph.id_of(ref)
 
 
+#: Seconds a command may run before it says on stderr what it is still doing.
+PROGRESS_DELAY = 1.0
+
 
 @contextlib.contextmanager
 def progress(message: str) -> Iterator[None]:
@@ -107,7 +114,7 @@ def progress(message: str) -> Iterator[None]:
     if not sys.stderr.isatty():
         yield
         return
-    timer = threading.Timer(1.0, lambda: click.echo(message, err=True))
+    timer = threading.Timer(PROGRESS_DELAY, lambda: click.echo(message, err=True))
     timer.daemon = True
     timer.start()
     try:
@@ -117,7 +124,7 @@ def progress(message: str) -> Iterator[None]:
 
 
 # --- commands ---------------------------------------------------------------------------------------
-@cli.command()
+@cli.command(short_help='List the built-in example networks.')
 def examples() -> None:
     """List the built-in example networks (usable wherever a command takes MODEL)."""
     from .examples import EXAMPLES
@@ -127,7 +134,7 @@ def examples() -> None:
         click.echo(f"{name:<{width}}  {example.summary}")
 
 
-@cli.command(epilog=MODEL_HELP)
+@cli.command(epilog=MODEL_HELP, short_help='Finite-difference check of every parameter.')
 @model_argument
 @click.option("--tol", default=1e-6, show_default=True, type=click.FloatRange(min=0, min_open=True),
               help="Largest relative error ‖analytic − numeric‖ / (‖analytic‖ + ‖numeric‖) that passes.")
@@ -157,7 +164,7 @@ def _root(model: Any, of: str | None) -> int:
     return model.root if of is None else model.graph.id_of(of)
 
 
-@cli.command(epilog=MODEL_HELP)
+@cli.command(epilog=MODEL_HELP, short_help="Paths that carry ∂OF/∂WRT (or 'no path').")
 @model_argument
 @click.option("--of", required=True, metavar="NODE", help="The node whose gradient travels (e.g. J or L2).")
 @click.option("--wrt", required=True, metavar="NODE", help="The node it reaches (e.g. W1 or A2).")
@@ -214,7 +221,7 @@ def _pattern(text: str | None) -> Any:
     return [part.strip() for part in text.split(",") if part.strip()]
 
 
-@cli.command(epilog=MODEL_HELP)
+@cli.command(epilog=MODEL_HELP, short_help='Every gradient, optionally split by cost term.')
 @model_argument
 @click.option("--of", default=None, metavar="ROOT", help="Node to differentiate (default: the model's root).")
 @click.option("--by-term", is_flag=True, help="Split every gradient into the cost terms of ROOT (e.g. cross_entropy, L2).")
@@ -238,7 +245,7 @@ def grads(model: Any, of: str | None, by_term: bool, as_json: bool) -> None:
         click.echo(str(report))
 
 
-@cli.command(epilog=MODEL_HELP)
+@cli.command(epilog=MODEL_HELP, short_help='The chain rule for ∂OF/∂WRT, path by path.')
 @model_argument
 @click.option("--of", required=True, metavar="NODE", help="The node being differentiated (e.g. J).")
 @click.option("--wrt", required=True, metavar="NODE", help="The node it is differentiated with respect to.")
@@ -258,7 +265,7 @@ def explain(model: Any, of: str, wrt: str, fmt: str) -> None:
     click.echo(explain_pair(model.graph, of, wrt, format=fmt))
 
 
-@cli.command(epilog=MODEL_HELP)
+@cli.command(epilog=MODEL_HELP, short_help='Which gradients change between two builds.')
 @click.argument("model_spec", metavar="MODEL")
 @click.argument("other_spec", metavar="[OTHER]", required=False)
 @click.option("--set", "settings", multiple=True, metavar="KEY=VALUE", help="Settings of the first build (repeatable).")
@@ -288,7 +295,7 @@ def diff(model_spec: str, other_spec: str | None, settings: tuple[str, ...], vs_
     emit_json(report.to_dict()) if as_json else click.echo(str(report))
 
 
-@cli.command(epilog=MODEL_HELP)
+@cli.command(epilog=MODEL_HELP, short_help='Check hand-derived gradients, find the error.')
 @model_argument
 @click.option("--grads", "grads_file", required=True, type=click.Path(exists=True, dir_okay=False),
               help="Your gradients as .npz: keys dW1, db1, dA2, ... (or W1, b1, A2).")
@@ -333,13 +340,14 @@ def _highlight_pairs(values: tuple[str, ...]) -> list[tuple[str, str]]:
     return pairs
 
 
-@cli.command(epilog=MODEL_HELP)
+@cli.command(epilog=MODEL_HELP, short_help='Draw the graph: SVG, PNG, PDF or DOT.')
 @model_argument
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
               help="Output file; its extension picks the format (default: MODEL.svg here).")
 @click.option("--format", "fmt", type=click.Choice(["svg", "png", "pdf", "dot"]), default=None,
               help="Output format when the file name does not say it.")
-@click.option("--theme", default="light", show_default=True, help="light, dark, slides (16:9, large text) or print (grayscale).")
+@click.option("--theme", type=click.Choice(THEMES), default="light", show_default=True,
+              help="light, dark, slides (16:9, large text, transparent) or print (grayscale).")
 @click.option("--rankdir", type=click.Choice(["LR", "TB"]), default="LR", show_default=True,
               help="Draw left to right or top to bottom.")
 @click.option("--show", multiple=True, metavar="ITEMS",
@@ -389,7 +397,7 @@ def render(model: Any, output: str | None, fmt: str | None, theme: str, rankdir:
         click.echo(f"wrote {len(files) - 1} frames and {Path(frames_dir) / 'index.html'}")
 
 
-@cli.command(epilog=MODEL_HELP)
+@cli.command(epilog=MODEL_HELP, short_help='Save the graph as JSON, GraphML or DOT.')
 @model_argument
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="File to write.")
 @click.option("--format", "fmt", type=click.Choice(["json", "graphml", "dot"]), default=None,
@@ -426,10 +434,11 @@ def export(model: Any, output: str, fmt: str | None, grads: bool, values: bool) 
     click.echo(f"wrote {output}")
 
 
-@cli.command()
+@cli.command(short_help='Answer the L2 question and draw the seed net.')
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default="bpgraph-demo.svg", show_default=True,
               help="Where to draw the seed network; the extension picks svg, png, pdf or dot.")
-@click.option("--theme", default="light", show_default=True, help="light, dark, slides or print.")
+@click.option("--theme", type=click.Choice(THEMES), default="light", show_default=True,
+              help="light, dark, slides or print.")
 @click.option("--lambd", default=0.7, show_default=True, type=float, help="The regularisation strength λ.")
 def demo(output: str, theme: str, lambd: float) -> None:
     """Answer the seed question on the built-in l2-mlp network, and draw it.

@@ -200,8 +200,55 @@ def test_a_failed_render_keeps_the_existing_file(tmp_path):
     target = tmp_path / "keep.svg"
     target.write_text("precious")
     result = CliRunner().invoke(cli, ["render", "l2-mlp", "-o", str(target), "--theme", "neon"])
-    assert result.exit_code == 2 and "unknown theme 'neon'" in result.output
+    assert result.exit_code == 2 and "'neon' is not one of 'light', 'dark', 'slides', 'print'" in result.output
     assert target.read_text() == "precious"
     bad_highlight = CliRunner().invoke(cli, ["render", "l2-mlp", "-o", str(target), "--highlight", "J"])
     assert bad_highlight.exit_code == 2 and "--highlight expects OF:WRT" in bad_highlight.output
     assert target.read_text() == "precious"
+
+
+def test_a_render_that_fails_inside_graphviz_keeps_the_existing_file(tmp_path, monkeypatch):
+    from bpgraph.render.backend import RenderError
+
+    def broken_layout(*args, **kwargs):
+        raise RenderError("dot crashed halfway")
+
+    monkeypatch.setattr("bpgraph.render.backend.render", broken_layout)
+    target = tmp_path / "keep.png"
+    target.write_bytes(b"previous picture")
+    result = CliRunner().invoke(cli, ["render", "l2-mlp", "-o", str(target)])
+    assert result.exit_code == 2 and "dot crashed halfway" in result.output
+    assert target.read_bytes() == b"previous picture"
+    assert [p.name for p in tmp_path.iterdir()] == ["keep.png"]  # no temporary left behind
+
+
+def test_the_cli_theme_list_matches_the_library():
+    from bpgraph.cli import THEMES
+    from bpgraph.render import THEMES as LIBRARY_THEMES
+
+    assert THEMES == tuple(LIBRARY_THEMES)
+
+
+def test_command_list_shows_whole_one_line_summaries():
+    out = run("--help").output
+    commands = out.split("Commands:")[1].strip().splitlines()
+    assert len(commands) == 10
+    assert all(not line.rstrip().endswith("...") for line in commands), commands
+
+
+def test_progress_is_shown_on_a_terminal_after_a_delay_and_never_on_a_pipe(monkeypatch, capsys):
+    import time
+
+    from bpgraph import cli as cli_module
+
+    monkeypatch.setattr(cli_module, "PROGRESS_DELAY", 0.01)
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    with cli_module.progress("laying out 12 nodes..."):
+        time.sleep(0.2)
+    with cli_module.progress("quick"):
+        pass
+    assert capsys.readouterr().err == "laying out 12 nodes...\n"
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False)
+    with cli_module.progress("slow but piped"):
+        time.sleep(0.2)
+    assert capsys.readouterr().err == ""
