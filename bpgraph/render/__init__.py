@@ -85,28 +85,31 @@ class Diagram:
         """Lay out and render to ``svg``, ``png`` (``dpi`` sets the resolution), ``pdf`` or ``dot``.
 
         If the engine reports the layout as too large (the embedded Graphviz runs out of
-        stack on very deep graphs), the graph is collapsed to half as many nodes and retried;
-        the picture's caption says so.
+        stack on very deep graphs), the graph is collapsed to about half as many nodes and retried;
+        the picture's caption says so, and the diagram keeps the collapsed drawing, so its
+        :attr:`source` and :attr:`notes` then describe what was actually drawn.
         """
         fmt = _check_format(fmt)
         if fmt == "dot":
             return self.source.encode("utf-8")
         from . import backend
 
-        drawing = self._drawing
         for _ in range(RETRIES):
             try:
-                return backend.render(drawing.digraph.source, fmt, dpi=dpi, engine=engine)
+                return backend.render(self.source, fmt, dpi=dpi, engine=engine)
             except backend.LayoutTooLarge:
-                if drawing.units <= 1:
+                if self.units <= 1:
                     raise
-                budget = max(1, drawing.units // 2)
-                note = (f"the layout engine could not handle {drawing.units:,} nodes; "
-                        f"collapsed to at most {budget:,}")
-                options = {**self.options, "max_nodes": budget,
-                           "notes": (*self.options.get("notes", ()), note)}
-                drawing = build(self.graph, self.root, **options)
-        return backend.render(drawing.digraph.source, fmt, dpi=dpi, engine=engine)
+                self._collapse_further()
+        return backend.render(self.source, fmt, dpi=dpi, engine=engine)
+
+    def _collapse_further(self) -> None:
+        """Rebuild with half the node budget, adding a caption note that says why."""
+        budget = max(1, self.units // 2)
+        note = f"the layout engine could not handle {self.units:,} nodes; retried with max_nodes={budget:,}"
+        self.options = {**self.options, "max_nodes": budget,
+                        "notes": (*self.options.get("notes", ()), note)}
+        self._drawing = build(self.graph, self.root, **self.options)
 
     def save(self, path: str | os.PathLike[str], fmt: str | None = None, *, dpi: float | None = None,
              engine: str = "auto") -> Path:

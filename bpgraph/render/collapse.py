@@ -209,7 +209,7 @@ def plan(graph: Graph, collapse: Iterable[str] = (), max_nodes: int = MAX_NODES,
                      if attrs["scope"] and i not in explicit), default=0)
     for level in range(max_depth, 0, -1):
         by_scope = {i: _prefix(nodes[i]["scope"], level) for i in free
-                    if nodes[i]["scope"].count("/") + 1 >= level}
+                    if nodes[i]["scope"] and nodes[i]["scope"].count("/") + 1 >= level}
         level_groups = _scope_groups(graph, by_scope)
         attempt = _finish(groups + level_groups, total)
         if attempt.units <= max_nodes:

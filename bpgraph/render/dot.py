@@ -32,7 +32,7 @@ import numpy as np
 from ..analysis import cost_terms, descendants, term_edges
 from ..errors import GraphError
 from . import collapse as _collapse
-from .themes import KIND_TITLES, NODE_KINDS, RenderOptionError, Theme, get_theme
+from .themes import KIND_TITLES, NODE_KINDS, NodeStyle, RenderOptionError, Theme, get_theme
 
 if TYPE_CHECKING:
     from ..graph import Graph
@@ -286,6 +286,11 @@ def _box_size(ctx: _Context, shape: str, lines: list[str]) -> dict[str, str]:
     return {"fixedsize": "true", "width": format(width, ".2f"), "height": format(height, ".2f")}
 
 
+def _margin(style: NodeStyle) -> dict[str, str]:
+    """The node kind's own label margin, when it has one."""
+    return {"margin": style.margin} if style.margin else {}
+
+
 def _node_attrs(ctx: _Context, node_id: int) -> dict[str, str]:
     theme = ctx.theme
     kind = ctx.kind_of[node_id]
@@ -302,7 +307,8 @@ def _node_attrs(ctx: _Context, node_id: int) -> dict[str, str]:
         fill, pen = theme.accent, pen + 2.0
     lines, final = _label_lines(ctx, node_id)
     attrs = {"id": f"n{node_id}", "label": label(lines), "shape": style.shape, "style": style.style,
-             "fillcolor": fill, "color": border, "fontcolor": font, "penwidth": fmt_number(pen)}
+             "fillcolor": fill, "color": border, "fontcolor": font, "penwidth": fmt_number(pen),
+             **_margin(style)}
     if frame is not None:
         attrs.update(_box_size(ctx, style.shape, final))
     return attrs
@@ -319,7 +325,7 @@ def _group_attrs(ctx: _Context, group: _collapse.Group) -> dict[str, str]:
                           else (style.fill, style.border, style.font))
     return {"id": group.key, "label": label([label_text(group.title), label_text(detail)]),
             "shape": style.shape, "style": style.style, "fillcolor": fill, "color": border,
-            "fontcolor": font, "penwidth": fmt_number(style.penwidth)}
+            "fontcolor": font, "penwidth": fmt_number(style.penwidth), **_margin(style)}
 
 
 def _edge_attrs(theme: Theme, tail: str, head: str, terms: Sequence[int], lit: bool | None,
@@ -350,23 +356,27 @@ def _legend(theme: Theme, kinds: set[str], term_names: list[str], both: bool, fa
             root_name: str) -> graphviz.Digraph:
     """A cluster with one sample node per kind drawn and one sample arrow per edge meaning.
 
-    Invisible edges chain the samples into one row (one column with ``rankdir=TB``).
+    Invisible edges chain the samples into two rows, node kinds and edge meanings (two
+    columns with ``rankdir=TB``), so the legend stays narrower than the picture.
     """
     legend = graphviz.Digraph(name="cluster_legend")
     legend.attr(id="legend", label="legend", style="rounded", color=theme.cluster_border,
                 fontcolor=theme.text, fontsize=fmt_number(theme.small_fontsize + 1))
     small = fmt_number(theme.small_fontsize)
-    chain: list[tuple[str, str]] = []  # (first, last) node of each sample
+    kinds_row: list[tuple[str, str]] = []  # (first, last) node of each sample
+    edges_row: list[tuple[str, str]] = []
     for kind in NODE_KINDS:
         if kind in kinds:
             style = theme.nodes[kind]
             legend.node(f"legend_{kind}", KIND_TITLES[kind], shape=style.shape,
                         style=style.style, fillcolor=style.fill, color=style.border,
-                        fontcolor=style.font, penwidth=fmt_number(style.penwidth), fontsize=small)
-            chain.append((f"legend_{kind}", f"legend_{kind}"))
+                        fontcolor=style.font, penwidth=fmt_number(style.penwidth), fontsize=small,
+                        **_margin(style))
+            kinds_row.append((f"legend_{kind}", f"legend_{kind}"))
     samples = [(f"gradient of {name}", [k]) for k, name in enumerate(term_names)]
     if both:
-        samples.append(("both terms", list(range(len(term_names)))))
+        samples.append(("both terms" if len(term_names) == 2 else "several terms",
+                        list(range(len(term_names)))))
     if faded:
         samples.append((f"no gradient from {root_name}", []))
     for k, (text, terms) in enumerate(samples):
@@ -376,9 +386,10 @@ def _legend(theme: Theme, kinds: set[str], term_names: list[str], both: bool, fa
         legend.node(f"legend_t{k}", label([label_text(text)]), shape="plaintext",
                     fontcolor=theme.text, fontsize=small)
         legend.edge(f"legend_e{k}", f"legend_t{k}", **attrs)
-        chain.append((f"legend_e{k}", f"legend_t{k}"))
-    for (_, last), (first, _) in zip(chain, chain[1:]):
-        legend.edge(last, first, style="invis")
+        edges_row.append((f"legend_e{k}", f"legend_t{k}"))
+    for row in (kinds_row, edges_row):
+        for (_, last), (first, _) in zip(row, row[1:]):
+            legend.edge(last, first, style="invis")
     return legend
 
 
@@ -421,8 +432,9 @@ def build(graph: Graph, root: Tensor | int | str | None = None, *, theme: str | 
                    "labelloc": "t", "labeljust": "l", "nodesep": "0.25", "ranksep": "0.4",
                    "pad": "0.2", "outputorder": "edgesfirst", **theme.graph_attrs}
     lines = _caption_lines(graph, root_id, caption, frame) + path_notes + plan.notes + list(notes)
-    if lines:
-        graph_attrs["label"] = label((label_text(t) for t in lines), end="\\l")
+    if lines:  # split names that hold newlines too, so every caption line is left-justified
+        graph_attrs["label"] = label((label_text(part) for t in lines for part in t.split("\n")),
+                                     end="\\l")
     digraph.attr("graph", **graph_attrs)
     digraph.attr("node", fontname=theme.fontname, fontsize=fmt_number(theme.fontsize),
                  fontcolor=theme.text, margin="0.1,0.04", height="0.3")
@@ -463,8 +475,6 @@ def build(graph: Graph, root: Tensor | int | str | None = None, *, theme: str | 
         term_set, lit, delivered, pending = merged[(tail, head)]
         attrs = _edge_attrs(theme, tail, head, sorted(term_set), None if lit_edges is None else lit,
                             delivered, pending)
-        if scope_of_unit[tail] != scope_of_unit[head]:
-            attrs["minlen"] = "2"  # room for the next cluster's parameters: clusters sit in a row
         digraph.edge(tail, head, **attrs)
 
     if legend:
@@ -512,6 +522,7 @@ def _emit_clustered(digraph: graphviz.Digraph, theme: Theme,
     for k, path in enumerate(ordered):
         cluster = graphviz.Digraph(name=f"cluster_{k}")
         cluster.attr(id=f"cluster{k}", label=label([label_text(path.rpartition("/")[2])]),
+                     labeljust="r",  # top right: edges into a cluster arrive at its left
                      style="rounded,filled", color=theme.cluster_border, fillcolor=theme.cluster_fill,
                      fontcolor=theme.text, fontsize=fmt_number(theme.small_fontsize + 1))
         clusters[path] = cluster

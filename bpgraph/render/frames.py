@@ -152,7 +152,7 @@ header button {{ font-size: 16px; min-width: 2.5em; }}
 """
 
 
-_FRAME_FILE = re.compile(r"frame_(\d+)\.svg")
+_FRAME_FILE = re.compile(r"frame_\d+\.svg")
 
 
 def write_frames(graph: Graph, folder: str | os.PathLike[str], root: Tensor | int | str | None = None,
@@ -162,8 +162,8 @@ def write_frames(graph: Graph, folder: str | os.PathLike[str], root: Tensor | in
     """Write ``frame_001.svg``... and ``index.html`` into ``folder``; returns the paths.
 
     Every frame is rendered before anything is written, and each file is written atomically,
-    so a failure leaves the folder as it was.  Frame files from an earlier, longer run that
-    no longer belong to the sequence are removed.
+    so a failure leaves the folder as it was.  Frame files from an earlier run that do not
+    belong to this sequence (more steps, or numbered with more digits) are removed.
     """
     folder = Path(folder)
     theme_obj = get_theme(theme)
@@ -181,8 +181,7 @@ def write_frames(graph: Graph, folder: str | os.PathLike[str], root: Tensor | in
     written.append(atomic_write(folder / "index.html", page))
     keep = set(names)
     for old in folder.iterdir():
-        match = _FRAME_FILE.fullmatch(old.name)
-        if match and old.name not in keep and int(match.group(1)) > len(names):
+        if _FRAME_FILE.fullmatch(old.name) and old.name not in keep:
             old.unlink()
     return written
 

@@ -41,7 +41,11 @@ KIND_TITLES = {
 
 @dataclass(frozen=True)
 class NodeStyle:
-    """How one node kind looks: Graphviz shape, DOT style, fill, border and text colours."""
+    """How one node kind looks: Graphviz shape, DOT style, fill, border and text colours.
+
+    ``margin`` (inches, ``"x,y"``) is set for shapes whose outline eats into the label box
+    (a cylinder's top rim, a 3-D box's raised edges); None keeps the drawing's default.
+    """
 
     shape: str
     style: str
@@ -49,6 +53,7 @@ class NodeStyle:
     border: str
     font: str
     penwidth: float = 1.0
+    margin: str | None = None
 
 
 @dataclass(frozen=True)
@@ -93,17 +98,17 @@ def _nodes(param: str, input_: str, const: str, op: str, term: str, root: str, g
     """Node styles for one theme: the shapes are shared, only the colours differ."""
     return {
         "param": NodeStyle("box", "rounded,filled", param, border, font, 1.6),
-        "input": NodeStyle("cylinder", "filled", input_, border, font),
+        "input": NodeStyle("cylinder", "filled", input_, border, font, margin="0.1,0.12"),
         "const": NodeStyle("box", "filled,dashed", const, border, font),
         "op": NodeStyle("ellipse", "filled", op, border, font),
         "term": NodeStyle("octagon", "filled", term, border, font, 1.6),
         "root": NodeStyle("doubleoctagon", "filled", root, border, font, 2.0),
-        "group": NodeStyle("box3d", "filled", group, border, font),
+        "group": NodeStyle("box3d", "filled", group, border, font, margin="0.15,0.1"),
     }
 
 
 LIGHT = Theme(
-    name="light", background="white", fontname="DejaVu Sans", fontsize=12, small_fontsize=9,
+    name="light", background="white", fontname="DejaVu Sans", fontsize=12, small_fontsize=10,
     text="#222222",
     nodes=_nodes("#FBE3C4", "#D6EAF8", "#FFFFFF", "#F2F2F2", "#FCF3B0", "#F9D98C", "#E5E5E5",
                  border="#333333", font="#222222"),
@@ -113,7 +118,7 @@ LIGHT = Theme(
 )
 
 DARK = Theme(
-    name="dark", background="#1E1E1E", fontname="DejaVu Sans", fontsize=12, small_fontsize=9,
+    name="dark", background="#1E1E1E", fontname="DejaVu Sans", fontsize=12, small_fontsize=10,
     text="#E8E8E8",
     nodes=_nodes("#5A3E1B", "#1F3A52", "#2A2A2A", "#333333", "#4D4715", "#6B4B12", "#3A3A3A",
                  border="#C8C8C8", font="#F0F0F0"),
@@ -125,17 +130,17 @@ DARK = Theme(
 
 SLIDES = Theme(
     name="slides", background="transparent", fontname="DejaVu Sans", fontsize=20,
-    small_fontsize=15, text="#222222",
+    small_fontsize=17, text="#222222",
     nodes=_nodes("#FBE3C4", "#D6EAF8", "#FFFFFF", "#F2F2F2", "#FCF3B0", "#F9D98C", "#E5E5E5",
                  border="#333333", font="#222222"),
     term_colors=OKABE_ITO, term_styles=TERM_STYLES, edge_penwidth=3.5,
     faded_edge="#C0C0C0", faded_fill="#FAFAFA", faded_text="#9A9A9A", accent="#E69F00",
     cluster_border="#B0B0B0", cluster_fill="none",
-    graph_attrs={"size": "13.33,7.5", "ratio": "compress", "nodesep": "0.35", "ranksep": "0.6"},
+    graph_attrs={"size": "13.33,7.5", "ratio": "compress", "nodesep": "0.25", "ranksep": "0.45"},
 )
 
 PRINT = Theme(
-    name="print", background="white", fontname="DejaVu Sans", fontsize=12, small_fontsize=9,
+    name="print", background="white", fontname="DejaVu Sans", fontsize=12, small_fontsize=10,
     text="#000000",
     nodes=_nodes("#D9D9D9", "#F0F0F0", "#FFFFFF", "#FFFFFF", "#BFBFBF", "#A6A6A6", "#E6E6E6",
                  border="#000000", font="#000000"),
