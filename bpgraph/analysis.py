@@ -20,7 +20,8 @@ ids ascend in a topological order, so no topological sort is ever needed and not
 one deterministic order everywhere: depth-first from OF back to WRT, visiting each node's
 operands by increasing id.  An operand used at several positions (``x * x``) is one edge, whose
 local derivative sums over those positions.  Reports are frozen dataclasses with ``to_dict()``
-(plain JSON-ready data) and a ``__str__`` giving a text table.
+(plain JSON-ready data, names exactly as they are) and a ``__str__`` giving a text table, in
+which every name stays on one line whatever it holds (:func:`one_line`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from __future__ import annotations
 import fnmatch
 import itertools
 import os
+import re
 import unicodedata
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Sequence, Union
@@ -277,7 +279,7 @@ def assert_no_path(graph: Graph, of: Ref, wrt: Ref | None = None, *,
     total = ""
     if wrt is not None and through is None:
         total = f" (1 of {count_paths(graph, of, wrt)} paths)"
-    raise ClaimError(f"claim failed: there is a path {where}{via}{total}: {' -> '.join(found)}")
+    raise ClaimError(f"claim failed: there is a path {where}{via}{total}: {' -> '.join(map(one_line, found))}")
 
 
 def assert_path(graph: Graph, of: Ref, wrt: Ref | None = None, *,
@@ -330,11 +332,59 @@ def _describe_value(a: np.ndarray) -> str:
     return f"shape {a.shape}, norm {_norm(a):.3e}"
 
 
+#: Bidirectional controls: U+202E, say, shows everything after it on the line reversed.
+_BIDI = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def one_line(text: str) -> str:
+    """``text`` as one line of plain text that shows every character it holds.
+
+    Node names may hold anything, but a table row or a sentence must stay one line, and a
+    terminal must neither obey nor hide what is in a name.  C0 control characters (newline,
+    tab, escape, NUL...) and DEL become their Unicode control pictures (``␊ ␉ ␛ ␀ ␡``); C1
+    controls, bidirectional controls, line and paragraph separators and lone surrogates (which
+    cannot even be encoded) become ``[U+XXXX]``, as in :func:`tex_text`.  Everything else
+    (emoji, accents, zero-width joiners, backslashes, markup) is kept as it is.
+
+    >>> one_line("a\\nb\\tc\\x1b[31m")
+    'a␊b␉c␛[31m'
+    >>> one_line("\\u202eevil")
+    '[U+202E]evil'
+    """
+    if text.isprintable():  # the usual case; every character changed below is non-printable
+        return text
+    out = []
+    for ch in text:
+        code = ord(ch)
+        if code < 0x20:
+            out.append(chr(0x2400 + code))
+        elif code == 0x7F:
+            out.append("\u2421")
+        elif ch in _BIDI or unicodedata.category(ch) in ("Cc", "Cs", "Zl", "Zp"):
+            out.append(f"[U+{code:04X}]")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def _width(text: str) -> int:
+    """Columns ``text`` takes in a monospace terminal: wide characters (CJK, most emoji) take
+    two, combining marks and zero-width format characters none."""
+    if text.isascii():
+        return len(text)
+    return sum(0 if unicodedata.combining(ch) or unicodedata.category(ch) in ("Mn", "Me", "Cf")
+               else 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1 for ch in text)
+
+
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    widths = [max(len(str(r[i])) for r in (header, *rows)) for i in range(len(header))]
-    def line(cells: Sequence[str]) -> str:
-        return "  ".join(str(c).ljust(w) for c, w in zip(cells, widths)).rstrip()
-    return "\n".join([line(header), line(["-" * w for w in widths]), *(line(r) for r in rows)])
+    """Aligned columns, one line per row whatever the cells hold (see :func:`one_line`)."""
+    cells = [[one_line(str(c)) for c in row] for row in (header, *rows)]
+    widths = [max(_width(row[i]) for row in cells) for i in range(len(header))]
+
+    def line(row: Sequence[str]) -> str:
+        return "  ".join(c + " " * (w - _width(c)) for c, w in zip(row, widths)).rstrip(" ")
+
+    return "\n".join([line(cells[0]), line(["-" * w for w in widths]), *(line(r) for r in cells[1:])])
 
 
 def _root_id(graph: Graph, root: Ref | None) -> int:
@@ -466,11 +516,12 @@ class TermReport:
         def cell_text(c: TermCell) -> str:
             return {NO_PATH: "no path", ZERO: "0"}.get(c.status) or _sci(c.norm)
 
+        root = one_line(self.root)
         rows = [[r.name, str(r.shape), _sci(r.norm), *(cell_text(c) for c in r.cells)] for r in self.rows]
-        seeds = ", ".join(f"∂{self.root}/∂{t} = {_describe_value(s)}" for t, s in self.seeds.items())
-        title = (f"∂{self.root}/∂node split by term ({seeds}); each cell is the norm of that term's share, "
+        seeds = ", ".join(f"∂{root}/∂{one_line(t)} = {_describe_value(s)}" for t, s in self.seeds.items())
+        title = (f"∂{root}/∂node split by term ({seeds}); each cell is the norm of that term's share, "
                  "'no path' when the term does not depend on the node")
-        return title + "\n" + _table(["node", "shape", f"‖∂{self.root}/∂node‖", *self.terms], rows)
+        return title + "\n" + _table(["node", "shape", f"‖∂{root}/∂node‖", *self.terms], rows)
 
 
 def _gradients_stopping_at(graph: Graph, root: int, seed: Any, stop: set[int],
@@ -606,7 +657,7 @@ class PathReport:
         return out
 
     def __str__(self) -> str:
-        head = (f"∂{self.of}/∂{self.wrt}: {_paths_word(self.count)}"
+        head = (f"∂{one_line(self.of)}/∂{one_line(self.wrt)}: {_paths_word(self.count)}"
                 + (f", first {len(self.paths)} shown" if self.capped else "")
                 + f"; total {_describe_value(self.total)}")
         rows = [[str(k), _sci(p.norm), " -> ".join(p.nodes)] for k, p in enumerate(self.paths, 1)]
@@ -699,9 +750,9 @@ class GradDiff:
                 "changed": self.changed, "rows": [r.to_dict(values) for r in self.rows]}
 
     def __str__(self) -> str:
-        a, b = self.labels
+        a, b = map(one_line, self.labels)
         rows = [[f"d{r.name}", str(r.shape), r.status, _sci(r.norm), _sci(r.max_abs)] for r in self.rows]
-        return (f"∂{self.root}/∂node: {a} − {b}\n"
+        return (f"∂{one_line(self.root)}/∂node: {a} − {b}\n"
                 + _table(["gradient", "shape", "status", "‖change‖", "max |change|"], rows))
 
 
@@ -815,22 +866,24 @@ class GradComparison:
     def __str__(self) -> str:
         rows = [[r.name, r.key or "-", r.status, _sci(r.max_abs_error), _sci(r.rel_error), r.hint]
                 for r in self.rows]
-        lines = [f"your gradients of {self.root}, read in the {_convention_text(self.convention, self.m)}; "
+        root = one_line(self.root)
+        lines = [f"your gradients of {root}, read in the {_convention_text(self.convention, self.m)}; "
                  f"ok when max|yours − correct| <= {self.atol:g} + {self.rtol:g}·max|correct|",
                  _table(["node", "your key", "status", "max abs err", "rel err", "hint"], rows), ""]
         lines += self.notes
         if self.ok:
             lines.append("every gradient you gave is correct.")
         for e in self.entries:
-            consumers = (f"its nearest checked consumers ({', '.join(e.consumers)}) are correct"
-                         if e.consumers else f"no checked gradient lies between it and {self.root}")
-            lines += [f"the error enters at {e.key} ({e.name}): {consumers}, but {e.key} is wrong.",
-                      f"  correct {e.key}, {_describe_value(e.expected)}:",
+            key, name = one_line(e.key), one_line(e.name)
+            consumers = (f"its nearest checked consumers ({', '.join(map(one_line, e.consumers))}) are correct"
+                         if e.consumers else f"no checked gradient lies between it and {root}")
+            lines += [f"the error enters at {key} ({name}): {consumers}, but {key} is wrong.",
+                      f"  correct {key}, {_describe_value(e.expected)}:",
                       "    " + np.array2string(e.expected, precision=4, threshold=12, edgeitems=2)
                       .replace("\n", "\n    "),
                       "  " + e.explanation.replace("\n", "\n  ")]
             if e.symptoms:
-                keys = ", ".join(self.row(n).key or n for n in e.symptoms)
+                keys = ", ".join(one_line(self.row(n).key or n) for n in e.symptoms)
                 lines.append(f"  computed from it and wrong as a result: {keys}")
         return "\n".join(lines)
 
@@ -1032,19 +1085,22 @@ def _entry_points(graph: Graph, root_id: int, rows: Mapping[int, GradCheckRow], 
 def _entry_explanation(graph: Graph, root_id: int, node_id: int, rows: Mapping[int, GradCheckRow],
                        convention: str, m: int | None, seed: Any) -> str:
     """The one-step chain rule at the entry point, then its full sum over paths."""
-    root, name = graph.name_of(root_id), graph.name_of(node_id)
+    def shown(i: int) -> str:
+        return one_line(graph.name_of(i))
+
+    root, name = shown(root_id), shown(node_id)
     upstream = graph.ancestors(root_id)
     users = sorted((u for u in graph.successors(node_id) if u in upstream))
     if not users:
         return explain(graph, root_id, node_id, seed=seed, limit=4)
-    terms = " + ".join(f"∂{root}/∂{graph.name_of(u)}·∂{graph.name_of(u)}/∂{name}" for u in users)
+    terms = " + ".join(f"∂{root}/∂{shown(u)}·∂{shown(u)}/∂{name}" for u in users)
     lines = [f"chain rule, one step: ∂{root}/∂{name} = {terms}"]
     for u in users:
         attrs = graph.nodes[u]
-        args = ", ".join(graph.name_of(o) for o in attrs["operands"])
+        args = ", ".join(shown(o) for o in attrs["operands"])
         row = rows.get(u)
-        state = f"your {row.key} is {row.status}" if row is not None and row.key else "not given"
-        lines.append(f"  where {attrs['name']} = {attrs['op']}({args}) = {OPS[attrs['op']].formula}; {state}")
+        state = f"your {one_line(row.key)} is {row.status}" if row is not None and row.key else "not given"
+        lines.append(f"  where {shown(u)} = {attrs['op']}({args}) = {OPS[attrs['op']].formula}; {state}")
     if convention == "course" and graph.nodes[node_id]["kind"] == "op":
         lines.append(f"  (course convention: d{name} = {m}·∂{root}/∂{name})")
     lines.append(explain(graph, root_id, node_id, seed=seed, limit=4))
@@ -1058,20 +1114,26 @@ _GREEK = dict(zip("αβγδεζηθικλμνξπρστυφχψωΓΔΘΛΞΠΣ�
                    "Omega partial").split()))
 _TEX_SPECIAL = {"\\": r"\textbackslash{}", "{": r"\{", "}": r"\}", "$": r"\$", "&": r"\&", "#": r"\#",
                 "^": r"\textasciicircum{}", "_": r"\_", "%": r"\%", "~": r"\textasciitilde{}",
-                "<": r"\textless{}", ">": r"\textgreater{}", "|": r"\textbar{}"}
+                "<": r"\textless{}", ">": r"\textgreater{}", "|": r"\textbar{}",
+                # typeset literally rather than as curly quotes (and no `` or '' ligatures):
+                "'": r"\textquotesingle{}", "`": r"\textasciigrave{}", '"': r"\texttt{\char34}"}
 _MD_SPECIAL = set("\\`*_{}[]<>#|~!$")
 
 
 def tex_text(text: str) -> str:
     """``text`` as LaTeX: ``\\text{...}`` with every special character escaped.
 
-    Greek letters become math symbols; other non-ASCII characters are written as ``[U+XXXX]``
-    so that pdflatex compiles it without extra packages (amsmath is needed for ``\\text``).
+    Greek letters become math symbols; other non-ASCII characters (and control characters) are
+    written as ``[U+XXXX]`` so that pdflatex compiles it without extra packages (amsmath is
+    needed for ``\\text``).  Quotes, backquotes and ``--`` are typeset as typed, not as curly
+    quotes or a dash.
     """
     out = []
-    for ch in text:
+    for k, ch in enumerate(text):
         if ch in _TEX_SPECIAL:
             out.append(_TEX_SPECIAL[ch])
+        elif ch == "-" and text[k + 1:k + 2] == "-":
+            out.append("-{}")  # "--" would be typeset as an en dash
         elif ch in _GREEK:
             out.append(f"$\\{_GREEK[ch]}$")
         elif ord(ch) > 126 or ord(ch) < 32:
@@ -1081,8 +1143,17 @@ def tex_text(text: str) -> str:
     return r"\text{" + "".join(out) + "}"
 
 
+_MD_ENTITY = re.compile(r"&(?=[A-Za-z][A-Za-z0-9]*;)")
+
+
 def _md(text: str) -> str:
-    return "".join("\\" + ch if ch in _MD_SPECIAL else ch for ch in text)
+    """``text`` as Markdown that shows exactly these characters, on one line (for table rows).
+
+    Special characters get a backslash, and so does an ``&`` that would start an entity
+    (``&amp;`` must not become ``&``).
+    """
+    escaped = "".join("\\" + ch if ch in _MD_SPECIAL else ch for ch in one_line(text))
+    return _MD_ENTITY.sub(r"\\&", escaped)
 
 
 def _tex_number(x: float) -> str:
@@ -1132,21 +1203,23 @@ def explain(graph: Graph, of: Ref, wrt: Ref, *, format: str = "text", seed: Any 
 
 
 def _explain_text(report: PathReport, reason: str | None, factors: list[list[tuple]]) -> str:
-    lhs = f"∂{report.of}/∂{report.wrt}"
+    of, wrt = one_line(report.of), one_line(report.wrt)
+    lhs = f"∂{of}/∂{wrt}"
     if reason is not None:
-        return f"{lhs} = 0: {reason}"
+        return f"{lhs} = 0: {one_line(reason)}"
     if not factors[0]:
         return f"{lhs} = {_describe_value(report.total)}: the seed (a node with respect to itself)"
+    factors = [[(one_line(v), one_line(u), op, n) for v, u, op, n in fs] for fs in factors]
     products = ["·".join(f"∂{v}/∂{u}" for v, u, _, _ in fs) for fs in factors]
-    pad = " " * len(lhs)
+    pad = " " * _width(lhs)
     lines = [f"{lhs} = " + f"\n{pad} + ".join(products)]
     if report.capped:
         lines.append(f"{pad} + … ({_paths_word(report.count - len(factors), more=True)}, not written out)")
-    lines.append(f"a sum over the {_paths_word(report.count)} from {report.wrt} to {report.of}, "
+    lines.append(f"a sum over the {_paths_word(report.count)} from {wrt} to {of}, "
                  "each a product of local derivatives (op in brackets):")
     for k, (p, fs) in enumerate(zip(report.paths, factors), 1):
         local = " · ".join(f"∂{v}/∂{u} ({op}{f' ×{n}' if n > 1 else ''})" for v, u, op, n in fs)
-        lines += [f"  {k}. {' → '.join(p.nodes)}", f"     {local}",
+        lines += [f"  {k}. {' → '.join(map(one_line, p.nodes))}", f"     {local}",
                   f"     contributes {_describe_value(p.value)}"]
     lines.append(f"  total {lhs}: {_describe_value(report.total)}")
     return "\n".join(lines)
