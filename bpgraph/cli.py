@@ -138,22 +138,27 @@ def examples() -> None:
 @model_argument
 @click.option("--tol", default=1e-6, show_default=True, type=click.FloatRange(min=0, min_open=True),
               help="Largest relative error ‖analytic − numeric‖ / (‖analytic‖ + ‖numeric‖) that passes.")
+@click.option("--atol", default=1e-8, show_default=True, type=click.FloatRange(min=0),
+              help="A parameter also passes when no element differs by more than this "
+                   "(for gradients of about 0, whose relative error means nothing).")
 @click.option("--of", "of", default=None, metavar="ROOT", help="Node to differentiate (default: the model's root).")
-def check(model: Any, tol: float, of: str | None) -> None:
+def check(model: Any, tol: float, atol: float, of: str | None) -> None:
     """Check every parameter's gradient against central finite differences.
 
     Exits 1 when any parameter fails. Example: bpgraph check l2-mlp --tol 1e-7
     """
+    from .analysis import one_line
     from .fdcheck import gradcheck
 
     graph = model.graph
     root = model.root if of is None else graph.id_of(of)
     with progress("checking gradients by finite differences..."):
-        report = gradcheck(graph, root, tol=tol)
-    click.echo(f"finite-difference check of ∂{report.root}/∂(each parameter), tolerance {tol:g}")
+        report = gradcheck(graph, root, tol=tol, atol=atol)
+    click.echo(f"finite-difference check of ∂{one_line(report.root)}/∂(each parameter), tolerance {tol:g}")
     for leaf in report.leaves:
         verdict = "ok" if leaf.ok else "FAIL"
-        click.echo(f"  {leaf.name:<16} {str(leaf.shape):<12} relative error {leaf.rel_error:.2e}  {verdict}")
+        click.echo(f"  {one_line(leaf.name):<16} {str(leaf.shape):<12} relative error {leaf.rel_error:.2e}  "
+                   f"max abs error {leaf.max_abs_error:.2e}  {verdict}")
     failed = [leaf.name for leaf in report.leaves if not leaf.ok]
     click.echo(f"{len(report.leaves) - len(failed)} of {len(report.leaves)} parameters pass")
     if failed:
@@ -186,6 +191,7 @@ def paths(model: Any, of: str, wrt: str, through: str | None, limit: int, count:
       bpgraph paths l2-mlp --of J --wrt X --count
     """
     from . import analysis
+    from .analysis import one_line
 
     graph = model.graph
     total = analysis.count_paths(graph, of, wrt)
@@ -205,11 +211,11 @@ def paths(model: Any, of: str, wrt: str, through: str | None, limit: int, count:
         click.echo(str(total))
         return
     if pattern is not None:
-        click.echo(f"a path through {through}: " + " -> ".join(found[0]) if found
+        click.echo(f"a path through {through}: " + " -> ".join(map(one_line, found[0])) if found
                    else f"no path from {wrt} to {of} passes through {through}")
         return
     for path in found:
-        click.echo(" -> ".join(path))
+        click.echo(" -> ".join(map(one_line, path)))
     click.echo(f"{total} path{'s' if total != 1 else ''}"
                + (f" (showing the first {len(found)}; raise --limit)" if total > len(found) else ""))
 

@@ -86,7 +86,7 @@ def test_diff_reports_exactly_the_weights_as_changed():
 def test_check_passes_on_the_seed_and_fails_with_a_silly_tolerance():
     ok = run("check", "l2-mlp")
     assert ok.exit_code == 0 and "6 of 6 parameters pass" in ok.output
-    bad = run("check", "l2-mlp", "--tol", "1e-30")
+    bad = run("check", "l2-mlp", "--tol", "1e-30", "--atol", "0")
     assert bad.exit_code == 1 and "FAIL" in bad.output
 
 

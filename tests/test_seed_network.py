@@ -86,3 +86,28 @@ def test_the_whole_network_passes_gradcheck():
     report = gradcheck(l2_mlp(), "J")
     assert [leaf.name for leaf in report.leaves] == ["W1", "b1", "W2", "b2", "W3", "b3"]
     assert report.ok and report.worst.rel_error < 1e-7
+
+
+def test_gradcheck_passes_a_gradient_of_about_zero_on_its_absolute_error_and_fails_a_wrong_one():
+    import bpgraph as bp
+
+    g = bp.Graph()
+    x = g.param(np.array([1e-20, 2e-20]), name="x")
+    y = bp.sum(x ** 8, name="y")  # ∂y/∂x = 8x⁷ ≈ 1e-139, while the central difference gives 0
+    report = bp.gradcheck(g, y)
+    assert report.leaves[0].rel_error == 1.0 and report.ok
+    assert not bp.gradcheck(g, y, atol=0.0).ok
+
+
+def test_gradcheck_fails_a_wrong_gradient_rule(monkeypatch):
+    import dataclasses
+
+    import bpgraph as bp
+    from bpgraph.ops import OPS
+
+    wrong_rule = dataclasses.replace(OPS["square"], vjps=(lambda g, out, a: 3 * g * a,))  # should be 2·a
+    monkeypatch.setitem(OPS, "square", wrong_rule)
+    g = bp.Graph()
+    w = g.param(np.array([1.0, 2.0]), name="w")
+    report = bp.gradcheck(g, bp.sum(bp.square(w), name="z"))
+    assert not report.ok and report.leaves[0].rel_error == pytest.approx(0.2)  # |3−2| / (3+2)

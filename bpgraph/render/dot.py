@@ -10,8 +10,8 @@ nodes, ``e<tail>_<head>`` for edges).
 
 Every piece of user text (node names, scope names, captions) goes through :func:`label_text`:
 backslashes are doubled (so ``\\N`` or ``\\l`` stay literal), ``&`` becomes ``&amp;`` (so
-entities stay literal), newlines become line breaks and control characters a visible
-``\\xNN``; the DOT quoting of the ``graphviz`` package then escapes quotes, and labels are
+entities stay literal), newlines become line breaks, and control characters and invisible
+bidirectional marks a visible ``\\xNN`` / ``\\uNNNN``; the DOT quoting of the ``graphviz`` package then escapes quotes, and labels are
 marked ``nohtml`` so ``<...>`` is never read as an HTML-like label.  A name can never end a
 label, add attributes or reach the SVG as markup.  (Plain labels, not HTML-like ones,
 because the embedded WebAssembly Graphviz is built without HTML-label support.)
@@ -44,16 +44,23 @@ DEFAULT_SHOW = ("name", "shape")
 SMALL = 6
 RANKDIRS = ("LR", "TB")
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+#: Characters a label shows as a visible escape: C0 and C1 controls (newline and tab are handled
+#: before), and the invisible ones that reorder or break text (bidi controls, line separators).
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029]")
 _FAMILY = re.compile(r"([A-Za-z]+)\d+")
 
 
 # --- text -------------------------------------------------------------------------------------
+def _visible_escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
 def label_text(text: str) -> str:
     """Escape user text for a plain DOT label, so Graphviz shows exactly these characters."""
     text = str(text).encode("utf-8", "backslashreplace").decode("utf-8")
     text = text.replace("\r\n", "\n").replace("\t", "    ")
-    text = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    text = _CONTROL.sub(_visible_escape, text)
     text = text.replace("&", "&amp;").replace("\\", "\\\\")
     return text.replace("\n", "\\n")
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, NamedTuple
 
 from ..files import atomic_write
+from ..analysis import one_line
 from .dot import Frame, default_root, frame_caption, stored_or_computed_grads
 from .themes import RenderOptionError, Theme, get_theme
 
@@ -95,6 +96,7 @@ def index_html(svgs: list[str], captions: list[str], files: list[str], title: st
                background: str) -> str:
     """A self-contained page that shows one frame at a time (arrow keys, Home/End, buttons)."""
     page = "white" if background in ("transparent", "none") else background
+    captions, title = [one_line(c) for c in captions], one_line(title)  # HTML drops or mangles controls
     templates = "\n".join(f'<template class="frame" data-caption="{html.escape(c)}">{inline_svg(s)}</template>'
                           for s, c in zip(svgs, captions))
     links = "\n".join(f'<li><a href="{html.escape(f)}">{html.escape(c)}</a></li>'
