@@ -17,13 +17,23 @@ same on every run).  Its attributes are:
 
 Ids grow in recording order and operands are recorded before their results, so increasing
 id order is a topological order: no sort is ever needed.
+
+Recording is the hot path (a small network records a node every few microseconds), so a
+node is only an attribute dict in :attr:`Graph.nodes` (a read-only proxy of a plain dict)
+when it is recorded; the DiGraph gets the nodes and edges recorded since it was last used
+when :attr:`Graph.nx` or :meth:`Graph.successors` next asks for it, in one pass written
+straight into its adjacency dicts (what ``add_node``/``add_edge`` would do).  Recording and
+backward never need the edges: operands are on the nodes.  (Three dicts per node fewer
+while recording also means far less work for Python's garbage collector on large graphs.)
 """
 
 from __future__ import annotations
 
 import cmath
 import contextlib
+import itertools
 import warnings
+from types import MappingProxyType
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import networkx as nx
@@ -36,43 +46,96 @@ from .tensor import Tensor
 KINDS = ("param", "input", "const", "op")
 
 
-def _readonly(a: np.ndarray) -> np.ndarray:
-    a.flags.writeable = False
-    return a
+class _Errstate:
+    """``np.errstate`` behind the ``set``/``reset`` interface of a context variable."""
+
+    def set(self, settings: dict[str, str]) -> Any:
+        state = np.errstate(**settings)
+        state.__enter__()
+        return state
+
+    def reset(self, state: Any) -> None:
+        state.__exit__(None, None, None)
+
+
+def _fp_state() -> tuple[Any, Any]:
+    """``(switch, ignore)``: ``token = switch.set(ignore)`` silences numpy's floating-point
+    warnings until ``switch.reset(token)``, as ``with np.errstate(all="ignore")`` does.
+
+    ``np.errstate`` builds its settings anew on every entry, which costs more than a small op;
+    numpy 2 keeps them in a context variable, so they are built once here and only swapped
+    in and out (thread-safe, like errstate).  Anywhere that variable is missing or does not
+    act as expected, this falls back to ``np.errstate`` itself.
+    """
+    try:
+        from numpy._core._ufunc_config import _extobj_contextvar, _make_extobj
+
+        ignore = _make_extobj(all="ignore")
+        token = _extobj_contextvar.set(ignore)
+        try:
+            works = set(np.geterr().values()) == {"ignore"}
+        finally:
+            _extobj_contextvar.reset(token)
+        if works:
+            return _extobj_contextvar, ignore
+    except (ImportError, AttributeError, TypeError, ValueError):
+        pass
+    return _Errstate(), {"all": "ignore"}
+
+
+FP_STATE, FP_IGNORE = _fp_state()
+
+
+def _view(value: Any) -> np.ndarray:
+    """``value`` as an array without copying it, but never the caller's own array object: the
+    leaf makes what it keeps read-only, and that must not change the caller's array."""
+    arr = np.asarray(value)
+    return arr.view() if arr is value else arr
 
 
 def all_finite(a: np.ndarray) -> bool:
     """True unless a float or complex array holds a NaN or an infinity.
 
-    One reduction with no temporary array decides the usual case: a sum is finite only when
-    every term is.  Only a sum that overflowed needs the element-wise test.
+    One pass with no temporary array decides the usual case: a sum of squares (a BLAS dot
+    product, numpy's fastest reduction) is finite only when every term is, and so is a plain
+    sum, used for arrays that are not contiguous.  Only a total that overflowed needs the
+    element-wise test.
     """
     if a.dtype.kind not in "fc":
         return True
-    total = a.item() if a.size == 1 else np.add.reduce(a, axis=None)
+    if a.size == 1:
+        return cmath.isfinite(a.item())
+    token = FP_STATE.set(FP_IGNORE)  # an overflow here is an answer, not something to warn about
+    try:
+        if a.flags.c_contiguous:
+            flat = a.ravel()  # a view
+            total = flat.dot(flat)
+        else:
+            total = np.add.reduce(a, axis=None)
+    finally:
+        FP_STATE.reset(token)
     return cmath.isfinite(total) or bool(np.isfinite(a).all())
-
-
-@np.errstate(all="ignore")  # NaN/inf are reported by record itself, naming the node
-def _forward(spec: _ops.Op, values: list[np.ndarray], params: dict[str, Any]) -> np.ndarray:
-    return np.asarray(spec.forward(*values, **params))
 
 
 class _Scope:
     """What :meth:`Graph.scope` returns (a small class: a generator-based one costs microseconds)."""
 
-    __slots__ = ("_scopes", "_name")
+    __slots__ = ("_graph", "_name")
 
-    def __init__(self, scopes: list[str], name: str) -> None:
-        self._scopes, self._name = scopes, name
+    def __init__(self, graph: Graph, name: str) -> None:
+        self._graph, self._name = graph, name
 
     def __enter__(self) -> None:
         if not self._name or "/" in self._name:
             raise GraphError(f"a scope name must be non-empty and contain no '/', got {self._name!r}")
-        self._scopes.append(self._name)
+        graph = self._graph
+        graph._scopes.append(self._name)
+        graph._scope = "/".join(graph._scopes)  # joined once here, not for every node recorded
 
     def __exit__(self, *exc_info: object) -> None:
-        self._scopes.pop()
+        graph = self._graph
+        graph._scopes.pop()
+        graph._scope = "/".join(graph._scopes)
 
 
 class Graph:
@@ -87,9 +150,13 @@ class Graph:
     """
 
     def __init__(self, *, strict: bool = False) -> None:
-        self._g = nx.DiGraph()
+        self._g = nx.DiGraph()  # holds the nodes [0, self._synced): see _sync
+        self._synced = 0
+        self._nodes: dict[int, dict[str, Any]] = {}  # id -> attributes (the same dicts as the DiGraph's)
+        self._nodes_view = MappingProxyType(self._nodes)
         self._by_name: dict[str, int] = {}
         self._scopes: list[str] = []
+        self._scope = ""  # "/".join(self._scopes), kept up to date by _Scope
         self._with_grad: list[int] = []
         self.strict = strict
         self.meta: dict[str, Any] = {}
@@ -98,45 +165,86 @@ class Graph:
     # --- read access ------------------------------------------------------------------------
     @property
     def nx(self) -> nx.DiGraph:
-        """A read-only view of the underlying networkx DiGraph (node id -> attributes)."""
+        """A read-only view of the underlying networkx DiGraph (node id -> attributes).
+
+        It holds every node recorded so far; nodes recorded later join it the next time
+        ``nx`` (or :meth:`successors`) is used.
+        """
+        self._sync()
         return self._g.copy(as_view=True)
+
+    def _sync(self) -> None:
+        """Add the nodes and edges recorded since the last call to the DiGraph.
+
+        Written straight into its dicts, as ``DiGraph.add_node``/``add_edge`` leave them:
+        the node's attribute dict is the one in :attr:`nodes`, and each edge has one data
+        dict shared by ``_succ[u][v]`` and ``_pred[v][u]`` (a repeated operand is one edge).
+        """
+        nodes, start, end = self._nodes, self._synced, len(self._nodes)
+        if start == end:
+            return
+        g = self._g
+        node, succ, pred = g._node, g._succ, g._pred
+        for i in range(start, end):
+            attrs = nodes[i]
+            node[i] = attrs
+            succ[i] = {}
+            users = pred[i] = {}
+            for o in attrs["operands"]:
+                if o not in users:
+                    users[o] = succ[o][i] = {}
+        self._synced = end
+        cache = getattr(g, "__networkx_cache__", None)
+        if cache:
+            cache.clear()
 
     @property
     def nodes(self) -> Mapping[int, dict[str, Any]]:
         """Node id -> attribute dict, in recording order (read, don't edit)."""
-        return self._g.nodes
+        return self._nodes_view
+
+    def __getstate__(self) -> dict[str, Any]:  # a mappingproxy cannot be pickled or deep-copied
+        state = self.__dict__.copy()
+        del state["_nodes_view"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._nodes_view = MappingProxyType(self._nodes)
 
     def successors(self, node_id: int) -> Iterator[int]:
         """Ids of the nodes that use ``node_id`` as an operand."""
-        return iter(self._g.succ[node_id])
+        if self._synced != len(self._nodes):
+            self._sync()
+        return iter(self._g._succ[node_id])
 
     def __len__(self) -> int:
-        return len(self._g)
+        return len(self._nodes)
 
     def __contains__(self, ref: object) -> bool:
         if isinstance(ref, str):
             return ref in self._by_name
         if isinstance(ref, Tensor):
             return ref.graph is self
-        return isinstance(ref, int) and ref in self._g
+        return isinstance(ref, int) and ref in self._nodes
 
     def __getitem__(self, name: str | int) -> Tensor:
         return Tensor(self, self.id_of(name))
 
     def __iter__(self) -> Iterator[Tensor]:
-        return (Tensor(self, i) for i in self._g)
+        return (Tensor(self, i) for i in self._nodes)
 
     @property
     def names(self) -> list[str]:
         """Every node's name, in recording order."""
-        return [d["name"] for d in self._g.nodes.values()]
+        return [d["name"] for d in self._nodes.values()]
 
     @property
     def output(self) -> Tensor:
         """The last recorded node: the default root for backward and drawing."""
-        if not len(self._g):
+        if not self._nodes:
             raise GraphError("the graph is empty: record something first")
-        return Tensor(self, len(self._g) - 1)
+        return Tensor(self, len(self._nodes) - 1)
 
     def id_of(self, ref: Tensor | int | str) -> int:
         """Resolve a Tensor, node id or node name to a node id (clear error if unknown)."""
@@ -149,16 +257,16 @@ class Graph:
                 return self._by_name[ref]
             except KeyError:
                 raise UnknownNodeError(ref, self._by_name) from None
-        if isinstance(ref, (int, np.integer)) and int(ref) in self._g:
+        if isinstance(ref, (int, np.integer)) and int(ref) in self._nodes:
             return int(ref)
         raise UnknownNodeError(str(ref), self._by_name)
 
     def node(self, ref: Tensor | int | str) -> dict[str, Any]:
         """The attribute dict of a node (treat it as read-only)."""
-        return self._g.nodes[self.id_of(ref)]
+        return self._nodes[self.id_of(ref)]
 
     def name_of(self, node_id: int) -> str:
-        return self._g.nodes[node_id]["name"]
+        return self._nodes[node_id]["name"]
 
     def operands(self, ref: Tensor | int | str) -> list[Tensor]:
         """The node's operands, in order and with repeats (``x * x`` gives ``[x, x]``)."""
@@ -167,27 +275,37 @@ class Graph:
     def ancestors(self, ref: Tensor | int | str) -> set[int]:
         """Ids of every node ``ref`` depends on, including itself (iterative)."""
         start = self.id_of(ref)
-        seen = {start}
-        stack = [start]
-        nodes = self._g.nodes
-        while stack:
-            for o in nodes[stack.pop()]["operands"]:
-                if o not in seen:
-                    seen.add(o)
-                    stack.append(o)
-        return seen
+        nodes = self._nodes
+        # One pass down the ids (a topological order): a node is marked once every user
+        # below ``start`` has been seen, so no stack and no set lookups are needed.
+        marked = bytearray(start + 1)
+        marked[start] = 1
+        for i in range(start, -1, -1):
+            if marked[i]:
+                for o in nodes[i]["operands"]:
+                    marked[o] = 1
+        return set(itertools.compress(range(start + 1), marked))
 
     # --- recording ----------------------------------------------------------------------------
-    def param(self, value: Any, name: str | None = None) -> Tensor:
-        """A trainable leaf (W, b). Values are copied, stored as float and made read-only."""
-        arr = np.array(value, copy=True)
+    def param(self, value: Any, name: str | None = None, *, copy: bool = True) -> Tensor:
+        """A trainable leaf (W, b). Values are copied, stored as float and made read-only.
+
+        ``copy=False`` keeps a read-only view of ``value`` instead of a copy (see :meth:`input`).
+        """
+        arr = np.array(value, copy=True) if copy else _view(value)
         if arr.dtype.kind != "f":
             arr = arr.astype(np.float64)
         return self._leaf("param", arr, name, requires_grad=True)
 
-    def input(self, value: Any, name: str | None = None, *, requires_grad: bool = False) -> Tensor:
-        """A data leaf (X, Y). Copied and read-only; no gradient unless ``requires_grad``."""
-        return self._leaf("input", np.array(value, copy=True), name, requires_grad)
+    def input(self, value: Any, name: str | None = None, *, requires_grad: bool = False,
+              copy: bool = True) -> Tensor:
+        """A data leaf (X, Y). Copied and read-only; no gradient unless ``requires_grad``.
+
+        ``copy=False`` skips the copy (for a large data set): the node keeps a read-only view
+        of your array, so the graph stays right only while you do not change that array.
+        """
+        arr = np.array(value, copy=True) if copy else _view(value)
+        return self._leaf("input", arr, name, requires_grad)
 
     def const(self, value: Any, name: str | None = None) -> Tensor:
         """A constant leaf (λ, m, a dropout mask, a literal in an expression)."""
@@ -196,7 +314,8 @@ class Graph:
     def _leaf(self, kind: str, arr: np.ndarray, name: str | None, requires_grad: bool) -> Tensor:
         if arr.dtype.kind not in "biufc" and (arr.dtype == object or not np.issubdtype(arr.dtype, np.number)):
             raise GraphError(f"{kind} {name or ''}: values must be numeric, got dtype {arr.dtype}")
-        return self._add(kind, None, (), {}, _readonly(arr), name, requires_grad)
+        arr.setflags(write=False)
+        return self._add(kind, None, (), {}, arr, name, requires_grad)
 
     def record(self, op: str, operands: Sequence[Any], params: Mapping[str, Any] | None = None,
                name: str | None = None) -> Tensor:
@@ -204,20 +323,31 @@ class Graph:
         spec = _ops.OPS.get(op)
         if spec is None:
             raise GraphError(f"unknown op {op!r}; known ops: {', '.join(sorted(_ops.OPS))}")
-        if spec.arity is not None and len(operands) != spec.arity:
-            raise GraphError(f"{op} takes {spec.arity} operand(s), got {len(operands)}")
-        ids = tuple([self._operand_id(o) for o in operands])
-        params = dict(params or {})
-        nodes = self._g.nodes
-        operand_attrs = [nodes[i] for i in ids]
-        values = [attrs["value"] for attrs in operand_attrs]
+        arity = spec.arity
+        if arity is not None and len(operands) != arity:
+            raise GraphError(f"{op} takes {arity} operand(s), got {len(operands)}")
+        nodes = self._nodes
+        ids, values, requires_grad = [], [], False
+        for o in operands:  # a plain loop: this is the hot path of recording
+            i = o.id if type(o) is Tensor and o.graph is self else self._operand_id(o)
+            attrs = nodes[i]
+            ids.append(i)
+            values.append(attrs["value"])
+            if attrs["requires_grad"]:
+                requires_grad = True
+        params = dict(params) if params else {}
+        token = FP_STATE.set(FP_IGNORE)  # NaN/inf are reported below, naming the node
         try:
-            out = _forward(spec, values, params)
+            out = spec.forward(*values, **params)
         except (ValueError, TypeError, IndexError) as exc:
             args = ", ".join(f"{nodes[i]['name']} {nodes[i]['value'].shape}" for i in ids)
             raise OpError(f"{op}({args}): {exc}") from None
-        requires_grad = any([attrs["requires_grad"] for attrs in operand_attrs])
-        tensor = self._add("op", op, ids, params, _readonly(out), name, requires_grad)
+        finally:
+            FP_STATE.reset(token)
+        if type(out) is not np.ndarray:
+            out = np.asarray(out)
+        out.setflags(write=False)
+        tensor = self._add("op", op, tuple(ids), params, out, name, requires_grad)
         checked = not (spec.keeps_finite and out.dtype.kind == "f")
         if checked and not all_finite(out) and all(all_finite(v) for v in values):
             self._report_nonfinite(tensor.id)
@@ -233,16 +363,15 @@ class Graph:
 
     def _add(self, kind: str, op: str | None, operands: tuple[int, ...], params: dict[str, Any],
              value: np.ndarray, name: str | None, requires_grad: bool) -> Tensor:
-        node_id = len(self._g)
+        nodes = self._nodes
+        node_id = len(nodes)
         if name is None:
             name = self._default_name(op or kind, node_id)
-        else:
+        elif type(name) is not str or name in self._by_name:
             self._check_new_name(name)
-        self._g.add_node(node_id, name=name, kind=kind, op=op, operands=operands, params=params,
-                         value=value, grad=None, scope="/".join(self._scopes),
-                         requires_grad=requires_grad)
-        for o in operands:
-            self._g.add_edge(o, node_id)
+        nodes[node_id] = {"name": name, "kind": kind, "op": op, "operands": operands, "params": params,
+                          "value": value, "grad": None, "scope": self._scope,
+                          "requires_grad": requires_grad}  # the DiGraph gets it in _sync
         self._by_name[name] = node_id
         return Tensor(self, node_id)
 
@@ -262,7 +391,7 @@ class Graph:
     def rename(self, ref: Tensor | int | str, name: str) -> None:
         """Give a node a new unique name (what :meth:`Tensor.named` calls)."""
         node_id = self.id_of(ref)
-        attrs = self._g.nodes[node_id]
+        attrs = self._nodes[node_id]
         if attrs["name"] == name:
             return
         self._check_new_name(name)
@@ -275,7 +404,7 @@ class Graph:
 
         Scopes nest (``layer1/linear``); renderers draw them as clusters and can collapse them.
         """
-        return _Scope(self._scopes, name)
+        return _Scope(self, name)
 
     # --- gradients ------------------------------------------------------------------------------
     def backward(self, root: Tensor | int | str | None = None, seed: Any = None, *,
@@ -287,11 +416,9 @@ class Graph:
         ``inputs=True``.  Nodes the root does not depend on get no entry and ``grad=None``.
         Calling it again replaces the previous gradients (nothing piles up).
         """
-        from .autodiff import gradients  # autodiff imports graph's names; keep the edge one-way
-
         root_id = self.output.id if root is None else self.id_of(root)
-        grads = gradients(self, root_id, seed, inputs=inputs)
-        nodes = self._g.nodes
+        grads = _autodiff.gradients(self, root_id, seed, inputs=inputs)
+        nodes = self._nodes
         for i in self._with_grad:
             nodes[i]["grad"] = None
         for i, grad in grads.items():
@@ -306,7 +433,7 @@ class Graph:
 
         Used by finite differences and by :meth:`replay`; stored values are not touched.
         """
-        nodes = self._g.nodes
+        nodes = self._nodes
         values: dict[int, np.ndarray] = dict(overrides)
         with np.errstate(all="ignore"):
             for i in order:
@@ -326,7 +453,7 @@ class Graph:
         Proves that the values follow from the recorded ops (after loading a file, say);
         raises GraphError naming the first node that disagrees.
         """
-        nodes = self._g.nodes
+        nodes = self._nodes
         with np.errstate(all="ignore"):
             for i, attrs in nodes.items():
                 if attrs["kind"] != "op":
@@ -347,21 +474,21 @@ class Graph:
 
     # --- reports ----------------------------------------------------------------------------------
     def _describe(self, node_id: int) -> str:
-        attrs = self._g.nodes[node_id]
+        attrs = self._nodes[node_id]
         if attrs["kind"] != "op":
             return f"{attrs['kind']} of shape {attrs['value'].shape}"
-        args = ", ".join(self._g.nodes[o]["name"] for o in attrs["operands"])
+        args = ", ".join(self._nodes[o]["name"] for o in attrs["operands"])
         return f"{attrs['op']}({args})"
 
     def _report_nonfinite(self, node_id: int) -> None:
         """Name the node where a NaN/inf value first appears, with its operands there."""
-        attrs = self._g.nodes[node_id]
+        attrs = self._nodes[node_id]
         out = attrs["value"]
         bad = np.argwhere(~np.isfinite(out))
         where = tuple(int(k) for k in bad[0]) if len(bad) else ()
         details = []
         for o in dict.fromkeys(attrs["operands"]):
-            name, v = self._g.nodes[o]["name"], self._g.nodes[o]["value"]
+            name, v = self._nodes[o]["name"], self._nodes[o]["value"]
             try:
                 details.append(f"{name}={float(np.broadcast_to(v, out.shape)[where]):.6g}")
             except (ValueError, IndexError, TypeError):
@@ -375,3 +502,8 @@ class Graph:
         if self.strict:
             raise NonFiniteError(message)
         warnings.warn(message, NonFiniteWarning, stacklevel=4)
+
+
+# autodiff uses all_finite from this module: import it once this module is complete (a
+# function-level import would cost microseconds on every backward).
+from . import autodiff as _autodiff  # noqa: E402

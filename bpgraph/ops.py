@@ -12,6 +12,8 @@ record; the arithmetic lives in the table.
 from __future__ import annotations
 
 import builtins
+import dataclasses
+import functools
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
@@ -31,7 +33,11 @@ class Op:
     VJP that also receives the operand position as its first argument.
     ``formula`` is a short human form used in explanations and labels.  ``keeps_finite``
     says that finite real operands always give a finite result (no overflow, no 0 division),
-    so recording can skip looking for a NaN/inf the op cannot create.
+    so recording can skip looking for a NaN/inf the op cannot create.  ``carries_nonfinite``
+    says that a NaN/inf anywhere in ``g`` reaches every (non-empty) gradient the rules
+    return, because each rule multiplies, divides, passes on or sums ``g`` elementwise
+    (NaN·0 and inf·0 are NaN): a finite operand gradient then proves ``g`` finite, which
+    spares backward's NaN/inf test a pass.  Not so for a matrix product.
     """
 
     name: str
@@ -40,8 +46,9 @@ class Op:
     formula: str
     variadic: bool = False
     keeps_finite: bool = False
+    carries_nonfinite: bool = False
 
-    @property
+    @functools.cached_property
     def arity(self) -> int | None:
         """Number of operands, or None when any number is accepted."""
         return None if self.variadic else len(self.vjps)
@@ -112,7 +119,14 @@ def _bce(a: Array, y: Array) -> Array:
     if a.shape != y.shape:
         raise ValueError("the prediction and the labels must have the same shape")
     m = _examples(a)
-    return np.asarray(-np.sum(y * np.log(a) + (1 - y) * np.log(1 - a)) / m)
+    log_a, log_1a = np.log(a), np.log(1 - a)
+    # Σ y log a + (1-y) log(1-a), written as Σ y (log a - log(1-a)) + Σ log(1-a): fewer passes
+    return np.asarray(-(y.ravel().dot((log_a - log_1a).ravel()) + np.add.reduce(log_1a, axis=None)) / m)
+
+
+def _bce_grad_a(g: Array, out: Array, a: Array, y: Array) -> Array:
+    # ((1-y)/(1-a) - y/a) / m over a common denominator: (a - y) / (a (1-a)) / m
+    return (a - y) / (a * (1 - a)) * (g / _examples(a))
 
 
 def _softmax_ce(z: Array, y: Array, axis: int) -> Array:
@@ -122,12 +136,14 @@ def _softmax_ce(z: Array, y: Array, axis: int) -> Array:
     return np.asarray(-np.sum(y * _log_softmax(z, axis)) / m)
 
 
+def _sum_squares(w: Array) -> Any:
+    """Σ w² in one pass (a dot product), without the temporary array np.square would make."""
+    flat = w.ravel()
+    return flat.dot(flat)
+
+
 def _l2(*weights: Array, lambd: float, m: int) -> Array:
-    return np.asarray(lambd / (2 * m) * builtins.sum(np.sum(np.square(w)) for w in weights))
-
-
-def _swap(a: Array) -> Array:
-    return a.swapaxes(-1, -2)
+    return np.asarray(lambd / (2 * m) * builtins.sum([_sum_squares(w) for w in weights]))
 
 
 # --- elementwise arithmetic ---------------------------------------------------------------
@@ -154,12 +170,12 @@ _declare("pow", lambda a, exponent: np.power(a, exponent),
          lambda g, out, a, exponent: g * exponent * np.power(a, exponent - 1),
          formula="a ** p")
 _declare("matmul", _matmul,
-         lambda g, out, a, b: g @ _swap(b),
-         lambda g, out, a, b: _swap(a) @ g,
+         lambda g, out, a, b: g @ b.swapaxes(-1, -2),
+         lambda g, out, a, b: a.swapaxes(-1, -2) @ g,
          formula="a @ b")
 _declare("linear", _linear,
-         lambda g, out, w, a, b: g @ _swap(a),
-         lambda g, out, w, a, b: _swap(w) @ g,
+         lambda g, out, w, a, b: g @ a.swapaxes(-1, -2),
+         lambda g, out, w, a, b: w.swapaxes(-1, -2) @ g,
          lambda g, out, w, a, b: g,
          formula="W @ A + b")
 
@@ -204,7 +220,7 @@ _declare("transpose", lambda a, axes: np.transpose(a, axes),
 
 # --- costs --------------------------------------------------------------------------------
 _declare("binary_cross_entropy", _bce,
-         lambda g, out, a, y: g * ((1 - y) / (1 - a) - y / a) / _examples(a),
+         _bce_grad_a,
          lambda g, out, a, y: g * (np.log(1 - a) - np.log(a)) / _examples(a),
          formula="-1/m Σ (y log a + (1-y) log(1-a))")
 _declare("softmax_cross_entropy", _softmax_ce,
@@ -220,6 +236,35 @@ _declare("dropout", lambda a, mask, keep_prob: a * mask / keep_prob,
          lambda g, out, a, mask, keep_prob: g * a / keep_prob,
          formula="a * D / keep_prob")
 
+
+
+# Every rule of these ops multiplies, divides, passes on or sums g elementwise (see
+# Op.carries_nonfinite); matmul and linear are left out: a matrix product may skip a NaN.
+for _name in ("add", "sub", "mul", "div", "neg", "pow", "exp", "log", "sqrt", "square", "abs",
+              "maximum", "relu", "sigmoid", "tanh", "softmax", "log_softmax", "sum", "mean",
+              "reshape", "transpose", "binary_cross_entropy", "softmax_cross_entropy",
+              "l2_penalty", "dropout"):
+    OPS[_name] = dataclasses.replace(OPS[_name], carries_nonfinite=True)
+
+# --- fused rules: a gradient taken straight through the op that made the operand ----------
+def _bce_through_sigmoid(g: Array, out: Array, a: Array, y: Array) -> tuple[Array, Array]:
+    """bce(A, Y) with A = sigmoid(Z): the course's dZ = (A - Y)/m, and dA = dZ / (A (1-A)).
+
+    The same two gradients the separate rules give (σ' = A (1-A)), in fewer passes, and dZ
+    stays finite where A saturates to 0 or 1 (there dA = ±inf, and is reported as such).
+    """
+    dz = (a - y) * (g / _examples(a))
+    return dz / (a * (1 - a)), dz
+
+
+#: (op, operand position, the operand's op) -> ``rule(g, out, *values, **params)`` returning
+#: the gradient for that operand and the gradient for the operand's own (only) operand.
+#: autodiff uses one only when the operand has no other user, so that its gradient is this
+#: op's contribution alone.  Both results are stored: every recorded node keeps its own
+#: gradient, as the separate rules would give it.
+FUSED: dict[tuple[str, int, str], Callable[..., tuple[Array, Array]]] = {
+    ("binary_cross_entropy", 0, "sigmoid"): _bce_through_sigmoid,
+}
 
 # --- public functions: record an op on the graph of their tensor operands -----------------
 def apply(op: str, *operands: Any, name: str | None = None, **params: Any) -> Tensor:
