@@ -189,10 +189,10 @@ class Graph:
             attrs = nodes[i]
             node[i] = attrs
             succ[i] = {}
-            users = pred[i] = {}
+            preds = pred[i] = {}
             for o in attrs["operands"]:
-                if o not in users:
-                    users[o] = succ[o][i] = {}
+                if o not in preds:
+                    preds[o] = succ[o][i] = {}
         self._synced = end
         cache = getattr(g, "__networkx_cache__", None)
         if cache:
