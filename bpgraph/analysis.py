@@ -32,7 +32,7 @@ import os
 import re
 import unicodedata
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Sequence, Union
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, NamedTuple, Sequence, Union
 
 import numpy as np
 
@@ -414,26 +414,78 @@ def cost_terms(graph: Graph, root: Ref | None = None, terms: Iterable[Ref] | Non
     return sorted(found)
 
 
+class TermReach(NamedTuple):
+    """Which cost terms each node feeds and is fed by: one bit per term, in term order.
+
+    ``feeds[i]`` has bit k when node i is term k or one of its ancestors; ``fed_by[i]`` when
+    it is term k or depends on it.  Built by :func:`term_reach`; read by :meth:`mask`.
+    """
+
+    terms: list[int]
+    feeds: list[int]
+    fed_by: list[int]
+    root_side: set[int]
+
+    def mask(self, u: int, v: int) -> int:
+        """The terms whose gradient flows back along the edge u -> v (see :func:`term_edges`)."""
+        if v >= len(self.feeds):
+            return 0
+        return self.feeds[v] | self.fed_by[u] if v in self.root_side else self.feeds[v]
+
+    def names(self, graph: Graph, mask: int) -> tuple[str, ...]:
+        """The names of the terms in ``mask``."""
+        return tuple(graph.name_of(t) for k, t in enumerate(self.terms) if mask >> k & 1)
+
+
+def term_reach(graph: Graph, root: Ref | None = None, terms: Iterable[Ref] | None = None) -> TermReach:
+    """Two passes over the ids (a topological order), one bit per cost term of ``root``.
+
+    Down from the top marking what feeds each term, up from the first term marking what
+    each term feeds.  Linear in the graph size, whatever the number of paths.
+    """
+    root_id = _root_id(graph, root)
+    term_ids = cost_terms(graph, root_id, terms)
+    nodes = graph.nodes
+    top = max(root_id, *term_ids) if term_ids else -1
+    feeds = [0] * (top + 1)
+    fed_by = [0] * (top + 1)
+    for k, t in enumerate(term_ids):
+        feeds[t] |= 1 << k
+        fed_by[t] |= 1 << k
+    for i in range(top, -1, -1):
+        mask = feeds[i]
+        if mask:
+            for o in nodes[i]["operands"]:
+                feeds[o] |= mask
+    for i in range(term_ids[0] if term_ids else 0, top + 1):
+        mask = fed_by[i]
+        for o in nodes[i]["operands"]:
+            mask |= fed_by[o]
+        fed_by[i] = mask
+    return TermReach(term_ids, feeds, fed_by, graph.ancestors(root_id))
+
+
 def term_edges(graph: Graph, root: Ref | None = None,
                terms: Iterable[Ref] | None = None) -> dict[tuple[int, int], tuple[str, ...]]:
     """For every edge that carries part of ∂root/∂(something), the names of the terms it carries.
 
     An edge u -> v carries term t's gradient when it lies on a path into t (v is t or one of
-    its ancestors) or on the path from t up to the root. Edges missing from the result carry
-    nothing from this root: that is how a drawing shows "no path".
+    its ancestors) or on the path from t up to the root (u depends on t and the root on v).
+    Edges missing from the result carry nothing from this root: that is how a drawing shows
+    "no path".  Keys are in the order of their heads' ids; names in the order of the terms.
     """
-    root_id = _root_id(graph, root)
-    root_side = graph.ancestors(root_id)
-    carried: dict[tuple[int, int], list[str]] = {}
-    for term in cost_terms(graph, root_id, terms):
-        name = graph.name_of(term)
-        into_term = graph.ancestors(term)
-        above_term = descendants(graph, term) & root_side
-        for v in into_term | above_term:
-            for u in set(graph.nodes[v]["operands"]):
-                if v in into_term or u in above_term:
-                    carried.setdefault((u, v), []).append(name)
-    return {edge: tuple(names) for edge, names in sorted(carried.items())}
+    reach = term_reach(graph, root, terms)
+    nodes = graph.nodes
+    names: dict[int, tuple[str, ...]] = {}
+    carried: dict[tuple[int, int], tuple[str, ...]] = {}
+    for v in range(len(reach.feeds)):
+        for u in dict.fromkeys(nodes[v]["operands"]):
+            mask = reach.mask(u, v)
+            if mask:
+                if mask not in names:
+                    names[mask] = reach.names(graph, mask)
+                carried[(u, v)] = names[mask]
+    return carried
 
 
 # --- per-term attribution ---------------------------------------------------------------------

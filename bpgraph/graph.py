@@ -44,6 +44,8 @@ from .errors import GraphError, NonFiniteError, NonFiniteWarning, OpError, Unkno
 from .tensor import Tensor
 
 KINDS = ("param", "input", "const", "op")
+#: How many ancestor sets a Graph remembers (see Graph.ancestors).
+ANCESTOR_CACHE = 8
 
 
 class _Errstate:
@@ -154,6 +156,7 @@ class Graph:
         self._synced = 0
         self._nodes: dict[int, dict[str, Any]] = {}  # id -> attributes (the same dicts as the DiGraph's)
         self._nodes_view = MappingProxyType(self._nodes)
+        self._ancestors: dict[int, frozenset[int]] = {}  # see ancestors()
         self._by_name: dict[str, int] = {}
         self._scopes: list[str] = []
         self._scope = ""  # "/".join(self._scopes), kept up to date by _Scope
@@ -205,12 +208,13 @@ class Graph:
 
     def __getstate__(self) -> dict[str, Any]:  # a mappingproxy cannot be pickled or deep-copied
         state = self.__dict__.copy()
-        del state["_nodes_view"]
+        del state["_nodes_view"], state["_ancestors"]
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._nodes_view = MappingProxyType(self._nodes)
+        self._ancestors = {}
 
     def successors(self, node_id: int) -> Iterator[int]:
         """Ids of the nodes that use ``node_id`` as an operand."""
@@ -273,8 +277,20 @@ class Graph:
         return [Tensor(self, i) for i in self.node(ref)["operands"]]
 
     def ancestors(self, ref: Tensor | int | str) -> set[int]:
-        """Ids of every node ``ref`` depends on, including itself (iterative)."""
+        """Ids of every node ``ref`` depends on, including itself (iterative).
+
+        A node's ancestors never change once it is recorded, so the last few answers are kept
+        (a drawing asks for the root's several times); each call returns its own set.
+        """
         start = self.id_of(ref)
+        known = self._ancestors.get(start)
+        if known is None:
+            known = self._ancestors[start] = frozenset(self._find_ancestors(start))
+            if len(self._ancestors) > ANCESTOR_CACHE:
+                del self._ancestors[next(iter(self._ancestors))]  # the oldest answer
+        return set(known)
+
+    def _find_ancestors(self, start: int) -> Iterator[int]:
         nodes = self._nodes
         # One pass down the ids (a topological order): a node is marked once every user
         # below ``start`` has been seen, so no stack and no set lookups are needed.
@@ -284,7 +300,7 @@ class Graph:
             if marked[i]:
                 for o in nodes[i]["operands"]:
                     marked[o] = 1
-        return set(itertools.compress(range(start + 1), marked))
+        return itertools.compress(range(start + 1), marked)
 
     # --- recording ----------------------------------------------------------------------------
     def param(self, value: Any, name: str | None = None, *, copy: bool = True) -> Tensor:

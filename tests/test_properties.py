@@ -8,6 +8,8 @@ a sum of two or three named cost terms, and then checks what must hold for *ever
 * the per-term shares (:func:`~bpgraph.analysis.term_attribution`) add up to the gradient;
 * the per-path shares (:func:`~bpgraph.analysis.path_attribution`) add up to the gradient;
 * :func:`~bpgraph.analysis.count_paths` equals the paths enumerated, and networkx's count;
+* :meth:`Graph.ancestors` and :func:`~bpgraph.analysis.term_edges` equal their definitions
+  computed with networkx;
 * the DOT text has one node statement per node, whose label is the node's name;
 * a JSON round trip (:mod:`bpgraph.io`) gives back the same graph.
 
@@ -415,6 +417,33 @@ def test_path_shares_add_up_to_the_gradient_and_counts_agree(built: Built):
             continue
         np.testing.assert_allclose(report.total, grads[p.name], rtol=1e-12, atol=1e-14)
         assert close_to_sum(grads[p.name], [c.value for c in report.paths], floor), p.name
+
+
+@given(graphs(), st.data())
+def test_ancestors_and_term_edges_match_their_networkx_definitions(built: Built, data: st.DataObject):
+    g, root = built.graph, built.root
+    d = g.nx
+    for node_id in g.nodes:
+        expected = nx.ancestors(d, node_id) | {node_id}
+        first, second = g.ancestors(node_id), g.ancestors(node_id)  # the second one remembered
+        assert first == second == expected and first is not second
+        first.add(-1)  # a caller's changes do not reach the remembered answer
+        assert g.ancestors(node_id) == expected
+    explicit = data.draw(st.none() | st.lists(st.sampled_from(sorted(g.nodes)), min_size=1, max_size=3))
+    terms = an.cost_terms(g, root, explicit)
+    if explicit is None:
+        assert terms == sorted(t.id for t in built.terms)
+    root_side = nx.ancestors(d, root.id) | {root.id}
+    expected_edges: dict[tuple[int, int], list[str]] = {}
+    for t in terms:  # on a path into t, or on a path from t to the root
+        into = nx.ancestors(d, t) | {t}
+        above = (nx.descendants(d, t) | {t}) & root_side
+        for u, v in d.edges:
+            if v in into or u in above and v in root_side:
+                expected_edges.setdefault((u, v), []).append(g.name_of(t))
+    got = an.term_edges(g, root, explicit)
+    assert {e: list(names) for e, names in got.items()} == expected_edges
+    assert [v for _, v in got] == sorted(v for _, v in got)  # in the order of the heads
 
 
 # --- DOT ---------------------------------------------------------------------------------------

@@ -106,25 +106,26 @@ def png_size(png: bytes) -> tuple[int, int]:
 
 
 # --- exact DOT and stable ids ------------------------------------------------------------------------
+# Node and edge statements: label, then id, then the styling sorted (bpgraph.render.dot._a_list).
 SMALL_DOT = r"""digraph bpgraph {
 	graph [bgcolor=white fontcolor="#222222" fontname="DejaVu Sans" fontsize=12 label="fit's gradient reaches w, b\lreg's gradient reaches only w\l" labeljust=l labelloc=t nodesep=0.25 outputorder=edgesfirst pad=0.2 rankdir=LR ranksep=0.4]
 	node [fontcolor="#222222" fontname="DejaVu Sans" fontsize=12 height=0.3 margin="0.1,0.04"]
 	edge [arrowsize=0.7 color="#222222"]
-	0 [label="x\n1×1" color="#333333" fillcolor="#D6EAF8" fontcolor="#222222" id=n0 margin="0.1,0.12" penwidth=1 shape=cylinder style=filled]
-	4 [label="reg\n1×1" color="#333333" fillcolor="#FCF3B0" fontcolor="#222222" id=n4 penwidth=1.6 shape=octagon style=filled]
-	5 [label="J\n1×1" color="#333333" fillcolor="#F9D98C" fontcolor="#222222" id=n5 penwidth=2 shape=doubleoctagon style=filled]
+	0 [label="x\n1×1" id=n0 color="#333333" fillcolor="#D6EAF8" fontcolor="#222222" margin="0.1,0.12" penwidth=1 shape=cylinder style=filled]
+	4 [label="reg\n1×1" id=n4 color="#333333" fillcolor="#FCF3B0" fontcolor="#222222" penwidth=1.6 shape=octagon style=filled]
+	5 [label="J\n1×1" id=n5 color="#333333" fillcolor="#F9D98C" fontcolor="#222222" penwidth=2 shape=doubleoctagon style=filled]
 	subgraph cluster_0 {
 		color="#B0B0B0" fillcolor="#FCFCFC" fontcolor="#222222" fontsize=11 id=cluster0 label=model labeljust=r style="rounded,filled"
-		1 [label="w\n1×1" color="#333333" fillcolor="#FBE3C4" fontcolor="#222222" id=n1 penwidth=1.6 shape=box style="rounded,filled"]
-		2 [label="b\n1×1" color="#333333" fillcolor="#FBE3C4" fontcolor="#222222" id=n2 penwidth=1.6 shape=box style="rounded,filled"]
-		3 [label="fit\n1×1" color="#333333" fillcolor="#FCF3B0" fontcolor="#222222" id=n3 penwidth=1.6 shape=octagon style=filled]
+		1 [label="w\n1×1" id=n1 color="#333333" fillcolor="#FBE3C4" fontcolor="#222222" penwidth=1.6 shape=box style="rounded,filled"]
+		2 [label="b\n1×1" id=n2 color="#333333" fillcolor="#FBE3C4" fontcolor="#222222" penwidth=1.6 shape=box style="rounded,filled"]
+		3 [label="fit\n1×1" id=n3 color="#333333" fillcolor="#FCF3B0" fontcolor="#222222" penwidth=1.6 shape=octagon style=filled]
 	}
-	0 -> 3 [color="#0072B2" id=e0_3 penwidth=1.8 style=solid]
-	1 -> 3 [color="#0072B2" id=e1_3 penwidth=1.8 style=solid]
-	1 -> 4 [color="#D55E00" id=e1_4 penwidth=1.8 style=dashed]
-	2 -> 3 [color="#0072B2" id=e2_3 penwidth=1.8 style=solid]
-	3 -> 5 [color="#0072B2" id=e3_5 penwidth=1.8 style=solid]
-	4 -> 5 [color="#D55E00" id=e4_5 penwidth=1.8 style=dashed]
+	0 -> 3 [id=e0_3 color="#0072B2" penwidth=1.8 style=solid]
+	1 -> 3 [id=e1_3 color="#0072B2" penwidth=1.8 style=solid]
+	1 -> 4 [id=e1_4 color="#D55E00" penwidth=1.8 style=dashed]
+	2 -> 3 [id=e2_3 color="#0072B2" penwidth=1.8 style=solid]
+	3 -> 5 [id=e3_5 color="#0072B2" penwidth=1.8 style=solid]
+	4 -> 5 [id=e4_5 color="#D55E00" penwidth=1.8 style=dashed]
 	subgraph cluster_legend {
 		color="#B0B0B0" fontcolor="#222222" fontsize=11 id=legend label=legend style=rounded
 		legend_param [label=parameter color="#333333" fillcolor="#FBE3C4" fontcolor="#222222" fontsize=10 penwidth=1.6 shape=box style="rounded,filled"]

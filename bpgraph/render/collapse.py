@@ -99,39 +99,46 @@ def _scope_groups(graph: Graph, scope_of: dict[int, str]) -> list[Group]:
 
 
 def _top_ops(graph: Graph, ids: Iterable[int], n: int = 3) -> tuple[str, ...]:
-    counts = Counter(graph.nodes[i]["op"] for i in ids if graph.nodes[i]["op"])
+    nodes = graph.nodes
+    counts = Counter(nodes[i]["op"] for i in ids)
+    counts.pop(None, None)  # leaves have no op
     return tuple(op for op, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:n])
 
 
 def _op_depths(graph: Graph) -> dict[int, int]:
     """Longest chain of ops feeding each op (leaves are not counted); ids are topological."""
-    nodes = graph.nodes
     depth: dict[int, int] = {}
-    for node_id, attrs in nodes.items():
+    for node_id, attrs in graph.nodes.items():
         if attrs["kind"] == "op":
-            depth[node_id] = 1 + max((depth[o] for o in attrs["operands"] if o in depth), default=-1)
+            d = 0
+            for o in attrs["operands"]:
+                below = depth.get(o)
+                if below is not None and below >= d:
+                    d = below + 1
+            depth[node_id] = d
     return depth
 
 
-def _find(parent: dict[int, int], x: int) -> int:
-    while parent[x] != x:
-        parent[x] = parent[parent[x]]
-        x = parent[x]
-    return x
-
-
 def _band_components(graph: Graph, ops: list[int], depth: dict[int, int], block: int) -> dict[int, int]:
-    """Union-find: op -> representative of its connected piece within its depth band."""
+    """Union-find: op -> representative (smallest id) of its connected piece within its band."""
     nodes = graph.nodes
+    band = {i: depth[i] // block for i in ops}
     parent = {i: i for i in ops}
     for i in ops:
-        band = depth[i] // block
+        here = band[i]
         for o in nodes[i]["operands"]:
-            if o in parent and depth[o] // block == band:
-                a, b = _find(parent, o), _find(parent, i)
+            if band.get(o) == here:  # o is a free op in the same band
+                a, b = o, i
+                while parent[a] != a:  # find, halving the path as it goes
+                    parent[a] = a = parent[parent[a]]
+                while parent[b] != b:
+                    parent[b] = b = parent[parent[b]]
                 if a != b:
                     parent[max(a, b)] = min(a, b)
-    return {i: _find(parent, i) for i in ops}
+    roots = {}
+    for i in ops:  # ids ascending: a parent's root is known before its children's
+        roots[i] = i if parent[i] == i else roots[parent[i]]
+    return roots
 
 
 def _band_groups(graph: Graph, free: list[int], budget: int) -> tuple[list[Group], int]:
@@ -139,12 +146,12 @@ def _band_groups(graph: Graph, free: list[int], budget: int) -> tuple[list[Group
     free_set = set(free)
     depth = _op_depths(graph)
     ops = [i for i in free if i in depth]
-    leaves: dict[int, int] = {}
-    for i in free:
-        if i not in depth:
-            users = [u for u in graph.successors(i) if u in free_set and u in depth]
-            if users:
-                leaves[i] = min(users)
+    leaves: dict[int, int] = {}  # free leaf -> its first free user
+    nodes = graph.nodes
+    for i in ops:
+        for o in nodes[i]["operands"]:
+            if o not in leaves and o not in depth and o in free_set:
+                leaves[o] = i
     top = max((depth[i] for i in ops), default=0) + 1
     loose = [i for i in free if i not in depth and i not in leaves]
     room = max(1, budget - len(loose))

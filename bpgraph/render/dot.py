@@ -17,11 +17,12 @@ label, add attributes or reach the SVG as markup.  (Plain labels, not HTML-like 
 because the embedded WebAssembly Graphviz is built without HTML-label support.)
 
 Edges are coloured by which cost term's gradient flows back along them
-(:func:`bpgraph.analysis.term_edges`); edges that carry nothing from the root are faded.
+(:func:`bpgraph.analysis.term_edges`, computed through :func:`~bpgraph.analysis.term_reach`); edges that carry nothing from the root are faded.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterable, NamedTuple, Sequence
@@ -29,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Iterable, NamedTuple, Sequence
 import graphviz
 import numpy as np
 
-from ..analysis import cost_terms, descendants, term_edges
+from ..analysis import cost_terms, descendants, term_reach
 from ..errors import GraphError
 from . import collapse as _collapse
 from .themes import KIND_TITLES, NODE_KINDS, NodeStyle, RenderOptionError, Theme, get_theme
@@ -58,7 +59,10 @@ def _visible_escape(match: re.Match[str]) -> str:
 
 def label_text(text: str) -> str:
     """Escape user text for a plain DOT label, so Graphviz shows exactly these characters."""
-    text = str(text).encode("utf-8", "backslashreplace").decode("utf-8")
+    text = str(text)
+    if text.isascii() and text.isprintable():  # no controls, newlines or bidi marks to show
+        return text.replace("&", "&amp;").replace("\\", "\\\\")
+    text = text.encode("utf-8", "backslashreplace").decode("utf-8")
     text = text.replace("\r\n", "\n").replace("\t", "    ")
     text = _CONTROL.sub(_visible_escape, text)
     text = text.replace("&", "&amp;").replace("\\", "\\\\")
@@ -73,6 +77,43 @@ def label(lines: Iterable[str], end: str = "") -> str:
     return graphviz.nohtml("\\n".join(lines))
 
 
+# --- DOT statements ---------------------------------------------------------------------------
+# Node and edge statements are written here rather than through ``Digraph.node``/``edge``, which
+# quote every key and value again on every call: that was most of the time spent making DOT.
+# Styling is quoted by the ``graphviz`` package once per distinct styling; labels are quoted by
+# quote_label; node keys and ids are made here from integers (``12``, ``g12``, ``n12``,
+# ``e3_12``), valid DOT identifiers as they are.
+def quote_label(text: str) -> str:
+    """A label made by :func:`label` as a quoted DOT string.
+
+    Inside it every backslash is already part of an escape (``\\\\``, ``\\n``, ``\\l``), so
+    escaping each ``"`` is all the quoting it needs.
+    """
+    return '"' + text.replace('"', '\\"') + '"'
+
+
+@functools.lru_cache(maxsize=4096)
+def _styling(items: tuple[tuple[str, str], ...]) -> str:
+    """``key=value ...`` quoted by the ``graphviz`` package, remembered: styles repeat per node."""
+    return " ".join(f"{graphviz.quoting.quote(k)}={graphviz.quoting.quote(v)}" for k, v in items)
+
+
+def _a_list(text: str | None, ident: str, attrs: dict[str, str]) -> str:
+    """`` [label=... id=... key=value ...]``: label, then id, then the other keys sorted."""
+    head = f"id={ident}" if text is None else f"label={quote_label(text)} id={ident}"
+    return f" [{head} {_styling(tuple(sorted(attrs.items())))}]" if attrs else f" [{head}]"
+
+
+def node_statement(key: str, text: str, ident: str, attrs: dict[str, str]) -> str:
+    """One node line of a DOT body."""
+    return f"\t{key}{_a_list(text, ident, attrs)}\n"
+
+
+def edge_statement(tail: str, head: str, attrs: dict[str, str]) -> str:
+    """One edge line of a DOT digraph body; its SVG id is ``e<tail>_<head>``."""
+    return f"\t{tail} -> {head}{_a_list(None, f'e{tail}_{head}', attrs)}\n"
+
+
 def fmt_number(x: Any) -> str:
     """A number in at most 4 significant digits (fixed format, so DOT text is reproducible)."""
     if isinstance(x, (bool, np.bool_)):
@@ -82,6 +123,7 @@ def fmt_number(x: Any) -> str:
     return format(float(x), ".4g")
 
 
+@functools.lru_cache(maxsize=1024)  # a graph has few distinct shapes
 def fmt_shape(shape: tuple[int, ...]) -> str:
     """``(20, 211)`` -> ``20×211``; a 0-d array is a ``scalar``."""
     return "×".join(str(n) for n in shape) if shape else "scalar"
@@ -335,8 +377,8 @@ def _group_attrs(ctx: _Context, group: _collapse.Group) -> dict[str, str]:
             "fontcolor": font, "penwidth": fmt_number(style.penwidth), **_margin(style)}
 
 
-def _edge_attrs(theme: Theme, tail: str, head: str, terms: Sequence[int], lit: bool | None,
-                delivered: bool, pending: bool) -> dict[str, str]:
+def _edge_attrs(theme: Theme, terms: Sequence[int], lit: bool | None, delivered: bool,
+                pending: bool) -> dict[str, str]:
     """Colour by term (parallel colours when several), fade carriers of nothing, then emphasis."""
     faded_pen = max(1.0, theme.edge_penwidth * 0.55)
     if terms:
@@ -355,8 +397,7 @@ def _edge_attrs(theme: Theme, tail: str, head: str, terms: Sequence[int], lit: b
         pen *= 2.0
         if not terms:
             colours = [theme.accent]
-    return {"id": f"e{tail}_{head}", "color": ":".join(colours), "style": style,
-            "penwidth": fmt_number(round(pen, 2))}
+    return {"color": ":".join(colours), "style": style, "penwidth": fmt_number(round(pen, 2))}
 
 
 def _legend(theme: Theme, kinds: set[str], term_names: list[str], both: bool, faded: bool,
@@ -387,8 +428,7 @@ def _legend(theme: Theme, kinds: set[str], term_names: list[str], both: bool, fa
     if faded:
         samples.append((f"no gradient from {root_name}", []))
     for k, (text, terms) in enumerate(samples):
-        attrs = _edge_attrs(theme, "", "", terms, None, False, False)
-        attrs.pop("id")
+        attrs = _edge_attrs(theme, terms, None, False, False)
         legend.node(f"legend_e{k}", "", shape="point", width="0.06", color=theme.text)
         legend.node(f"legend_t{k}", label([label_text(text)]), shape="plaintext",
                     fontcolor=theme.text, fontsize=small)
@@ -416,10 +456,9 @@ def build(graph: Graph, root: Tensor | int | str | None = None, *, theme: str | 
     nodes = graph.nodes
     root_id = default_root(graph) if root is None else graph.id_of(root)
     root_name = nodes[root_id]["name"]
-    terms = cost_terms(graph, root_id)
+    reach = term_reach(graph, root_id)
+    terms = reach.terms
     term_names = [nodes[t]["name"] for t in terms]
-    term_index = {name: k for k, name in enumerate(term_names)}
-    carried = term_edges(graph, root_id)
     lit_nodes, lit_edges, path_notes = None, None, []
     pairs = _pairs(highlight)
     if pairs:
@@ -448,48 +487,60 @@ def build(graph: Graph, root: Tensor | int | str | None = None, *, theme: str | 
     digraph.attr("edge", arrowsize="0.7", color=theme.text)
 
     # units in id order: a visible node, or a group placed at its smallest member
+    group_of, groups = plan.group_of, plan.groups
+    group_keys = [group.key for group in groups]
     unit_of: dict[int, str] = {}
-    for i in nodes:
-        k = plan.group_of.get(i)
-        unit_of[i] = str(i) if k is None else plan.groups[k].key
     scope_of_unit: dict[str, str] = {}
     statements: list[tuple[str, dict[str, str]]] = []
     for i, attrs in nodes.items():
-        k = plan.group_of.get(i)
+        k = group_of.get(i)
         if k is None:
-            statements.append((str(i), _node_attrs(ctx, i)))
-            scope_of_unit[str(i)] = attrs["scope"]
-        elif plan.groups[k].members[0] == i:
-            group = plan.groups[k]
-            statements.append((group.key, _group_attrs(ctx, group)))
-            scope_of_unit[group.key] = group.scope.rpartition("/")[0]
+            unit_of[i] = key = str(i)
+            statements.append((key, _node_attrs(ctx, i)))
+            scope_of_unit[key] = attrs["scope"]
+            continue
+        unit_of[i] = key = group_keys[k]
+        if key not in scope_of_unit:
+            statements.append((key, _group_attrs(ctx, groups[k])))
+            scope_of_unit[key] = groups[k].scope.rpartition("/")[0]
     _emit_clustered(digraph, theme, statements, scope_of_unit)
 
+    # edges between units; a repeated operand or several edges between two units draw once
     merged: dict[tuple[str, str], list[Any]] = {}
     order = {key: n for n, (key, _) in enumerate(statements)}
+    pending_heads = (set() if frame is None or ctx.grads is None
+                     else {v for v in ctx.grads if v not in frame.done})
     for v, attrs in nodes.items():
-        for u in dict.fromkeys(attrs["operands"]):
-            tail, head = unit_of[u], unit_of[v]
+        head = unit_of[v]
+        for u in attrs["operands"]:
+            tail = unit_of[u]
             if tail == head:
                 continue
-            entry = merged.setdefault((tail, head), [set(), False, False, False])
-            entry[0].update(term_index[t] for t in carried.get((u, v), ()))
-            entry[1] = entry[1] or (lit_edges is not None and (u, v) in lit_edges)
-            entry[2] = entry[2] or (frame is not None and (u, v) in frame.delivered)
-            entry[3] = entry[3] or (frame is not None and ctx.grads is not None
-                                    and v in ctx.grads and v not in frame.done)
+            entry = merged.get((tail, head))
+            if entry is None:
+                entry = merged[(tail, head)] = [0, False, False, False]
+            entry[0] |= reach.mask(u, v)
+            if lit_edges is not None and (u, v) in lit_edges:
+                entry[1] = True
+            if frame is not None and (u, v) in frame.delivered:
+                entry[2] = True
+            if v in pending_heads:
+                entry[3] = True
+    styles: dict[tuple[Any, ...], dict[str, str]] = {}  # edges share a handful of styles
     for (tail, head) in sorted(merged, key=lambda e: (order[e[0]], order[e[1]])):
-        term_set, lit, delivered, pending = merged[(tail, head)]
-        attrs = _edge_attrs(theme, tail, head, sorted(term_set), None if lit_edges is None else lit,
-                            delivered, pending)
-        digraph.edge(tail, head, **attrs)
+        mask, lit, delivered, pending = merged[(tail, head)]
+        carried = tuple(k for k in range(len(terms)) if mask >> k & 1)
+        meaning = (carried, None if lit_edges is None else lit, delivered, pending)
+        if meaning not in styles:
+            styles[meaning] = _edge_attrs(theme, *meaning)
+        digraph.body.append(edge_statement(tail, head, styles[meaning]))
 
     if legend:
         drawn_kinds = set(kind_of.values()) | ({"group"} if plan.groups else set())
-        all_terms = [set(e[0]) for e in merged.values()]
+        masks = {e[0] for e in merged.values()}
         digraph.subgraph(_legend(theme, drawn_kinds, term_names,
-                                 any(len(t) > 1 for t in all_terms),
-                                 any(not t for t in all_terms), root_name))
+                                 any(mask & (mask - 1) for mask in masks),  # two bits or more
+                                 0 in masks, root_name))
     return Drawing(digraph, plan.units, tuple(plan.notes) + tuple(notes))
 
 
@@ -534,7 +585,7 @@ def _emit_clustered(digraph: graphviz.Digraph, theme: Theme,
                      fontcolor=theme.text, fontsize=fmt_number(theme.small_fontsize + 1))
         clusters[path] = cluster
     for key, attrs in statements:
-        text = attrs.pop("label")
-        clusters[scope_of[key]].node(key, text, **attrs)
+        text, ident = attrs.pop("label"), attrs.pop("id")
+        clusters[scope_of[key]].body.append(node_statement(key, text, ident, attrs))
     for path in sorted(ordered, key=lambda p: -p.count("/")):
         clusters[path.rpartition("/")[0]].subgraph(clusters[path])
