@@ -80,7 +80,7 @@ def label(lines: Iterable[str], end: str = "") -> str:
 # --- DOT statements ---------------------------------------------------------------------------
 # Node and edge statements are written here rather than through ``Digraph.node``/``edge``, which
 # quote every key and value again on every call: that was most of the time spent making DOT.
-# Styling is quoted by the ``graphviz`` package once per distinct styling; labels are quoted by
+# Styling is quoted by the ``graphviz`` package once per distinct style in a drawing; labels by
 # quote_label; node keys and ids are made here from integers (``12``, ``g12``, ``n12``,
 # ``e3_12``), valid DOT identifiers as they are.
 def quote_label(text: str) -> str:
@@ -92,26 +92,19 @@ def quote_label(text: str) -> str:
     return '"' + text.replace('"', '\\"') + '"'
 
 
-@functools.lru_cache(maxsize=4096)
-def _styling(items: tuple[tuple[str, str], ...]) -> str:
-    """``key=value ...`` quoted by the ``graphviz`` package, remembered: styles repeat per node."""
-    return " ".join(f"{graphviz.quoting.quote(k)}={graphviz.quoting.quote(v)}" for k, v in items)
+def style_text(attrs: dict[str, str]) -> str:
+    """``key=value ...``, keys sorted and quoted by the ``graphviz`` package (as ``Digraph.node``)."""
+    return " ".join(f"{graphviz.quoting.quote(k)}={graphviz.quoting.quote(v)}" for k, v in sorted(attrs.items()))
 
 
-def _a_list(text: str | None, ident: str, attrs: dict[str, str]) -> str:
-    """`` [label=... id=... key=value ...]``: label, then id, then the other keys sorted."""
-    head = f"id={ident}" if text is None else f"label={quote_label(text)} id={ident}"
-    return f" [{head} {_styling(tuple(sorted(attrs.items())))}]" if attrs else f" [{head}]"
+def node_statement(key: str, ident: str, text: str, styling: str) -> str:
+    """One node line of a DOT body: the label made by :func:`label`, the SVG id, the styling."""
+    return f"\t{key} [label={quote_label(text)} id={ident} {styling}]\n"
 
 
-def node_statement(key: str, text: str, ident: str, attrs: dict[str, str]) -> str:
-    """One node line of a DOT body."""
-    return f"\t{key}{_a_list(text, ident, attrs)}\n"
-
-
-def edge_statement(tail: str, head: str, attrs: dict[str, str]) -> str:
+def edge_statement(tail: str, head: str, styling: str) -> str:
     """One edge line of a DOT digraph body; its SVG id is ``e<tail>_<head>``."""
-    return f"\t{tail} -> {head}{_a_list(None, f'e{tail}_{head}', attrs)}\n"
+    return f"\t{tail} -> {head} [id=e{tail}_{head} {styling}]\n"
 
 
 def fmt_number(x: Any) -> str:
@@ -289,6 +282,16 @@ class _Context(NamedTuple):
     grads: dict[int, np.ndarray] | None
     lit: set[int] | None
     frame: Frame | None
+    styles: dict[tuple[Any, ...], str]  # node styling text by what it depends on (see _styling_of)
+
+
+class _Unit(NamedTuple):
+    """One node statement: a graph node or a collapsed group."""
+
+    key: str
+    ident: str
+    text: str
+    styling: str
 
 
 def _label_lines(ctx: _Context, node_id: int) -> tuple[list[str], list[str]]:
@@ -340,7 +343,20 @@ def _margin(style: NodeStyle) -> dict[str, str]:
     return {"margin": style.margin} if style.margin else {}
 
 
-def _node_attrs(ctx: _Context, node_id: int) -> dict[str, str]:
+def _styling_of(ctx: _Context, kind: str, fill: str, border: str, font: str, pen: float,
+                box: tuple[tuple[str, str], ...] = ()) -> str:
+    """A node's quoted styling attributes; nodes drawn alike share one text (made once)."""
+    key = (kind, fill, border, font, pen, box)
+    text = ctx.styles.get(key)
+    if text is None:
+        style = ctx.theme.nodes[kind]
+        attrs = {"shape": style.shape, "style": style.style, "fillcolor": fill, "color": border,
+                 "fontcolor": font, "penwidth": fmt_number(pen), **_margin(style), **dict(box)}
+        text = ctx.styles[key] = style_text(attrs)
+    return text
+
+
+def _node_unit(ctx: _Context, node_id: int) -> _Unit:
     theme = ctx.theme
     kind = ctx.kind_of[node_id]
     style = theme.nodes[kind]
@@ -355,15 +371,12 @@ def _node_attrs(ctx: _Context, node_id: int) -> dict[str, str]:
     if frame is not None and node_id == frame.current:
         fill, pen = theme.accent, pen + 2.0
     lines, final = _label_lines(ctx, node_id)
-    attrs = {"id": f"n{node_id}", "label": label(lines), "shape": style.shape, "style": style.style,
-             "fillcolor": fill, "color": border, "fontcolor": font, "penwidth": fmt_number(pen),
-             **_margin(style)}
-    if frame is not None:
-        attrs.update(_box_size(ctx, style.shape, final))
-    return attrs
+    box = () if frame is None else tuple(_box_size(ctx, style.shape, final).items())
+    key = str(node_id)
+    return _Unit(key, f"n{key}", "\\n".join(lines), _styling_of(ctx, kind, fill, border, font, pen, box))
 
 
-def _group_attrs(ctx: _Context, group: _collapse.Group) -> dict[str, str]:
+def _group_unit(ctx: _Context, group: _collapse.Group) -> _Unit:
     theme = ctx.theme
     style = theme.nodes["group"]
     members = group.members
@@ -372,9 +385,8 @@ def _group_attrs(ctx: _Context, group: _collapse.Group) -> dict[str, str]:
     detail = f"{len(members):,} nodes" + (f" · {', '.join(group.ops)}" if group.ops else "")
     fill, border, font = ((theme.faded_fill, theme.faded_text, theme.faded_text) if faded
                           else (style.fill, style.border, style.font))
-    return {"id": group.key, "label": label([label_text(group.title), label_text(detail)]),
-            "shape": style.shape, "style": style.style, "fillcolor": fill, "color": border,
-            "fontcolor": font, "penwidth": fmt_number(style.penwidth), **_margin(style)}
+    return _Unit(group.key, group.key, label([label_text(group.title), label_text(detail)]),
+                 _styling_of(ctx, "group", fill, border, font, style.penwidth))
 
 
 def _edge_attrs(theme: Theme, terms: Sequence[int], lit: bool | None, delivered: bool,
@@ -470,7 +482,7 @@ def build(graph: Graph, root: Tensor | int | str | None = None, *, theme: str | 
                for i, attrs in nodes.items() if i not in plan.group_of}
     ctx = _Context(graph, theme, show, root_id, root_name, kind_of, graph.ancestors(root_id),
                    stored_or_computed_grads(graph, root_id) if wants_grads else None,
-                   lit_nodes, frame)
+                   lit_nodes, frame, {})
 
     digraph = graphviz.Digraph(name="bpgraph")
     graph_attrs = {"rankdir": rankdir, "bgcolor": theme.background, "fontname": theme.fontname,
@@ -491,23 +503,23 @@ def build(graph: Graph, root: Tensor | int | str | None = None, *, theme: str | 
     group_keys = [group.key for group in groups]
     unit_of: dict[int, str] = {}
     scope_of_unit: dict[str, str] = {}
-    statements: list[tuple[str, dict[str, str]]] = []
+    statements: list[_Unit] = []
     for i, attrs in nodes.items():
         k = group_of.get(i)
         if k is None:
             unit_of[i] = key = str(i)
-            statements.append((key, _node_attrs(ctx, i)))
+            statements.append(_node_unit(ctx, i))
             scope_of_unit[key] = attrs["scope"]
             continue
         unit_of[i] = key = group_keys[k]
         if key not in scope_of_unit:
-            statements.append((key, _group_attrs(ctx, groups[k])))
+            statements.append(_group_unit(ctx, groups[k]))
             scope_of_unit[key] = groups[k].scope.rpartition("/")[0]
     _emit_clustered(digraph, theme, statements, scope_of_unit)
 
     # edges between units; a repeated operand or several edges between two units draw once
     merged: dict[tuple[str, str], list[Any]] = {}
-    order = {key: n for n, (key, _) in enumerate(statements)}
+    order = {unit.key: n for n, unit in enumerate(statements)}
     pending_heads = (set() if frame is None or ctx.grads is None
                      else {v for v in ctx.grads if v not in frame.done})
     for v, attrs in nodes.items():
@@ -526,13 +538,13 @@ def build(graph: Graph, root: Tensor | int | str | None = None, *, theme: str | 
                 entry[2] = True
             if v in pending_heads:
                 entry[3] = True
-    styles: dict[tuple[Any, ...], dict[str, str]] = {}  # edges share a handful of styles
+    styles: dict[tuple[Any, ...], str] = {}  # edges share a handful of styles
     for (tail, head) in sorted(merged, key=lambda e: (order[e[0]], order[e[1]])):
         mask, lit, delivered, pending = merged[(tail, head)]
         carried = tuple(k for k in range(len(terms)) if mask >> k & 1)
         meaning = (carried, None if lit_edges is None else lit, delivered, pending)
         if meaning not in styles:
-            styles[meaning] = _edge_attrs(theme, *meaning)
+            styles[meaning] = style_text(_edge_attrs(theme, *meaning))
         digraph.body.append(edge_statement(tail, head, styles[meaning]))
 
     if legend:
@@ -565,12 +577,12 @@ def frame_caption(graph: Graph, root_id: int, frame: Frame) -> str:
     return head + f"∂{root}/∂{current} is complete, delivered by {users}"
 
 
-def _emit_clustered(digraph: graphviz.Digraph, theme: Theme,
-                    statements: list[tuple[str, dict[str, str]]], scope_of: dict[str, str]) -> None:
+def _emit_clustered(digraph: graphviz.Digraph, theme: Theme, statements: list[_Unit],
+                    scope_of: dict[str, str]) -> None:
     """Write node statements, each scope's nodes inside a (nested) ``cluster_<k>`` subgraph."""
     paths: dict[str, None] = {}  # in order of first appearance, so clusters follow the recording
-    for key, _ in statements:
-        scope, chain = scope_of[key], []
+    for unit in statements:
+        scope, chain = scope_of[unit.key], []
         while scope and scope not in paths:
             chain.append(scope)
             scope = scope.rpartition("/")[0]
@@ -584,8 +596,7 @@ def _emit_clustered(digraph: graphviz.Digraph, theme: Theme,
                      style="rounded,filled", color=theme.cluster_border, fillcolor=theme.cluster_fill,
                      fontcolor=theme.text, fontsize=fmt_number(theme.small_fontsize + 1))
         clusters[path] = cluster
-    for key, attrs in statements:
-        text, ident = attrs.pop("label"), attrs.pop("id")
-        clusters[scope_of[key]].body.append(node_statement(key, text, ident, attrs))
+    for unit in statements:
+        clusters[scope_of[unit.key]].body.append(node_statement(*unit))
     for path in sorted(ordered, key=lambda p: -p.count("/")):
         clusters[path.rpartition("/")[0]].subgraph(clusters[path])
