@@ -122,22 +122,27 @@ def _op_depths(graph: Graph) -> dict[int, int]:
 def _band_components(graph: Graph, ops: list[int], depth: dict[int, int], block: int) -> dict[int, int]:
     """Union-find: op -> representative (smallest id) of its connected piece within its band."""
     nodes = graph.nodes
-    band = {i: depth[i] // block for i in ops}
-    parent = {i: i for i in ops}
+    band = [-1] * len(nodes)  # lists indexed by id: ids run 0..n-1
+    for i in ops:
+        band[i] = depth[i] // block
+    parent = list(range(len(nodes)))
     for i in ops:
         here = band[i]
         for o in nodes[i]["operands"]:
-            if band.get(o) == here:  # o is a free op in the same band
+            if band[o] == here:  # o is a free op in the same band
                 a, b = o, i
                 while parent[a] != a:  # find, halving the path as it goes
                     parent[a] = a = parent[parent[a]]
                 while parent[b] != b:
                     parent[b] = b = parent[parent[b]]
-                if a != b:
-                    parent[max(a, b)] = min(a, b)
+                if a < b:
+                    parent[b] = a
+                elif b < a:
+                    parent[a] = b
     roots = {}
     for i in ops:  # ids ascending: a parent's root is known before its children's
-        roots[i] = i if parent[i] == i else roots[parent[i]]
+        p = parent[i]
+        roots[i] = i if p == i else roots[p]
     return roots
 
 
