@@ -177,10 +177,9 @@ def _fused_rule(graph: Graph, node_id: int, attrs: dict[str, Any], position: int
     operand = operands[position]
     inner = graph.nodes[operand]
     rule = FUSED.get((attrs["op"], position, inner["op"]))
-    if rule is None or len(inner["operands"]) != 1 or operands.count(operand) != 1:
+    if rule is None or len(inner["operands"]) != 1:
         return None
-    users = graph.successors(operand)
-    return rule if next(users) == node_id and next(users, None) is None else None
+    return rule if graph.uses(operand) == 1 else None  # that one use is this operand slot
 
 
 def _private(partial: np.ndarray) -> bool:

@@ -161,6 +161,7 @@ class Graph:
         self._scopes: list[str] = []
         self._scope = ""  # "/".join(self._scopes), kept up to date by _Scope
         self._with_grad: list[int] = []
+        self._uses: list[int] = []  # node id -> how many operand slots hold it (x * x: 2)
         self.strict = strict
         self.meta: dict[str, Any] = {}
         self.grad_root: int | None = None
@@ -215,6 +216,10 @@ class Graph:
         self.__dict__.update(state)
         self._nodes_view = MappingProxyType(self._nodes)
         self._ancestors = {}
+
+    def uses(self, node_id: int) -> int:
+        """How many operand slots hold ``node_id`` (``y = x * x`` uses x twice): no graph walk."""
+        return self._uses[node_id]
 
     def successors(self, node_id: int) -> Iterator[int]:
         """Ids of the nodes that use ``node_id`` as an operand."""
@@ -388,6 +393,10 @@ class Graph:
         nodes[node_id] = {"name": name, "kind": kind, "op": op, "operands": operands, "params": params,
                           "value": value, "grad": None, "scope": self._scope,
                           "requires_grad": requires_grad}  # the DiGraph gets it in _sync
+        uses = self._uses
+        uses.append(0)
+        for o in operands:
+            uses[o] += 1
         self._by_name[name] = node_id
         return Tensor(self, node_id)
 

@@ -1,0 +1,112 @@
+"""The backward pass: in-place accumulation, the fused rule, NaN/inf reporting, lazy networkx.
+
+Gradient values of every op are in test_ops.py (finite differences) and test_seed_network.py
+(closed forms); these pin the engine details that the speed work of issue 8 introduced.
+"""
+
+import numpy as np
+import pytest
+
+import bpgraph as bp
+
+
+def test_copy_false_keeps_a_read_only_view_and_the_callers_array_writeable():
+    g = bp.Graph()
+    x = np.arange(6.0).reshape(2, 3)
+    X = g.input(x, name="X", copy=False)
+    W = g.param(np.ones((1, 2)), name="W", copy=False)
+    assert np.shares_memory(X.value, x) and x.flags.writeable and not X.value.flags.writeable
+    assert W.value.dtype == np.float64 and not W.value.flags.writeable
+    np.testing.assert_array_equal(g.backward(bp.sum(W @ X))["W"], x.sum(axis=1, keepdims=True).T)
+
+
+def test_gradients_summed_in_place_leave_the_shared_upstream_gradient_alone():
+    g = bp.Graph()
+    p = g.param(np.array([1.0, 2.0]), name="p")
+    q = g.param(np.array([3.0, 4.0]), name="q")
+    u = (p + q).named("u")                      # add hands its upstream gradient to p and q as is
+    J = bp.sum(u * u + p * 3.0 + bp.exp(u), name="J")   # u and p receive more contributions
+    grads = g.backward(J)
+    du = 2 * u.value + np.exp(u.value)
+    np.testing.assert_allclose(grads["u"], du)
+    np.testing.assert_allclose(grads["q"], du)
+    np.testing.assert_allclose(grads["p"], du + 3.0)
+    assert all(not grad.flags.writeable for grad in grads.values())
+
+
+@pytest.mark.parametrize("m", [10, 3000])  # gradients tested together, and one by one (> SMALL)
+def test_a_non_finite_gradient_is_still_named_at_its_first_node(m):
+    g = bp.Graph()
+    W = g.param(np.array([[1.0, -1.0], [0.5, 2.0], [-1.0, 1.0]]), name="W")
+    X = g.input(np.vstack([np.linspace(-1, 1, m), np.linspace(1, -1, m)]), name="X")
+    b = g.param(np.zeros((3, 1)), name="b")
+    A = bp.relu(bp.linear(W, X, b, name="Z"), name="A")  # zeros where Z <= 0
+    J = bp.sum(bp.sqrt(A), name="J")                     # d sqrt(a)/da = inf at a = 0
+    with pytest.warns(bp.NonFiniteWarning, match="non-finite gradient first appears at node 'A'"):
+        g.backward(J)
+
+
+def _bce_of_sigmoid(z: np.ndarray, y: np.ndarray, extra_use: bool = False):
+    g = bp.Graph()
+    Z = g.param(z, name="Z")
+    A = bp.sigmoid(Z, name="A")
+    J = bp.binary_cross_entropy(A, g.input(y, name="Y"), name="J")
+    if extra_use:  # A has a second user: no fused rule, the separate ones
+        J = (J + bp.sum(A * 2.0)).named("J2")
+    return g, g.backward(J), A.value
+
+
+@pytest.mark.parametrize("extra_use", [False, True])
+def test_bce_through_sigmoid_stores_both_gradients_as_the_separate_rules_give_them(extra_use):
+    z, y = np.array([[-2.0, 0.3, 1.5, 4.0]]), np.array([[0.0, 1.0, 1.0, 0.0]])
+    _, grads, a = _bce_of_sigmoid(z, y, extra_use)
+    m = z.shape[1]
+    da = ((1 - y) / (1 - a) - y / a) / m + (2.0 if extra_use else 0.0)
+    np.testing.assert_allclose(grads["A"], da, rtol=1e-13)
+    np.testing.assert_allclose(grads["Z"], da * a * (1 - a), rtol=1e-12)     # the course's dZ
+    if not extra_use:
+        np.testing.assert_allclose(grads["Z"], (a - y) / m, rtol=1e-13)
+
+
+def test_bce_through_a_saturated_sigmoid_names_da_and_keeps_dz_finite():
+    z, y = np.array([[40.0, 0.0]]), np.array([[1.0, 0.0]])  # sigmoid(40) == 1.0 exactly
+    with pytest.warns(bp.NonFiniteWarning) as caught:  # J itself is NaN too (0 · log 0)
+        _, grads, a = _bce_of_sigmoid(z, y)
+    assert any("non-finite gradient first appears at node 'A'" in str(w.message) for w in caught)
+    np.testing.assert_allclose(grads["Z"], (a - y) / 2)
+
+
+def test_the_floating_point_switch_and_its_errstate_fallback_silence_numpy_and_restore_it():
+    from bpgraph import graph
+
+    before = np.geterr()
+    for switch, ignore in ((graph.FP_STATE, graph.FP_IGNORE), (graph._Errstate(), {"all": "ignore"})):
+        token = switch.set(ignore)
+        try:
+            assert set(np.geterr().values()) == {"ignore"}
+        finally:
+            switch.reset(token)
+        assert np.geterr() == before
+
+
+def test_the_networkx_graph_is_filled_on_first_use_and_follows_later_recording():
+    g = bp.Graph()
+    x = g.param(np.ones(2), name="x")
+    y = (x * x).named("y")
+    assert g.nx.has_edge(x.id, y.id) and g.nx.number_of_edges(x.id, y.id) == 1
+    z = (y + x).named("z")                       # recorded after the DiGraph was filled
+    assert sorted(g.successors(x.id)) == [y.id, z.id]
+    view = g.nx
+    assert view.has_edge(y.id, z.id) and view.nodes[z.id] is g.nodes[z.id]
+    assert sorted(view.predecessors(z.id)) == [x.id, y.id]
+
+
+def test_backward_never_fills_the_networkx_graph():
+    """The fused rule asks Graph.uses, not the networkx successors, so recording and backward
+    stay free of the networkx build (about 1-5 µs per node, see benchmarks/README.md)."""
+    g, grads, _ = _bce_of_sigmoid(np.array([[0.5, -1.0]]), np.array([[1.0, 0.0]]))
+    assert g._synced == 0  # nothing has been written into the DiGraph yet
+    x = g.param(np.ones(2), name="x")
+    y = (x * x + x).named("y")
+    assert [g.uses(i) for i in (x.id, y.id)] == [3, 0]  # x * x holds x twice
+    assert g.uses(g.id_of("A")) == 1
