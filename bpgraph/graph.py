@@ -388,7 +388,7 @@ class Graph:
         node_id = len(nodes)
         if name is None:
             name = self._default_name(op or kind, node_id)
-        elif type(name) is not str or name in self._by_name:
+        elif type(name) is not str or not name or name in self._by_name:
             self._check_new_name(name)
         nodes[node_id] = {"name": name, "kind": kind, "op": op, "operands": operands, "params": params,
                           "value": value, "grad": None, "scope": self._scope,
@@ -409,6 +409,9 @@ class Graph:
     def _check_new_name(self, name: str) -> None:
         if not isinstance(name, str):
             raise GraphError(f"a node name must be a string, got {type(name).__name__}")
+        if not name:
+            raise GraphError("a node name cannot be empty (it could not be looked up, shown or "
+                             "saved); leave name=None for a default such as 'tanh_3'")
         if name in self._by_name:
             raise GraphError(f"the name {name!r} is already taken by node {self._by_name[name]} "
                              f"({self._describe(self._by_name[name])}); choose another name")

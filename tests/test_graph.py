@@ -47,6 +47,16 @@ def test_duplicate_name_says_which_node_has_it():
         g.param(np.ones(2), name="W1")
 
 
+def test_an_empty_name_is_refused_when_recording_and_renaming():
+    g = bp.Graph()
+    with pytest.raises(bp.GraphError, match="cannot be empty"):
+        g.param(np.ones(2), name="")
+    x = g.param(np.ones(2), name="x")
+    with pytest.raises(bp.GraphError, match="cannot be empty"):
+        x.named("")
+    assert g.names == ["x"]  # nothing half-recorded
+
+
 def test_unknown_name_lists_close_matches_and_what_exists():
     g = bp.Graph()
     for n in ("A1", "A2", "W1"):

@@ -459,7 +459,7 @@ NAMES = st.lists(st.sampled_from(TRICKY) | st.integers(0x20, 0xD7FF).map(chr),
 def rename_some(g: Graph, data: st.DataObject, names: st.SearchStrategy[str] = NAMES) -> None:
     """Rename up to 3 nodes to arbitrary text (quotes, backslashes, newlines, markup, any Unicode)."""
     for node_id in data.draw(st.lists(st.sampled_from(sorted(g.nodes)), max_size=3, unique=True)):
-        g.rename(node_id, data.draw(names.filter(lambda s: s not in g)))
+        g.rename(node_id, data.draw(names.filter(lambda s: s and s not in g)))
     note(repr(g.names))
 
 
