@@ -371,7 +371,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                    results["engine"][(shape, n)].get("writing_share")) for n in sizes]
         if any(share is not None for _, share, _ in shares):
             print(f"  {shape}: DOT generation / collapsed layout (goal < {GOALS['dot_share']:.0%}): "
-                  + ", ".join(f"{nodes:,} nodes {share:.1%} (writing the statements {writing:.1%})"
+                  + ", ".join(f"{nodes:,} nodes {share:.1%} (after the whole-graph passes: {writing:.1%})"
                               for nodes, share, writing in shares if share is not None))
     return results
 
