@@ -282,7 +282,7 @@ class _Context(NamedTuple):
     grads: dict[int, np.ndarray] | None
     lit: set[int] | None
     frame: Frame | None
-    styles: dict[tuple[Any, ...], str]  # node styling text by what it depends on (see _styling_of)
+    styles: dict[tuple[Any, ...], str]  # node styling text by node state (see _node_styling)
 
 
 class _Unit(NamedTuple):
@@ -343,50 +343,49 @@ def _margin(style: NodeStyle) -> dict[str, str]:
     return {"margin": style.margin} if style.margin else {}
 
 
-def _styling_of(ctx: _Context, kind: str, fill: str, border: str, font: str, pen: float,
-                box: tuple[tuple[str, str], ...] = ()) -> str:
-    """A node's quoted styling attributes; nodes drawn alike share one text (made once)."""
-    key = (kind, fill, border, font, pen, box)
-    text = ctx.styles.get(key)
-    if text is None:
-        style = ctx.theme.nodes[kind]
-        attrs = {"shape": style.shape, "style": style.style, "fillcolor": fill, "color": border,
-                 "fontcolor": font, "penwidth": fmt_number(pen), **_margin(style), **dict(box)}
-        text = ctx.styles[key] = style_text(attrs)
-    return text
+def _node_styling(theme: Theme, kind: str, dim: bool, lit: bool, current: bool,
+                  box: tuple[tuple[str, str], ...] = ()) -> str:
+    """The quoted styling of a node of ``kind``: faded when ``dim`` (no gradient from the root,
+    off the highlighted paths, or still pending in a frame), bolder when on a highlighted path,
+    accented when it is the current frame's node; ``box`` fixes its size (frames)."""
+    style = theme.nodes[kind]
+    fill, border, font, pen = style.fill, style.border, style.font, style.penwidth
+    if dim:
+        fill, border, font = theme.faded_fill, theme.faded_text, theme.faded_text
+    elif lit:
+        pen += 1.0
+    if current:
+        fill, pen = theme.accent, pen + 2.0
+    return style_text({"shape": style.shape, "style": style.style, "fillcolor": fill, "color": border,
+                       "fontcolor": font, "penwidth": fmt_number(pen), **_margin(style), **dict(box)})
+
+
+def _styling(ctx: _Context, state: tuple[Any, ...]) -> str:
+    """:func:`_node_styling` of ``state``; nodes drawn alike share one text, made once per drawing."""
+    styling = ctx.styles.get(state)
+    if styling is None:
+        styling = ctx.styles[state] = _node_styling(ctx.theme, *state)
+    return styling
 
 
 def _node_unit(ctx: _Context, node_id: int) -> _Unit:
-    theme = ctx.theme
-    kind = ctx.kind_of[node_id]
-    style = theme.nodes[kind]
-    fill, border, font, pen = style.fill, style.border, style.font, style.penwidth
-    faded = node_id not in ctx.root_side or (ctx.lit is not None and node_id not in ctx.lit)
-    frame = ctx.frame
-    pending = frame is not None and ctx.grads is not None and node_id in ctx.grads and node_id not in frame.done
-    if faded or pending:
-        fill, border, font = theme.faded_fill, theme.faded_text, theme.faded_text
-    elif ctx.lit is not None:
-        pen += 1.0
-    if frame is not None and node_id == frame.current:
-        fill, pen = theme.accent, pen + 2.0
+    kind, lit, frame = ctx.kind_of[node_id], ctx.lit, ctx.frame
+    dim = node_id not in ctx.root_side or (lit is not None and node_id not in lit) or (
+        frame is not None and ctx.grads is not None and node_id in ctx.grads and node_id not in frame.done)
+    current = frame is not None and node_id == frame.current
     lines, final = _label_lines(ctx, node_id)
-    box = () if frame is None else tuple(_box_size(ctx, style.shape, final).items())
-    key = str(node_id)
-    return _Unit(key, f"n{key}", "\\n".join(lines), _styling_of(ctx, kind, fill, border, font, pen, box))
+    box = () if frame is None else tuple(_box_size(ctx, ctx.theme.nodes[kind].shape, final).items())
+    styling = _styling(ctx, (kind, dim, lit is not None, current, box))
+    return _Unit(str(node_id), f"n{node_id}", "\\n".join(lines), styling)
 
 
 def _group_unit(ctx: _Context, group: _collapse.Group) -> _Unit:
-    theme = ctx.theme
-    style = theme.nodes["group"]
     members = group.members
     faded = not any(m in ctx.root_side for m in members) or (
         ctx.lit is not None and not any(m in ctx.lit for m in members))
     detail = f"{len(members):,} nodes" + (f" · {', '.join(group.ops)}" if group.ops else "")
-    fill, border, font = ((theme.faded_fill, theme.faded_text, theme.faded_text) if faded
-                          else (style.fill, style.border, style.font))
     return _Unit(group.key, group.key, label([label_text(group.title), label_text(detail)]),
-                 _styling_of(ctx, "group", fill, border, font, style.penwidth))
+                 _styling(ctx, ("group", faded, False, False, ())))
 
 
 def _edge_attrs(theme: Theme, terms: Sequence[int], lit: bool | None, delivered: bool,
@@ -541,10 +540,10 @@ def build(graph: Graph, root: Tensor | int | str | None = None, *, theme: str | 
     styles: dict[tuple[Any, ...], str] = {}  # edges share a handful of styles
     for (tail, head) in sorted(merged, key=lambda e: (order[e[0]], order[e[1]])):
         mask, lit, delivered, pending = merged[(tail, head)]
-        carried = tuple(k for k in range(len(terms)) if mask >> k & 1)
-        meaning = (carried, None if lit_edges is None else lit, delivered, pending)
+        meaning = (mask, None if lit_edges is None else lit, delivered, pending)
         if meaning not in styles:
-            styles[meaning] = style_text(_edge_attrs(theme, *meaning))
+            carried = [k for k in range(len(terms)) if mask >> k & 1]
+            styles[meaning] = style_text(_edge_attrs(theme, carried, *meaning[1:]))
         digraph.body.append(edge_statement(tail, head, styles[meaning]))
 
     if legend:
