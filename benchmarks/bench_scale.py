@@ -127,7 +127,6 @@ def time_engine(shape: str, n: int, repeat: int, cap: int = 100) -> dict[str, An
             return diagram
 
         row["dot"], row["diagram"] = median_of(dot_text, min(samples, 10))
-        row["passes"], _ = median_of(lambda: whole_graph_passes(g, root), min(samples, 10))
     return row
 
 
@@ -192,18 +191,16 @@ def bookkeeping_bytes(shape: str, n: int) -> dict[str, float]:
     }
 
 
-def layout_seconds(diagram: Any, timeout: float | None = None, repeat: int = 1) -> str:
+def layout_seconds(diagram: Any, timeout: float | None = None) -> str:
     """Seconds of the system Graphviz ``dot`` laying out ``diagram`` to SVG, as text.
 
-    Without a timeout this is ``Diagram.render_bytes("svg", engine="system")`` (the median of
-    ``repeat`` runs); with one, the same ``dot -Tsvg`` runs once as a subprocess that is
-    stopped after ``timeout`` seconds.
+    Without a timeout this is ``Diagram.render_bytes("svg", engine="system")``; with one, the
+    same ``dot -Tsvg`` runs as a subprocess that is stopped after ``timeout`` seconds.
     """
     start = time.perf_counter()
     try:
         if timeout is None:
-            seconds, _ = median_of(lambda: diagram.render_bytes("svg", engine="system"), repeat)
-            return f"{seconds:.3f} s"
+            diagram.render_bytes("svg", engine="system")
         else:
             dot = shutil.which("dot")
             if dot is None:
@@ -215,6 +212,36 @@ def layout_seconds(diagram: Any, timeout: float | None = None, repeat: int = 1) 
     except Exception as exc:  # the backend's own errors say why a layout failed
         return f"failed: {type(exc).__name__}: {str(exc)[:80]}"
     return f"{time.perf_counter() - start:.3f} s"
+
+
+def dot_against_layout(g: bp.Graph, root: bp.Tensor, rounds: int) -> dict[str, Any]:
+    """DOT generation and the system ``dot`` layout of the same drawing, timed in paired rounds.
+
+    Each round makes the DOT text (``to_dot`` + ``.source``), runs the whole-graph passes on
+    their own, and lays the drawing out to SVG; the share is the median of the per-round
+    ratios, so a slow spell of this shared VM hits both sides of a ratio alike.
+    """
+    from bpgraph.render import to_dot
+
+    dots, passes, layouts, shares = [], [], [], []
+    diagram = None
+    for _ in range(rounds):
+        diagram = None
+        start = time.perf_counter()
+        diagram = to_dot(g, root)
+        diagram.source
+        dots.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        whole_graph_passes(g, root)
+        passes.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        diagram.render_bytes("svg", engine="system")
+        layouts.append(time.perf_counter() - start)
+        shares.append(dots[-1] / layouts[-1])
+    med = statistics.median
+    return {"dot": med(dots), "passes": med(passes), "layout": med(layouts), "share": med(shares),
+            "shares": (min(shares), max(shares)), "rest": med((d - p) / t for d, p, t in zip(dots, passes, layouts)),
+            "units": diagram.units, "rounds": rounds}
 
 
 def startup_times(repeat: int) -> dict[str, tuple[float, float] | str]:
@@ -325,32 +352,33 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     else:
         print("\nGraphviz layout to SVG with the system dot (Diagram.render_bytes('svg', engine='system')):")
         print("automatic collapsing (to_dot's default max_nodes) vs none (max_nodes above the node count); "
-              "DOT generation time as a share of the collapsed layout")
+              "DOT generation as a share of the collapsed layout: median of paired rounds [min-max]")
         for shape in shapes:
             for n in sizes:
                 row = results["engine"][(shape, n)]
                 if "diagram" not in row:
                     continue
-                collapsed = layout_seconds(row["diagram"], repeat=args.repeat)
-                share = ""
-                if collapsed.endswith(" s") and not collapsed.startswith(">"):
-                    layout = float(collapsed[:-2])
-                    share = f"{row['dot'] / layout * 100:.1f}%"
-                    row["dot_share"] = row["dot"] / layout
-                    row["writing_share"] = (row["dot"] - row["passes"]) / layout
+                g, root, _ = row["graph"] if "graph" in row else SHAPES[shape](n)
+                try:
+                    paired = dot_against_layout(g, root, max(args.repeat, 5) if n <= 10_000 else args.repeat)
+                except Exception as exc:  # the backend's own errors say why a layout failed
+                    collapsed, share = f"failed: {type(exc).__name__}: {str(exc)[:80]}", ""
+                else:
+                    row.update(dot_share=paired["share"], rest_share=paired["rest"])
+                    collapsed = f"{paired['layout']:.3f} s"
+                    low, high = paired["shares"]
+                    share = (f"DOT gen {paired['dot']:.3f} s = {paired['share']:.1%} [{low:.1%}-{high:.1%}] "
+                             f"(whole-graph passes {paired['passes']:.3f} s)")
                 if row["nodes"] > args.full_layout_max:
                     full, full_gen = f"not attempted above {args.full_layout_max:,} nodes", ""
                 else:
-                    g, root, _ = row["graph"] if "graph" in row else SHAPES[shape](n)
                     start = time.perf_counter()
                     whole = to_dot(g, root, max_nodes=len(g) + 1)
                     full_gen = f" (DOT gen {time.perf_counter() - start:.3f} s)"
                     full = layout_seconds(whole, None if row["nodes"] <= 2000 else args.full_timeout)
                 results["layout"][(shape, n)] = (collapsed, full, share)
                 print(f"{shape:<9}{row['nodes']:>8,}  collapsed to {row['diagram'].units:,} nodes: "
-                      f"{collapsed:<10} DOT gen {row['dot']:.3f} s = {share:<7} "
-                      f"(whole-graph passes {row['passes']:.3f} s)  uncollapsed: {full}{full_gen}",
-                      flush=True)
+                      f"{collapsed:<9} {share}  uncollapsed: {full}{full_gen}", flush=True)
 
     print(f"\nstart-up (fresh process; fastest and median of {args.repeat})")
     results["startup"] = startup_times(args.repeat)
@@ -368,7 +396,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
               + (f" (goal < {GOALS['seconds_100k']:.0f} s at 100k)" if largest["nodes"] >= 99_000 else "")
               + f"; bookkeeping {results['memory'][shape]['with_nx']:.0f} B/node with the networkx graph (goal < 2 KB)")
         shares = [(results["engine"][(shape, n)]["nodes"], results["engine"][(shape, n)].get("dot_share"),
-                   results["engine"][(shape, n)].get("writing_share")) for n in sizes]
+                   results["engine"][(shape, n)].get("rest_share")) for n in sizes]
         if any(share is not None for _, share, _ in shares):
             print(f"  {shape}: DOT generation / collapsed layout (goal < {GOALS['dot_share']:.0%}): "
                   + ", ".join(f"{nodes:,} nodes {share:.1%} (after the whole-graph passes: {writing:.1%})"
