@@ -326,6 +326,35 @@ def test_terms_differ_in_line_style_not_only_in_hue(theme):
     assert (ce["style"], l2["style"]) == ("solid", "dashed")
 
 
+def test_every_colour_and_style_pair_is_used_before_a_term_look_repeats():
+    light = THEMES["light"]
+    looks = [light.term_look(k) for k in range(19)]
+    assert looks[:6] == [(c, ("solid", "dashed", "dotted")[k % 3]) for k, c in enumerate(light.term_colors)]
+    assert len(set(looks[:18])) == 18 and looks[18] == looks[0]
+    grays = [THEMES["print"].term_look(k) for k in range(7)]
+    assert len(set(grays[:6])) == 6 and grays[6] == grays[0]  # 2 grays x 3 styles
+
+
+def test_the_seventh_term_gets_the_first_colour_with_another_style():
+    g = bp.Graph()
+    w = g.param(np.ones(2), name="w")
+    terms = [bp.sum(w * float(k + 1), name=f"t{k}") for k in range(7)]
+    J = terms[0]
+    for t in terms[1:]:
+        J = J + t
+    J = J.named("J")
+    _, edges = dot_statements(to_dot(g, J).source)
+    first, seventh = (edges[(str(g.id_of(f"t{k}")), str(_user(g, f"t{k}")))] for k in (0, 6))
+    assert first["color"] == seventh["color"] == THEMES["light"].term_colors[0]
+    assert (first["style"], seventh["style"]) == ("solid", "dashed")
+
+
+def _user(g: bp.Graph, name: str) -> int:
+    """The one node that uses ``name``."""
+    (user,) = g.successors(g.id_of(name))
+    return user
+
+
 # --- options --------------------------------------------------------------------------------------
 def test_show_puts_op_value_and_gradients_in_the_labels():
     show = ("name", "op", "shape", "value", "grad", "gradvalue")

@@ -393,8 +393,9 @@ def _edge_attrs(theme: Theme, terms: Sequence[int], lit: bool | None, delivered:
     """Colour by term (parallel colours when several), fade carriers of nothing, then emphasis."""
     faded_pen = max(1.0, theme.edge_penwidth * 0.55)
     if terms:
-        colours = [theme.term_color(t) for t in terms]
-        style = theme.term_style(terms[0]) if len(terms) == 1 else "solid"
+        looks = [theme.term_look(t) for t in terms]
+        colours = [colour for colour, _ in looks]
+        style = looks[0][1] if len(terms) == 1 else "solid"
         pen = theme.edge_penwidth
     else:
         colours, style, pen = [theme.faded_edge], "solid", faded_pen

@@ -11,9 +11,13 @@ things look.  Four themes are built in:
 
 The term palette is Okabe-Ito (readable with every common colour-vision deficiency) and every
 term also gets its own line style (solid, dashed, dotted), so the picture survives grayscale.
+Past the palette, colours come back with another style (:meth:`Theme.term_look`): the first 18
+terms all look different (6 in ``print``).
 """
 
 from __future__ import annotations
+
+import functools
 
 from dataclasses import dataclass, field
 
@@ -78,13 +82,22 @@ class Theme:
     cluster_fill: str
     graph_attrs: dict[str, str] = field(default_factory=dict)
 
-    def term_color(self, index: int) -> str:
-        """Colour of the ``index``-th cost term (cycling through the palette)."""
-        return self.term_colors[index % len(self.term_colors)]
+    def term_look(self, index: int) -> tuple[str, str]:
+        """Edge colour and line style of the ``index``-th cost term.
 
-    def term_style(self, index: int) -> str:
-        """Line style of the ``index``-th cost term (solid, dashed, dotted, then repeating)."""
-        return self.term_styles[index % len(self.term_styles)]
+        The first terms take the palette in order with styles solid, dashed, dotted, ...; then
+        each colour comes back with the next style, so every distinct (colour, style) pair is
+        used before any repeats (18 terms with the 6-colour palettes, 6 in ``print``).
+        """
+        looks = _term_looks(self.term_colors, self.term_styles)
+        return looks[index % len(looks)]
+
+
+@functools.lru_cache(maxsize=None)
+def _term_looks(colors: tuple[str, ...], styles: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    looks = {(colors[c], styles[(c + shift) % len(styles)]): None
+             for shift in range(len(styles)) for c in range(len(colors))}
+    return tuple(looks)
 
 
 # Okabe & Ito (2008), "Color Universal Design": blue, vermillion, bluish green, reddish purple,
