@@ -216,10 +216,15 @@ class Graph:
         self.__dict__.update(state)
         self._nodes_view = MappingProxyType(self._nodes)
         self._ancestors = {}
+        if "_uses" not in state:  # pickled before use counts were kept
+            self._uses = [0] * len(self._nodes)
+            for attrs in self._nodes.values():
+                for o in attrs["operands"]:
+                    self._uses[o] += 1
 
-    def uses(self, node_id: int) -> int:
-        """How many operand slots hold ``node_id`` (``y = x * x`` uses x twice): no graph walk."""
-        return self._uses[node_id]
+    def uses(self, ref: Tensor | int | str) -> int:
+        """How many operand slots hold ``ref`` (``y = x * x`` uses x twice): no graph walk."""
+        return self._uses[self.id_of(ref)]
 
     def successors(self, node_id: int) -> Iterator[int]:
         """Ids of the nodes that use ``node_id`` as an operand."""

@@ -57,6 +57,20 @@ def test_an_empty_name_is_refused_when_recording_and_renaming():
     assert g.names == ["x"]  # nothing half-recorded
 
 
+def test_a_graph_pickled_before_use_counts_were_kept_still_records_and_differentiates():
+    g = bp.Graph()
+    x = g.param(np.array([1.0, 2.0]), name="x")
+    J = bp.sum(bp.sigmoid(x * x), name="J")
+    state = g.__getstate__()
+    del state["_uses"]  # what an older bpgraph pickled
+    old = bp.Graph.__new__(bp.Graph)
+    old.__setstate__(state)
+    assert [old.uses(i) for i in old.nodes] == [g.uses(i) for i in g.nodes] == [2, 1, 1, 0]
+    np.testing.assert_allclose(old.backward("J")["x"], g.backward(J)["x"])
+    old.param(np.ones(1), name="y")
+    assert old.uses("y") == 0
+
+
 def test_unknown_name_lists_close_matches_and_what_exists():
     g = bp.Graph()
     for n in ("A1", "A2", "W1"):

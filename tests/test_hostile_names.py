@@ -12,8 +12,8 @@ two things:
   character, as the documented visible escape: control characters become ``\\xNN`` in drawings
   and GraphML, control pictures (``␊``, ``␛``) in text tables and ``[U+XXXX]`` in LaTeX.
 
-The empty name is accepted by :class:`~bpgraph.Graph` and drawn as an empty line, but the JSON
-and GraphML files refuse it (:class:`bpgraph.io.GraphFileError`): its group checks that.
+The empty name is refused by :class:`~bpgraph.Graph` itself (see tests/test_graph.py); the
+"empty first line" group has names that start with line breaks instead.
 """
 
 from __future__ import annotations

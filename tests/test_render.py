@@ -106,7 +106,7 @@ def png_size(png: bytes) -> tuple[int, int]:
 
 
 # --- exact DOT and stable ids ------------------------------------------------------------------------
-# Node and edge statements: label, then id, then the styling sorted (bpgraph.render.dot._a_list).
+# Node and edge statements: label, then id, then the styling sorted (bpgraph.render.dot.node_statement).
 SMALL_DOT = r"""digraph bpgraph {
 	graph [bgcolor=white fontcolor="#222222" fontname="DejaVu Sans" fontsize=12 label="fit's gradient reaches w, b\lreg's gradient reaches only w\l" labeljust=l labelloc=t nodesep=0.25 outputorder=edgesfirst pad=0.2 rankdir=LR ranksep=0.4]
 	node [fontcolor="#222222" fontname="DejaVu Sans" fontsize=12 height=0.3 margin="0.1,0.04"]
@@ -438,6 +438,29 @@ def test_graphs_above_max_nodes_collapse_automatically_with_a_note():
     assert diagram.notes == ("17 nodes exceed max_nodes=10: collapsed 3 scopes at nesting depth 1 "
                              "(drawing 8 nodes)",)
     assert diagram.notes[0] in diagram.source
+
+
+@pytest.mark.parametrize("max_nodes", [1, 2, 3])
+def test_a_budget_smaller_than_the_kept_nodes_still_draws_and_says_so(max_nodes):
+    g = bp.Graph()
+    w, x = g.param(np.ones((2, 2)), name="W"), g.input(np.ones((2, 2)), name="X")
+    with g.scope("layer"):
+        a = bp.tanh((w @ x).named("Z"))
+    J = (bp.sum(a * a, name="T1") + bp.l2_penalty([w], lambd=0.7, m=3, name="T2")).named("J")
+    diagram = to_dot(g, J, max_nodes=max_nodes)  # J and its two terms are never merged
+    assert diagram.units > max_nodes and "exceed max_nodes" in " ".join(diagram.notes)
+    nodes, _ = dot_statements(diagram.source)
+    for name in ("J", "T1", "T2"):
+        assert nodes[str(g.id_of(name))]["label"].startswith(name + "\\n")
+
+
+def test_a_theme_made_with_lists_draws():
+    import dataclasses
+
+    theme = dataclasses.replace(THEMES["light"], term_colors=["red", "blue"], term_styles=["solid"])
+    _, edges = dot_statements(to_dot(small_graph(), theme=theme).source)
+    drawn = {attrs["color"] for (tail, _), attrs in edges.items() if not tail.startswith("legend")}
+    assert drawn == {"red", "blue"}  # fit's edges red, reg's blue (the 2 terms)
 
 
 def test_a_100000_node_chain_renders_collapsed_within_a_minute():

@@ -183,7 +183,7 @@ def _band_groups(graph: Graph, free: list[int], budget: int) -> tuple[list[Group
         title = f"depth {lo}" if lo == hi else f"depths {lo}–{hi}"
         groups.append(Group(title, tuple(ids), ops=_top_ops(graph, ids)))
     room = budget - len(groups)
-    if len(loose) > room:  # leaves that feed no grouped op: merge them in id order
+    if loose and len(loose) > room:  # leaves that feed no grouped op: merge them in id order
         size = -(-len(loose) // max(1, room))
         groups += [Group(f"{len(chunk):,} unused leaves", tuple(chunk))
                    for chunk in (loose[k:k + size] for k in range(0, len(loose), size))]

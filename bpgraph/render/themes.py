@@ -11,8 +11,8 @@ things look.  Four themes are built in:
 
 The term palette is Okabe-Ito (readable with every common colour-vision deficiency) and every
 term also gets its own line style (solid, dashed, dotted), so the picture survives grayscale.
-Past the palette, colours come back with another style (:meth:`Theme.term_look`): the first 18
-terms all look different (6 in ``print``).
+Past the palette, colours come back with another style (:meth:`Theme.term_look`): with the
+shipped themes the first 18 terms all look different (6 in ``print``).
 """
 
 from __future__ import annotations
@@ -87,10 +87,19 @@ class Theme:
 
         The first terms take the palette in order with styles solid, dashed, dotted, ...; then
         each colour comes back with the next style, so every distinct (colour, style) pair is
-        used before any repeats (18 terms with the 6-colour palettes, 6 in ``print``).
+        used before any repeats (18 terms with the shipped 6-colour palettes, 6 in ``print``,
+        whose palette repeats two grays).
         """
-        looks = _term_looks(self.term_colors, self.term_styles)
+        looks = _term_looks(tuple(self.term_colors), tuple(self.term_styles))
         return looks[index % len(looks)]
+
+    def term_color(self, index: int) -> str:
+        """Edge colour of the ``index``-th cost term (see :meth:`term_look`)."""
+        return self.term_look(index)[0]
+
+    def term_style(self, index: int) -> str:
+        """Line style of the ``index``-th cost term (see :meth:`term_look`)."""
+        return self.term_look(index)[1]
 
 
 @functools.lru_cache(maxsize=None)
