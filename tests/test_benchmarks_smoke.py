@@ -7,6 +7,7 @@ copies), so the benchmarks cannot rot.
 
 import importlib.util
 import re
+import shutil
 import sys
 from pathlib import Path
 
@@ -93,6 +94,22 @@ def test_scale_benchmark_runs_at_its_smallest_size(scale, capsys):
         assert results["ratios"][shape]["rec+bwd"] == pytest.approx(1.0)  # one size: ratio 1
     out = capsys.readouterr().out
     assert "start-up" in out and "--help" in out and "goals:" in out
+
+
+def test_scale_benchmark_pairs_sizes_and_drawings_with_layouts(scale, capsys):
+    """Two small sizes: the paired per-node ratio, and DOT generation against the layout."""
+    results = scale.main(["--sizes", "60,120", "--shapes", "chain", "--repeat", "1",
+                          "--full-layout-max", "0"])
+    paired = results["ratios"]["chain"]["paired"]
+    assert paired["rounds"] == 1 and paired["ratio"] > 0
+    out = capsys.readouterr().out
+    assert "paired rounds" in out
+    row = results["engine"][("chain", 120)]
+    if shutil.which("dot"):  # the layout needs the system Graphviz
+        assert 0 < row["dot_share"] and 0 < row["rest_share"] <= row["dot_share"]
+        assert "DOT generation / collapsed layout (goal < 10%): 60 nodes" in out
+    else:
+        assert "failed:" in out
 
 
 def test_shapes_have_the_requested_size_and_a_scalar_root(scale):
