@@ -4,20 +4,23 @@ Nothing here runs Graphviz or touches files (that is :mod:`bpgraph.render.backen
 :mod:`bpgraph.render` respectively); :func:`build` returns a :class:`graphviz.Digraph` whose
 ``.source`` is the exact DOT text.  The text is deterministic: DOT node ids are the graph's
 integer node ids (``g<id>`` for a collapsed group, ``legend_*`` for the legend), everything is
-emitted in id order, attribute lists are sorted and numbers have a fixed format.  So the same
-graph always gives byte-identical DOT and the same element ids in the SVG (``n<id>`` for
-nodes, ``e<tail>_<head>`` for edges).
+emitted in id order, attributes come in a fixed order (label, id, then the rest sorted) and
+numbers have a fixed format.  So the same graph always gives byte-identical DOT and the same
+element ids in the SVG (``n<id>`` for nodes, ``e<tail>_<head>`` for edges).
 
 Every piece of user text (node names, scope names, captions) goes through :func:`label_text`:
 backslashes are doubled (so ``\\N`` or ``\\l`` stay literal), ``&`` becomes ``&amp;`` (so
 entities stay literal), newlines become line breaks, and control characters and invisible
-bidirectional marks a visible ``\\xNN`` / ``\\uNNNN``; the DOT quoting of the ``graphviz`` package then escapes quotes, and labels are
-marked ``nohtml`` so ``<...>`` is never read as an HTML-like label.  A name can never end a
-label, add attributes or reach the SVG as markup.  (Plain labels, not HTML-like ones,
-because the embedded WebAssembly Graphviz is built without HTML-label support.)
+bidirectional marks a visible ``\\xNN`` / ``\\uNNNN``.  Node labels are then always written as
+quoted strings with ``"`` escaped (:func:`quote_label`); captions, legend and cluster labels go
+through the ``graphviz`` package's quoting, marked ``nohtml``.  Either way ``<...>`` is never
+read as an HTML-like label, and a name can never end a label, add attributes or reach the SVG
+as markup.  (Plain labels, not HTML-like ones, because the embedded WebAssembly Graphviz is
+built without HTML-label support.)
 
-Edges are coloured by which cost term's gradient flows back along them
-(:func:`bpgraph.analysis.term_edges`, computed through :func:`~bpgraph.analysis.term_reach`); edges that carry nothing from the root are faded.
+Edges are coloured by which cost term's gradient flows back along them (the rule of
+:func:`bpgraph.analysis.term_edges`, read from :func:`~bpgraph.analysis.term_reach`); edges
+that carry nothing from the root are faded.
 """
 
 from __future__ import annotations
@@ -84,7 +87,7 @@ def label(lines: Iterable[str], end: str = "") -> str:
 # quote_label; node keys and ids are made here from integers (``12``, ``g12``, ``n12``,
 # ``e3_12``), valid DOT identifiers as they are.
 def quote_label(text: str) -> str:
-    """A label made by :func:`label` as a quoted DOT string.
+    """A label as a quoted DOT string: lines escaped by :func:`label_text`, joined by ``\\n``.
 
     Inside it every backslash is already part of an escape (``\\\\``, ``\\n``, ``\\l``), so
     escaping each ``"`` is all the quoting it needs.
