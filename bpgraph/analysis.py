@@ -59,15 +59,19 @@ class ClaimError(BpgraphError, AssertionError):
 
 # --- reachability -------------------------------------------------------------------------------
 def descendants(graph: Graph, ref: Ref) -> set[int]:
-    """Ids of every node that depends on ``ref``, including itself (iterative)."""
+    """Ids of every node that depends on ``ref``, including itself.
+
+    One pass up the ids from ``ref`` (a topological order: a node depends on ``ref`` when one
+    of its operands does), so drawing never needs the networkx graph to be filled.
+    """
     start = graph.id_of(ref)
+    nodes = graph.nodes
     seen = {start}
-    stack = [start]
-    while stack:
-        for user in graph.successors(stack.pop()):
-            if user not in seen:
-                seen.add(user)
-                stack.append(user)
+    for i in range(start + 1, len(nodes)):
+        for o in nodes[i]["operands"]:
+            if o in seen:
+                seen.add(i)
+                break
     return seen
 
 

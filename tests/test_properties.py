@@ -424,6 +424,7 @@ def test_ancestors_and_term_edges_match_their_networkx_definitions(built: Built,
     g, root = built.graph, built.root
     d = g.nx
     for node_id in g.nodes:
+        assert an.descendants(g, node_id) == nx.descendants(d, node_id) | {node_id}
         expected = nx.ancestors(d, node_id) | {node_id}
         first, second = g.ancestors(node_id), g.ancestors(node_id)  # the second one remembered
         assert first == second == expected and first is not second
