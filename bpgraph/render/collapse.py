@@ -27,6 +27,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Iterable
 
+import numpy as np
+
+from ..topology import components, op_depths, topology
 from .themes import RenderOptionError
 
 if TYPE_CHECKING:
@@ -105,89 +108,65 @@ def _top_ops(graph: Graph, ids: Iterable[int], n: int = 3) -> tuple[str, ...]:
     return tuple(op for op, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:n])
 
 
-def _op_depths(graph: Graph) -> dict[int, int]:
-    """Longest chain of ops feeding each op (leaves are not counted); ids are topological."""
-    depth: dict[int, int] = {}
-    for node_id, attrs in graph.nodes.items():
-        if attrs["kind"] == "op":
-            d = 0
-            for o in attrs["operands"]:
-                below = depth.get(o)
-                if below is not None and below >= d:
-                    d = below + 1
-            depth[node_id] = d
-    return depth
-
-
-def _band_components(graph: Graph, ops: list[int], depth: dict[int, int], block: int) -> dict[int, int]:
-    """Union-find: op -> representative (smallest id) of its connected piece within its band."""
-    nodes = graph.nodes
-    band = [-1] * len(nodes)  # lists indexed by id: ids run 0..n-1
-    for i in ops:
-        band[i] = depth[i] // block
-    parent = list(range(len(nodes)))
-    for i in ops:
-        here = band[i]
-        for o in nodes[i]["operands"]:
-            if band[o] == here:  # o is a free op in the same band
-                a, b = o, i
-                while parent[a] != a:  # find, halving the path as it goes
-                    parent[a] = a = parent[parent[a]]
-                while parent[b] != b:
-                    parent[b] = b = parent[parent[b]]
-                if a < b:
-                    parent[b] = a
-                elif b < a:
-                    parent[a] = b
-    roots = {}
-    for i in ops:  # ids ascending: a parent's root is known before its children's
-        p = parent[i]
-        roots[i] = i if p == i else roots[p]
-    return roots
-
-
 def _band_groups(graph: Graph, free: list[int], budget: int) -> tuple[list[Group], int]:
-    """Group ``free`` nodes by depth bands (see the module docstring); returns groups and B."""
-    free_set = set(free)
-    depth = _op_depths(graph)
-    ops = [i for i in free if i in depth]
-    leaves: dict[int, int] = {}  # free leaf -> its first free user
-    nodes = graph.nodes
-    for i in ops:
-        for o in nodes[i]["operands"]:
-            if o not in leaves and o not in depth and o in free_set:
-                leaves[o] = i
-    top = max((depth[i] for i in ops), default=0) + 1
-    loose = [i for i in free if i not in depth and i not in leaves]
-    room = max(1, budget - len(loose))
+    """Group ``free`` nodes by depth bands (see the module docstring); returns groups and B.
+
+    Runs on :mod:`bpgraph.topology` arrays: this reads every node of graphs far larger than
+    anything ``dot`` is given, so a Python loop per node would cost more than the layout.
+    """
+    topo = topology(graph)
+    is_op, tails, heads = topo.is_op, topo.tails, topo.heads
+    is_free = np.zeros(topo.size, dtype=bool)
+    is_free[free] = True
+    free_op = is_free & is_op
+    ops = np.flatnonzero(free_op)
+    depth = op_depths(topo)
+    into_free_op = free_op[heads]
+    inner = into_free_op & free_op[tails]
+    a, b = tails[inner], heads[inner]
+    fed = into_free_op & is_free[tails] & ~is_op[tails]  # a free leaf feeding a free op
+    leaves, first = np.unique(tails[fed], return_index=True)
+    users = heads[fed][first]  # heads ascend, so each leaf's first edge is its first user
+    loose = np.setdiff1d(np.flatnonzero(is_free & ~is_op), leaves, assume_unique=True)
+
+    top = int(depth[ops].max()) + 1 if ops.size else 1
+    room = max(1, budget - loose.size)
     start = block = max(1, -(-top // room))
     while True:
-        roots = _band_components(graph, ops, depth, block)
-        if len(set(roots.values())) <= room:
+        same_band = depth[a] // block == depth[b] // block
+        piece = components(topo.size, a[same_band], b[same_band])
+        if np.unique(piece[ops]).size <= room:
             break
         if block >= top:  # even whole connected pieces do not fit: merge each band outright
             block = start
-            roots = {i: -1 - depth[i] // block for i in ops}
+            piece = -1 - depth // block
             break
         block *= 2
-    members: dict[int, list[int]] = {}
-    for i in ops:
-        members.setdefault(roots[i], []).append(i)
-    for leaf, user in leaves.items():
-        members[roots[user]].append(leaf)
-    groups = []
-    for ids in members.values():
-        ids.sort()
-        depths = [depth[i] for i in ids if i in depth]
-        lo, hi = min(depths), max(depths)
-        title = f"depth {lo}" if lo == hi else f"depths {lo}–{hi}"
-        groups.append(Group(title, tuple(ids), ops=_top_ops(graph, ids)))
+    piece[leaves] = piece[users]
+    groups = _pieces(graph, np.concatenate([ops, leaves]), piece, depth) if ops.size else []
     room = budget - len(groups)
+    loose = loose.tolist()
     if loose and len(loose) > room:  # leaves that feed no grouped op: merge them in id order
         size = -(-len(loose) // max(1, room))
         groups += [Group(f"{len(chunk):,} unused leaves", tuple(chunk))
                    for chunk in (loose[k:k + size] for k in range(0, len(loose), size))]
     return sorted(groups, key=lambda grp: grp.members[0]), block
+
+
+def _pieces(graph: Graph, members: np.ndarray, piece: np.ndarray, depth: np.ndarray) -> list[Group]:
+    """One group per distinct ``piece`` of ``members``, titled by the depths of its ops."""
+    members = members[np.lexsort((members, piece[members]))]  # by piece, then id
+    cuts = np.flatnonzero(np.diff(piece[members])) + 1
+    starts = np.concatenate([[0], cuts])
+    member_depth = depth[members]  # -1 for leaves; every piece has at least one op
+    lows = np.minimum.reduceat(np.where(member_depth < 0, member_depth.max(), member_depth), starts)
+    highs = np.maximum.reduceat(member_depth, starts)
+    groups = []
+    for ids, lo, hi in zip(np.split(members, cuts), lows.tolist(), highs.tolist()):
+        ids = ids.tolist()
+        title = f"depth {lo}" if lo == hi else f"depths {lo}–{hi}"
+        groups.append(Group(title, tuple(ids), ops=_top_ops(graph, ids)))
+    return groups
 
 
 def plan(graph: Graph, collapse: Iterable[str] = (), max_nodes: int = MAX_NODES,

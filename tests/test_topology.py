@@ -1,0 +1,64 @@
+"""bpgraph.topology: the graph's structure as arrays, checked against networkx and closed forms."""
+
+from __future__ import annotations
+
+import networkx as nx
+import numpy as np
+from hypothesis import given
+from hypothesis import strategies as st
+
+import bpgraph as bp
+from bpgraph.topology import components, op_depths, topology
+
+
+def test_arrays_hold_every_operand_slot_in_head_order():
+    g = bp.Graph()
+    x = g.param(np.ones(2), name="x")
+    c = g.const(2.0, name="c")
+    y = x * x           # a repeated operand is two slots
+    t = bp.tanh(y)
+    z = t + c
+    topo = topology(g)
+    assert topo.size == len(g) == 5
+    assert topo.tails.tolist() == [x.id, x.id, y.id, t.id, c.id]
+    assert topo.heads.tolist() == [y.id, y.id, t.id, z.id, z.id]
+    assert topo.is_op.tolist() == [False, False, True, True, True]
+
+
+def test_op_depths_of_a_chain_and_a_diamond():
+    g = bp.Graph()
+    x = g.param(np.ones(2), name="x")
+    a = bp.tanh(x)            # depth 0: only a leaf feeds it
+    b = bp.tanh(a)            # 1
+    c = bp.exp(a)             # 1
+    d = b * c + bp.tanh(b)    # tanh(b) 2, b*c 2, the sum 3
+    depth = op_depths(topology(g)).tolist()
+    assert depth[x.id] == -1
+    assert [depth[t.id] for t in (a, b, c, d)] == [0, 1, 1, 3]
+
+
+def test_components_of_a_long_path_take_few_rounds_and_the_smallest_id():
+    n = 100_000
+    a = np.arange(n - 1)
+    roots = components(n, a, a + 1)
+    assert (roots == 0).all()
+    roots = components(n, a[a % 1000 != 999], a[a % 1000 != 999] + 1)  # 100 pieces of 1,000
+    assert roots.tolist() == (np.arange(n) // 1000 * 1000).tolist()
+
+
+@given(st.integers(1, 40).flatmap(
+    lambda n: st.tuples(st.just(n), st.lists(st.tuples(st.integers(0, n - 1), st.integers(0, n - 1)),
+                                             max_size=3 * n))))
+def test_components_equal_networkx_connected_components(case):
+    n, edges = case
+    a = np.array([e[0] for e in edges], dtype=np.intp)
+    b = np.array([e[1] for e in edges], dtype=np.intp)
+    roots = components(n, a, b)
+    g = nx.Graph()
+    g.add_nodes_from(range(n))
+    g.add_edges_from(edges)
+    expected = [0] * n
+    for piece in nx.connected_components(g):
+        for i in piece:
+            expected[i] = min(piece)
+    assert roots.tolist() == expected
