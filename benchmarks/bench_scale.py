@@ -134,6 +134,7 @@ def time_engine(shape: str, n: int, repeat: int, cap: int = 100) -> dict[str, An
 def first_drawing(g: bp.Graph) -> None:
     """Forget the ancestor sets the graph remembers, so each timed drawing is a first one."""
     g._ancestors.clear()
+    g._derived.clear()
 
 
 def whole_graph_passes(g: bp.Graph, root: bp.Tensor) -> None:

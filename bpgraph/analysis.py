@@ -41,6 +41,7 @@ from .errors import BpgraphError, GraphError, UnknownNodeError
 from .graph import KINDS
 from .ops import OPS
 from .tensor import Tensor
+from .topology import topology
 
 if TYPE_CHECKING:
     from .graph import Graph
@@ -421,20 +422,32 @@ def cost_terms(graph: Graph, root: Ref | None = None, terms: Iterable[Ref] | Non
 class TermReach(NamedTuple):
     """Which cost terms each node feeds and is fed by: one bit per term, in term order.
 
-    ``feeds[i]`` has bit k when node i is term k or one of its ancestors; ``fed_by[i]`` when
-    it is term k or depends on it.  Built by :func:`term_reach`; read by :meth:`mask`.
+    Arrays indexed by node id up to the last of the root and its terms (later nodes feed
+    nothing): ``feeds[i]`` has bit k when node i is term k or one of its ancestors,
+    ``fed_by[i]`` when it is term k or depends on it, and ``root_side[i]`` is true when the
+    root depends on node i (or is it).  Built by :func:`term_reach`; read by :meth:`mask`.
+    The arrays are read-only: one TermReach is shared by every caller for the same graph.
     """
 
     terms: list[int]
-    feeds: list[int]
-    fed_by: list[int]
-    root_side: set[int]
+    feeds: np.ndarray
+    fed_by: np.ndarray
+    root_side: np.ndarray
 
     def mask(self, u: int, v: int) -> int:
         """The terms whose gradient flows back along the edge u -> v (see :func:`term_edges`)."""
         if v >= len(self.feeds):
             return 0
-        return self.feeds[v] | self.fed_by[u] if v in self.root_side else self.feeds[v]
+        return int(self.feeds[v] | self.fed_by[u] if self.root_side[v] else self.feeds[v])
+
+    def masks(self, tails: np.ndarray, heads: np.ndarray) -> np.ndarray:
+        """:meth:`mask` of every edge ``tails[k] -> heads[k]`` at once."""
+        top = len(self.feeds)
+        inside = heads < top
+        u, v = tails[inside], heads[inside]
+        out = np.zeros(len(heads), dtype=self.feeds.dtype)
+        out[inside] = self.feeds[v] | np.where(self.root_side[v], self.fed_by[u], 0)
+        return out
 
     def names(self, graph: Graph, mask: int) -> tuple[str, ...]:
         """The names of the terms in ``mask``."""
@@ -444,29 +457,41 @@ class TermReach(NamedTuple):
 def term_reach(graph: Graph, root: Ref | None = None, terms: Iterable[Ref] | None = None) -> TermReach:
     """Two passes over the ids (a topological order), one bit per cost term of ``root``.
 
-    Down from the top marking what feeds each term, up from the first term marking what
-    each term feeds.  Linear in the graph size, whatever the number of paths.
+    Down from the root marking what feeds each term and the root (one more bit), up from
+    the first term marking what each term feeds.  Linear in the graph size, whatever the
+    number of paths; remembered until the graph grows.
     """
     root_id = _root_id(graph, root)
     term_ids = cost_terms(graph, root_id, terms)
-    nodes = graph.nodes
-    top = max(root_id, *term_ids) if term_ids else -1
+    return graph.derived(f"term_reach {root_id} {term_ids}", lambda g: _term_reach(g, root_id, term_ids))
+
+
+def _term_reach(graph: Graph, root_id: int, term_ids: list[int]) -> TermReach:
+    operands = topology(graph).operands
+    count = len(term_ids)
+    top = max(root_id, *term_ids)
     feeds = [0] * (top + 1)
     fed_by = [0] * (top + 1)
+    feeds[root_id] = 1 << count  # the root side's bit
     for k, t in enumerate(term_ids):
         feeds[t] |= 1 << k
         fed_by[t] |= 1 << k
     for i in range(top, -1, -1):
         mask = feeds[i]
         if mask:
-            for o in nodes[i]["operands"]:
+            for o in operands[i]:
                 feeds[o] |= mask
     for i in range(term_ids[0] if term_ids else 0, top + 1):
         mask = fed_by[i]
-        for o in nodes[i]["operands"]:
+        for o in operands[i]:
             mask |= fed_by[o]
         fed_by[i] = mask
-    return TermReach(term_ids, feeds, fed_by, graph.ancestors(root_id))
+    dtype = np.int64 if count < 62 else object  # Python ints beyond 62 terms
+    both = np.array(feeds, dtype=dtype)
+    arrays = both & ((1 << count) - 1), np.array(fed_by, dtype=dtype), (both >> count).astype(bool)
+    for array in arrays:
+        array.flags.writeable = False
+    return TermReach(term_ids, *arrays)
 
 
 def term_edges(graph: Graph, root: Ref | None = None,

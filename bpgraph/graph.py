@@ -34,7 +34,7 @@ import contextlib
 import itertools
 import warnings
 from types import MappingProxyType
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence, TypeVar
 
 import networkx as nx
 import numpy as np
@@ -44,6 +44,7 @@ from .errors import GraphError, NonFiniteError, NonFiniteWarning, OpError, Unkno
 from .tensor import Tensor
 
 KINDS = ("param", "input", "const", "op")
+T = TypeVar("T")
 #: How many ancestor sets a Graph remembers (see Graph.ancestors).
 ANCESTOR_CACHE = 8
 
@@ -157,6 +158,7 @@ class Graph:
         self._nodes: dict[int, dict[str, Any]] = {}  # id -> attributes (the same dicts as the DiGraph's)
         self._nodes_view = MappingProxyType(self._nodes)
         self._ancestors: dict[int, frozenset[int]] = {}  # see ancestors()
+        self._derived: dict[str, tuple[int, Any]] = {}  # see derived()
         self._by_name: dict[str, int] = {}
         self._scopes: list[str] = []
         self._scope = ""  # "/".join(self._scopes), kept up to date by _Scope
@@ -209,13 +211,14 @@ class Graph:
 
     def __getstate__(self) -> dict[str, Any]:  # a mappingproxy cannot be pickled or deep-copied
         state = self.__dict__.copy()
-        del state["_nodes_view"], state["_ancestors"]
+        del state["_nodes_view"], state["_ancestors"], state["_derived"]
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._nodes_view = MappingProxyType(self._nodes)
         self._ancestors = {}
+        self._derived = {}
         if "_uses" not in state:  # pickled before use counts were kept
             self._uses = [0] * len(self._nodes)
             for attrs in self._nodes.values():
@@ -299,6 +302,19 @@ class Graph:
             if len(self._ancestors) > ANCESTOR_CACHE:
                 del self._ancestors[next(iter(self._ancestors))]  # the oldest answer
         return set(known)
+
+    def derived(self, key: str, compute: Callable[[Graph], T]) -> T:
+        """``compute(self)``, remembered until the next node is recorded.
+
+        For values that depend only on the graph's structure (operands, kinds, ops, scopes),
+        which recording new nodes is the only way to change: the answer for ``key`` is kept
+        with the number of nodes it was computed for.
+        """
+        size = len(self._nodes)
+        known = self._derived.get(key)
+        if known is None or known[0] != size:
+            known = self._derived[key] = (size, compute(self))
+        return known[1]
 
     def _find_ancestors(self, start: int) -> Iterator[int]:
         nodes = self._nodes

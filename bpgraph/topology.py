@@ -11,41 +11,74 @@ Everything is derived from :attr:`bpgraph.Graph.nodes`, which stays the one sour
 from __future__ import annotations
 
 import itertools
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
+
+from .graph import KINDS
 
 if TYPE_CHECKING:
     from .graph import Graph
 
 
 class Topology(NamedTuple):
-    """Arrays indexed by node id (ids run 0..n-1) and by operand slot.
-
-    ``tails[k]`` is an operand of ``heads[k]``, one entry per operand slot (``x * x`` has two),
-    in the order of the heads' ids and then of the operands.
+    """Per node id (ids run 0..n-1): operands, kind, op and scope; and per operand slot:
+    ``tails[k]`` is an operand of ``heads[k]``, one entry per slot (``x * x`` has two), in the
+    order of the heads' ids and then of the operands.
     """
 
     operands: list[tuple[int, ...]]
+    kinds: list[str]
+    scopes: list[str]
     tails: np.ndarray
     heads: np.ndarray
-    is_op: np.ndarray
+    kind_index: np.ndarray  # per node: its kind's index in bpgraph.graph.KINDS
+    op_names: list[str]  # the distinct op names, sorted
+    op_index: np.ndarray  # per node: its op's index in op_names, -1 for leaves
+    scope_names: list[str]  # the distinct scopes, sorted ("" first when present)
+    scope_index: np.ndarray  # per node: its scope's index in scope_names
 
     @property
     def size(self) -> int:
         return len(self.operands)
 
+    @property
+    def is_op(self) -> np.ndarray:
+        return self.is_kind("op")
+
+    def is_kind(self, kind: str) -> np.ndarray:
+        """Per node: is it of ``kind`` (one of :data:`bpgraph.graph.KINDS`)?"""
+        return self.kind_index == KINDS.index(kind)
+
 
 def topology(graph: Graph) -> Topology:
-    """The arrays of ``graph`` as recorded so far (one pass over the node dicts)."""
-    nodes = graph.nodes
-    n = len(nodes)
-    operands = [attrs["operands"] for attrs in nodes.values()]
+    """The arrays of ``graph`` as recorded so far; made once per graph size (one pass over the
+    node dicts), since recording is the only thing that changes them."""
+    return graph.derived("topology", _make_topology)
+
+
+def _make_topology(graph: Graph) -> Topology:
+    nodes = graph.nodes.values()
+    # one list per attribute: a tuple per node would be 100,000 new objects for the garbage
+    # collector to chase through the whole graph, which costs more than reading it
+    operands, kinds, ops, scopes = ([a[key] for a in nodes] for key in ("operands", "kind", "op", "scope"))
+    n = len(operands)
     counts = np.fromiter(map(len, operands), dtype=np.intp, count=n)
     tails = np.fromiter(itertools.chain.from_iterable(operands), dtype=np.intp, count=int(counts.sum()))
     heads = np.repeat(np.arange(n, dtype=np.intp), counts)
-    is_op = np.fromiter((attrs["kind"] == "op" for attrs in nodes.values()), dtype=bool, count=n)
-    return Topology(operands, tails, heads, is_op)
+    kind_index = np.fromiter(map(KINDS.index, kinds), dtype=np.int8, count=n)
+    op_names, op_index = _codes(ops)
+    if op_names and op_names[0] is None:  # leaves
+        op_names, op_index = op_names[1:], op_index - 1
+    return Topology(operands, kinds, scopes, tails, heads, kind_index, op_names, op_index,
+                    *_codes(scopes))
+
+
+def _codes(values: list[Any]) -> tuple[list[Any], np.ndarray]:
+    """The distinct values, sorted (None first), and each position's index into them."""
+    names = sorted(set(values), key=lambda v: (v is not None, v))
+    index = {name: k for k, name in enumerate(names)}
+    return names, np.fromiter(map(index.__getitem__, values), dtype=np.intp, count=len(values))
 
 
 def op_depths(topo: Topology) -> np.ndarray:

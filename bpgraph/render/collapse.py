@@ -23,13 +23,12 @@ Everything here is pure and iterative, and every choice is deterministic.
 from __future__ import annotations
 
 import difflib
-from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Iterable
 
 import numpy as np
 
-from ..topology import components, op_depths, topology
+from ..topology import Topology, components, op_depths, topology
 from .themes import RenderOptionError
 
 if TYPE_CHECKING:
@@ -56,12 +55,19 @@ class Group:
 
 @dataclass
 class Plan:
-    """Which group each collapsed node belongs to, plus human notes on what was collapsed."""
+    """Which group each collapsed node belongs to, plus human notes on what was collapsed.
 
-    groups: list[Group] = field(default_factory=list)
-    group_of: dict[int, int] = field(default_factory=dict)
+    ``group_of[i]`` is the index in ``groups`` of node i's group, or -1 when node i is drawn
+    as itself; ``units`` is the number of nodes the drawing has.
+    """
+
+    groups: list[Group]
+    group_of: np.ndarray
     notes: list[str] = field(default_factory=list)
-    units: int = 0
+
+    @property
+    def units(self) -> int:
+        return int(np.count_nonzero(self.group_of < 0)) + len(self.groups)
 
 
 def _prefix(scope: str, depth: int) -> str:
@@ -71,8 +77,7 @@ def _prefix(scope: str, depth: int) -> str:
 def scope_paths(graph: Graph) -> list[str]:
     """Every scope path and prefix used in the graph, sorted (``layer1``, ``layer1/linear``)."""
     paths: set[str] = set()
-    for attrs in graph.nodes.values():
-        scope = attrs["scope"]
+    for scope in topology(graph).scope_names:
         while scope and scope not in paths:
             paths.add(scope)
             scope = scope.rpartition("/")[0]
@@ -91,30 +96,50 @@ def _check_scopes(requested: Iterable[str], known: list[str]) -> list[str]:
     return sorted(set(wanted), key=lambda s: (s.count("/"), s))
 
 
-def _scope_groups(graph: Graph, scope_of: dict[int, str]) -> list[Group]:
-    """Turn ``node -> scope path`` into groups ordered by their smallest member."""
-    members: dict[str, list[int]] = {}
-    for node_id, path in scope_of.items():
-        members.setdefault(path, []).append(node_id)
-    groups = [Group(path, tuple(sorted(ids)), scope=path, ops=_top_ops(graph, ids))
-              for path, ids in members.items()]
+def _sorted_by(labels: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``ids`` sorted by label then id, their labels in that order, and where each label starts."""
+    order = np.lexsort((ids, labels))
+    ids, labels = ids[order], labels[order]
+    starts = np.flatnonzero(np.diff(labels, prepend=labels[:1] - 1)) if labels.size else labels
+    return ids, labels, starts
+
+
+def _scope_groups(topo: Topology, ids: np.ndarray, labels: np.ndarray, paths: list[str]) -> list[Group]:
+    """One group per scope path, ``ids[k]`` going to ``paths[labels[k]]``; ordered by smallest member."""
+    ids, labels, starts = _sorted_by(labels, ids)
+    groups = [Group(paths[label], tuple(members), scope=paths[label], ops=ops)
+              for members, label, ops in zip(_split(ids, starts), labels[starts].tolist(),
+                                             _top_ops(topo, ids, starts))]
     return sorted(groups, key=lambda grp: grp.members[0])
 
 
-def _top_ops(graph: Graph, ids: Iterable[int], n: int = 3) -> tuple[str, ...]:
-    nodes = graph.nodes
-    counts = Counter(nodes[i]["op"] for i in ids)
-    counts.pop(None, None)  # leaves have no op
-    return tuple(op for op, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:n])
+def _split(ids: np.ndarray, starts: np.ndarray) -> list[list[int]]:
+    flat = ids.tolist()
+    return [flat[a:b] for a, b in zip(starts.tolist(), starts[1:].tolist() + [len(flat)])]
 
 
-def _band_groups(graph: Graph, free: list[int], budget: int) -> tuple[list[Group], int]:
+def _top_ops(topo: Topology, ids: np.ndarray, starts: np.ndarray, n: int = 3) -> list[tuple[str, ...]]:
+    """For each run ``ids[starts[k]:starts[k+1]]``, its ``n`` most frequent ops (ties by name)."""
+    names, code = topo.op_names, topo.op_index
+    run = np.repeat(np.arange(starts.size), np.diff(starts, append=ids.size))
+    codes = code[ids]
+    run, codes = run[codes >= 0], codes[codes >= 0]  # leaves have no op
+    pairs, counts = np.unique(run * len(names) + codes, return_counts=True)
+    runs, codes = pairs // max(len(names), 1), pairs % max(len(names), 1)
+    order = np.lexsort((codes, -counts, runs))  # per run: most frequent first, then by name
+    top: list[list[str]] = [[] for _ in range(starts.size)]
+    for k, c in zip(runs[order].tolist(), codes[order].tolist()):
+        if len(top[k]) < n:
+            top[k].append(names[c])
+    return [tuple(ops) for ops in top]
+
+
+def _band_groups(topo: Topology, free: np.ndarray, budget: int) -> tuple[list[Group], int]:
     """Group ``free`` nodes by depth bands (see the module docstring); returns groups and B.
 
     Runs on :mod:`bpgraph.topology` arrays: this reads every node of graphs far larger than
     anything ``dot`` is given, so a Python loop per node would cost more than the layout.
     """
-    topo = topology(graph)
     is_op, tails, heads = topo.is_op, topo.tails, topo.heads
     is_free = np.zeros(topo.size, dtype=bool)
     is_free[free] = True
@@ -143,7 +168,7 @@ def _band_groups(graph: Graph, free: list[int], budget: int) -> tuple[list[Group
             break
         block *= 2
     piece[leaves] = piece[users]
-    groups = _pieces(graph, np.concatenate([ops, leaves]), piece, depth) if ops.size else []
+    groups = _pieces(topo, np.concatenate([ops, leaves]), piece, depth) if ops.size else []
     room = budget - len(groups)
     loose = loose.tolist()
     if loose and len(loose) > room:  # leaves that feed no grouped op: merge them in id order
@@ -153,20 +178,15 @@ def _band_groups(graph: Graph, free: list[int], budget: int) -> tuple[list[Group
     return sorted(groups, key=lambda grp: grp.members[0]), block
 
 
-def _pieces(graph: Graph, members: np.ndarray, piece: np.ndarray, depth: np.ndarray) -> list[Group]:
+def _pieces(topo: Topology, members: np.ndarray, piece: np.ndarray, depth: np.ndarray) -> list[Group]:
     """One group per distinct ``piece`` of ``members``, titled by the depths of its ops."""
-    members = members[np.lexsort((members, piece[members]))]  # by piece, then id
-    cuts = np.flatnonzero(np.diff(piece[members])) + 1
-    starts = np.concatenate([[0], cuts])
+    members, _, starts = _sorted_by(piece[members], members)
     member_depth = depth[members]  # -1 for leaves; every piece has at least one op
     lows = np.minimum.reduceat(np.where(member_depth < 0, member_depth.max(), member_depth), starts)
     highs = np.maximum.reduceat(member_depth, starts)
-    groups = []
-    for ids, lo, hi in zip(np.split(members, cuts), lows.tolist(), highs.tolist()):
-        ids = ids.tolist()
-        title = f"depth {lo}" if lo == hi else f"depths {lo}–{hi}"
-        groups.append(Group(title, tuple(ids), ops=_top_ops(graph, ids)))
-    return groups
+    return [Group(f"depth {lo}" if lo == hi else f"depths {lo}–{hi}", tuple(ids), ops=ops)
+            for ids, lo, hi, ops in zip(_split(members, starts), lows.tolist(), highs.tolist(),
+                                        _top_ops(topo, members, starts))]
 
 
 def plan(graph: Graph, collapse: Iterable[str] = (), max_nodes: int = MAX_NODES,
@@ -176,32 +196,29 @@ def plan(graph: Graph, collapse: Iterable[str] = (), max_nodes: int = MAX_NODES,
         raise RenderOptionError(f"max_nodes must be at least 1, got {max_nodes}")
     if isinstance(collapse, str):
         collapse = (collapse,)
-    known = scope_paths(graph)
-    requested = _check_scopes(collapse, known)
-    keep = set(keep)
-    nodes = graph.nodes
-    total = len(nodes)
+    topo = topology(graph)
+    requested = _check_scopes(collapse, scope_paths(graph))
+    total = topo.size
+    scopes, scope_of = topo.scope_names, topo.scope_index  # rules are decided per distinct scope
+    nesting = np.array([s.count("/") + 1 if s else 0 for s in scopes], dtype=np.intp)
+    everyone = np.arange(total, dtype=np.intp)
 
-    explicit: dict[int, str] = {}
-    if requested:
-        for node_id, attrs in nodes.items():
-            scope = attrs["scope"]
-            for name in requested:  # outermost first
-                if scope == name or scope.startswith(name + "/"):
-                    explicit[node_id] = name
-                    break
-    groups = _scope_groups(graph, explicit)
+    outermost = [next((k for k, name in enumerate(requested)
+                       if s == name or s.startswith(name + "/")), -1) for s in scopes]
+    by_request = np.array(outermost, dtype=np.intp)[scope_of]
+    explicit = by_request >= 0
+    groups = _scope_groups(topo, everyone[explicit], by_request[explicit], requested)
     result = _finish(groups, total)
     if result.units <= max_nodes:
         return result
 
-    free = [i for i in nodes if i not in explicit and i not in keep]
-    max_depth = max((attrs["scope"].count("/") + 1 for i, attrs in nodes.items()
-                     if attrs["scope"] and i not in explicit), default=0)
+    kept = np.zeros(total, dtype=bool)
+    kept[list(keep)] = True
+    free = ~explicit & ~kept
+    depth_of = nesting[scope_of]
+    max_depth = int(depth_of[~explicit].max(initial=0))
     for level in range(max_depth, 0, -1):
-        by_scope = {i: _prefix(nodes[i]["scope"], level) for i in free
-                    if nodes[i]["scope"] and nodes[i]["scope"].count("/") + 1 >= level}
-        level_groups = _scope_groups(graph, by_scope)
+        level_groups = _prefix_groups(topo, scopes, scope_of, free & (depth_of >= level), level)
         attempt = _finish(groups + level_groups, total)
         if attempt.units <= max_nodes:
             attempt.notes.append(f"{total:,} nodes exceed max_nodes={max_nodes:,}: collapsed "
@@ -210,30 +227,42 @@ def plan(graph: Graph, collapse: Iterable[str] = (), max_nodes: int = MAX_NODES,
             return attempt
 
     if max_depth:  # every top-level scope collapsed, then band what is left outside scopes
-        by_scope = {i: _prefix(nodes[i]["scope"], 1) for i in free if nodes[i]["scope"]}
-        level_groups = _scope_groups(graph, by_scope)
-        rest = [i for i in free if i not in by_scope]
-        units = len(groups) + len(level_groups) + total - len(explicit) - len(by_scope)
-        bands, block = _band_groups(graph, rest, max_nodes - (units - len(rest)))
+        scoped = free & (depth_of > 0)
+        level_groups = _prefix_groups(topo, scopes, scope_of, scoped, 1)
+        rest = everyone[free & ~scoped]
+        units = len(groups) + len(level_groups) + total - int(explicit.sum()) - int(scoped.sum())
+        bands, block = _band_groups(topo, rest, max_nodes - (units - rest.size))
         attempt = _finish(groups + level_groups + bands, total)
         if attempt.units <= max_nodes:
             attempt.notes.append(
                 f"{total:,} nodes exceed max_nodes={max_nodes:,}: collapsed {len(level_groups):,} "
-                f"top-level scopes" + (f" and grouped {len(rest):,} unscoped nodes into "
+                f"top-level scopes" + (f" and grouped {rest.size:,} unscoped nodes into "
                                        f"{len(bands):,} depth bands of {block}" if bands else "")
                 + f" (drawing {attempt.units:,} nodes)")
             return attempt
 
-    free_all = [i for i in nodes if i not in keep]
-    bands, block = _band_groups(graph, free_all, max_nodes - (total - len(free_all)))
+    free_all = everyone[~kept]
+    bands, block = _band_groups(topo, free_all, max_nodes - (total - free_all.size))
     attempt = _finish(bands, total)
     attempt.notes.append(f"{total:,} nodes exceed max_nodes={max_nodes:,}"
                          + (" and scopes do not bring them under it" if max_depth else "")
-                         + f": grouped {len(free_all):,} nodes into {len(bands):,} depth bands "
+                         + f": grouped {free_all.size:,} nodes into {len(bands):,} depth bands "
                          f"of {block} (drawing {attempt.units:,} nodes)")
     return attempt
 
 
+def _prefix_groups(topo: Topology, scopes: list[str], scope_of: np.ndarray, chosen: np.ndarray,
+                   level: int) -> list[Group]:
+    """Groups of the ``chosen`` nodes by the first ``level`` parts of their scope paths."""
+    prefixes = sorted({_prefix(s, level) for s in scopes})
+    index = {p: k for k, p in enumerate(prefixes)}
+    prefix_of = np.array([index[_prefix(s, level)] for s in scopes], dtype=np.intp)
+    ids = np.flatnonzero(chosen)
+    return _scope_groups(topo, ids, prefix_of[scope_of[ids]], prefixes)
+
+
 def _finish(groups: list[Group], total: int) -> Plan:
-    group_of = {m: k for k, grp in enumerate(groups) for m in grp.members}
-    return Plan(groups, group_of, [], total - len(group_of) + len(groups))
+    group_of = np.full(total, -1, dtype=np.intp)
+    for k, grp in enumerate(groups):
+        group_of[list(grp.members)] = k
+    return Plan(groups, group_of, [])

@@ -28,13 +28,14 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterable, NamedTuple, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, NamedTuple, Sequence
 
 import graphviz
 import numpy as np
 
-from ..analysis import cost_terms, descendants, term_reach
+from ..analysis import TermReach, descendants, term_reach
 from ..errors import GraphError
+from ..topology import Topology, topology
 from . import collapse as _collapse
 from .themes import KIND_TITLES, NODE_KINDS, NodeStyle, RenderOptionError, Theme, get_theme
 
@@ -63,7 +64,7 @@ def _visible_escape(match: re.Match[str]) -> str:
 def label_text(text: str) -> str:
     """Escape user text for a plain DOT label, so Graphviz shows exactly these characters."""
     text = str(text)
-    if text.isascii() and text.isprintable():  # no controls, newlines or bidi marks to show
+    if text.isprintable():  # no controls, newlines, bidi marks, separators or lone surrogates
         return text.replace("&", "&amp;").replace("\\", "\\\\")
     text = text.encode("utf-8", "backslashreplace").decode("utf-8")
     text = text.replace("\r\n", "\n").replace("\t", "    ")
@@ -176,26 +177,32 @@ def describe_terms(graph: Graph, root: Tensor | int | str | None = None) -> list
     """
     nodes = graph.nodes
     root_id = default_root(graph) if root is None else graph.id_of(root)
-    terms = cost_terms(graph, root_id)
-    all_params = {i for i in graph.ancestors(root_id) if nodes[i]["kind"] == "param"}
+    reach = term_reach(graph, root_id)
+    terms, top = reach.terms, len(reach.feeds)
+    topo = topology(graph)
+    is_param, is_op = topo.is_kind("param")[:top], topo.is_op[:top]
+    all_params = np.count_nonzero(reach.root_side & is_param)
     lines = []
-    for term in terms:
+    for k, term in enumerate(terms):
         name = nodes[term]["name"]
-        into = graph.ancestors(term)
-        params = sorted(i for i in into if nodes[i]["kind"] == "param")
-        between = [i for i in sorted(into) if i != term and nodes[i]["kind"] == "op"]
+        into = (reach.feeds >> k & 1).astype(bool)  # term k and its ancestors
+        params = np.flatnonzero(into & is_param).tolist()
+        between = np.count_nonzero(into & is_op) - bool(is_op[term])
         if not params:
             lines.append(f"{name}'s gradient reaches no parameter")
             continue
-        reach = ("only " if set(params) < all_params else "") + _names([nodes[i]["name"] for i in params])
+        reach_text = ("only " if len(params) < all_params else "") + _names([nodes[i]["name"] for i in params])
         if between:
-            s = "" if len(between) == 1 else "s"
-            lines.append(f"{name}'s gradient reaches {reach} through {len(between)} intermediate result{s}")
+            plural = "" if between == 1 else "s"
+            lines.append(f"{name}'s gradient reaches {reach_text} through {between} intermediate result{plural}")
             continue
-        unrelated = into | descendants(graph, term) | set(terms)
-        others = [a["name"] for i, a in nodes.items() if a["kind"] == "op" and i not in unrelated]
+        unrelated = np.zeros(topo.size, dtype=bool)
+        unrelated[:top] = into
+        unrelated[list(descendants(graph, term))] = True
+        unrelated[terms] = True
+        others = [nodes[i]["name"] for i in np.flatnonzero(topo.is_op & ~unrelated).tolist()]
         tail = f": no path from {name} through {_families(others)}" if others else ""
-        lines.append(f"{name}'s gradient reaches {reach}{tail}")
+        lines.append(f"{name}'s gradient reaches {reach_text}{tail}")
     return lines
 
 
@@ -281,7 +288,7 @@ class _Context(NamedTuple):
     root: int
     root_name: str
     kind_of: dict[int, str]
-    root_side: set[int]
+    root_side: np.ndarray  # per node id: does the root depend on it?
     grads: dict[int, np.ndarray] | None
     lit: set[int] | None
     frame: Frame | None
@@ -318,7 +325,7 @@ def _label_lines(ctx: _Context, node_id: int) -> tuple[list[str], list[str]]:
     grad = ctx.grads.get(node_id)
     final = []
     if grad is None:
-        if node_id not in ctx.root_side:
+        if not ctx.root_side[node_id]:
             final.append(f"{d} = 0 (no path)")
     else:
         if "grad" in show:
@@ -373,7 +380,7 @@ def _styling(ctx: _Context, state: tuple[Any, ...]) -> str:
 
 def _node_unit(ctx: _Context, node_id: int) -> _Unit:
     kind, lit, frame = ctx.kind_of[node_id], ctx.lit, ctx.frame
-    dim = node_id not in ctx.root_side or (lit is not None and node_id not in lit) or (
+    dim = not ctx.root_side[node_id] or (lit is not None and node_id not in lit) or (
         frame is not None and ctx.grads is not None and node_id in ctx.grads and node_id not in frame.done)
     current = frame is not None and node_id == frame.current
     lines, final = _label_lines(ctx, node_id)
@@ -382,10 +389,10 @@ def _node_unit(ctx: _Context, node_id: int) -> _Unit:
     return _Unit(str(node_id), f"n{node_id}", "\\n".join(lines), styling)
 
 
-def _group_unit(ctx: _Context, group: _collapse.Group) -> _Unit:
+def _group_unit(ctx: _Context, group: _collapse.Group, reached: bool) -> _Unit:
+    """A collapsed group's node; ``reached`` when the root depends on one of its members."""
     members = group.members
-    faded = not any(m in ctx.root_side for m in members) or (
-        ctx.lit is not None and not any(m in ctx.lit for m in members))
+    faded = not reached or (ctx.lit is not None and not any(m in ctx.lit for m in members))
     detail = f"{len(members):,} nodes" + (f" · {', '.join(group.ops)}" if group.ops else "")
     return _Unit(group.key, group.key, label([label_text(group.title), label_text(detail)]),
                  _styling(ctx, ("group", faded, False, False, ())))
@@ -479,11 +486,14 @@ def build(graph: Graph, root: Tensor | int | str | None = None, *, theme: str | 
     if pairs:
         lit_nodes, lit_edges, path_notes = highlight_paths(graph, pairs)
     plan = _collapse.plan(graph, collapse, max_nodes, keep={root_id, *terms})
+    topo = topology(graph)
     wants_grads = frame is not None or "grad" in show or "gradvalue" in show
     term_ids = set(terms)
-    kind_of = {i: "root" if i == root_id else "term" if i in term_ids else attrs["kind"]
-               for i, attrs in nodes.items() if i not in plan.group_of}
-    ctx = _Context(graph, theme, show, root_id, root_name, kind_of, graph.ancestors(root_id),
+    kind_of = {i: "root" if i == root_id else "term" if i in term_ids else topo.kinds[i]
+               for i in np.flatnonzero(plan.group_of < 0).tolist()}
+    root_side = np.zeros(len(graph), dtype=bool)
+    root_side[:len(reach.root_side)] = reach.root_side
+    ctx = _Context(graph, theme, show, root_id, root_name, kind_of, root_side,
                    stored_or_computed_grads(graph, root_id) if wants_grads else None,
                    lit_nodes, frame, {})
 
@@ -502,61 +512,85 @@ def build(graph: Graph, root: Tensor | int | str | None = None, *, theme: str | 
     digraph.attr("edge", arrowsize="0.7", color=theme.text)
 
     # units in id order: a visible node, or a group placed at its smallest member
-    group_of, groups = plan.group_of, plan.groups
-    group_keys = [group.key for group in groups]
-    unit_of: dict[int, str] = {}
-    scope_of_unit: dict[str, str] = {}
+    unit, starts = _units(plan)
     statements: list[_Unit] = []
-    for i, attrs in nodes.items():
-        k = group_of.get(i)
-        if k is None:
-            unit_of[i] = key = str(i)
+    scope_of_unit: dict[str, str] = {}
+    reached = np.bincount(plan.group_of[root_side & (plan.group_of >= 0)], minlength=len(plan.groups)) > 0
+    for i, k in zip(starts.tolist(), plan.group_of[starts].tolist()):
+        if k < 0:
             statements.append(_node_unit(ctx, i))
-            scope_of_unit[key] = attrs["scope"]
-            continue
-        unit_of[i] = key = group_keys[k]
-        if key not in scope_of_unit:
-            statements.append(_group_unit(ctx, groups[k]))
-            scope_of_unit[key] = groups[k].scope.rpartition("/")[0]
+            scope_of_unit[str(i)] = topo.scopes[i]
+        else:
+            statements.append(_group_unit(ctx, plan.groups[k], bool(reached[k])))
+            scope_of_unit[plan.groups[k].key] = plan.groups[k].scope.rpartition("/")[0]
     _emit_clustered(digraph, theme, statements, scope_of_unit)
 
     # edges between units; a repeated operand or several edges between two units draw once
-    merged: dict[tuple[str, str], list[Any]] = {}
-    order = {unit.key: n for n, unit in enumerate(statements)}
-    pending_heads = (set() if frame is None or ctx.grads is None
-                     else {v for v in ctx.grads if v not in frame.done})
-    for v, attrs in nodes.items():
-        head = unit_of[v]
-        for u in attrs["operands"]:
-            tail = unit_of[u]
-            if tail == head:
-                continue
-            entry = merged.get((tail, head))
-            if entry is None:
-                entry = merged[(tail, head)] = [0, False, False, False]
-            entry[0] |= reach.mask(u, v)
-            if lit_edges is not None and (u, v) in lit_edges:
-                entry[1] = True
-            if frame is not None and (u, v) in frame.delivered:
-                entry[2] = True
-            if v in pending_heads:
-                entry[3] = True
+    pending = (None if frame is None or ctx.grads is None
+               else [v for v in ctx.grads if v not in frame.done])
     styles: dict[tuple[Any, ...], str] = {}  # edges share a handful of styles
-    for (tail, head) in sorted(merged, key=lambda e: (order[e[0]], order[e[1]])):
-        mask, lit, delivered, pending = merged[(tail, head)]
-        meaning = (mask, None if lit_edges is None else lit, delivered, pending)
+    masks = set()
+    for tail, head, mask, lit, delivered, waiting in _merged_edges(
+            topo, unit, reach, lit_edges, None if frame is None else frame.delivered, pending):
+        masks.add(mask)
+        meaning = (mask, None if lit_edges is None else lit, delivered, waiting)
         if meaning not in styles:
             carried = [k for k in range(len(terms)) if mask >> k & 1]
             styles[meaning] = style_text(_edge_attrs(theme, carried, *meaning[1:]))
-        digraph.body.append(edge_statement(tail, head, styles[meaning]))
+        digraph.body.append(edge_statement(statements[tail].key, statements[head].key, styles[meaning]))
 
     if legend:
         drawn_kinds = set(kind_of.values()) | ({"group"} if plan.groups else set())
-        masks = {e[0] for e in merged.values()}
         digraph.subgraph(_legend(theme, drawn_kinds, term_names,
                                  any(mask & (mask - 1) for mask in masks),  # two bits or more
                                  0 in masks, root_name))
     return Drawing(digraph, plan.units, tuple(plan.notes) + tuple(notes))
+
+
+def _units(plan: _collapse.Plan) -> tuple[np.ndarray, np.ndarray]:
+    """Each node's unit (its index in drawing order) and the id each unit is drawn at: a node
+    drawn as itself, or a group at its smallest member."""
+    size = plan.group_of.size
+    at = np.arange(size, dtype=np.intp)  # the id of the unit each node is drawn in
+    grouped = plan.group_of >= 0
+    first = np.array([group.members[0] for group in plan.groups], dtype=np.intp)
+    at[grouped] = first[plan.group_of[grouped]]
+    starts = np.flatnonzero(at == np.arange(size))
+    index = np.zeros(size, dtype=np.intp)
+    index[starts] = np.arange(starts.size)
+    return index[at], starts
+
+
+def _merged_edges(topo: Topology, unit: np.ndarray, reach: TermReach,
+                  lit_edges: set[tuple[int, int]] | None, delivered: Iterable[tuple[int, int]] | None,
+                  pending: list[int] | None) -> Iterator[tuple[int, int, int, bool, bool, bool]]:
+    """``(tail unit, head unit, terms mask, lit, delivered, pending head)`` per pair of units
+    joined by at least one edge, in drawing order; each flag is true when any of the pair's
+    edges has it."""
+    size = topo.size
+    cross = unit[topo.tails] != unit[topo.heads]
+    tails, heads = topo.tails[cross], topo.heads[cross]
+    pairs = unit[tails] * size + unit[heads]
+    order = np.argsort(pairs, kind="stable")
+    pairs, tails, heads = pairs[order], tails[order], heads[order]
+    starts = np.flatnonzero(np.diff(pairs, prepend=-1)) if pairs.size else pairs
+    if not pairs.size:
+        return
+
+    def any_of(edges: Iterable[tuple[int, int]] | None) -> list[bool]:
+        if edges is None:
+            return [False] * starts.size
+        codes = np.fromiter((u * size + v for u, v in edges), dtype=np.int64)
+        return np.logical_or.reduceat(np.isin(tails * size + heads, codes), starts).tolist()
+
+    waiting = np.zeros(size, dtype=bool)
+    if pending is not None:
+        waiting[pending] = True
+    masks = np.bitwise_or.reduceat(reach.masks(tails, heads), starts).tolist()
+    for tail_head, mask, lit, sent, wait in zip(
+            pairs[starts].tolist(), masks, any_of(lit_edges), any_of(delivered),
+            np.logical_or.reduceat(waiting[heads], starts).tolist()):
+        yield tail_head // size, tail_head % size, mask, lit, sent, wait
 
 
 def _caption_lines(graph: Graph, root_id: int, caption: str | bool | None,
