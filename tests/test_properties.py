@@ -37,6 +37,7 @@ import bpgraph as bp
 from bpgraph import analysis as an
 from bpgraph.graph import Graph
 from bpgraph.render import to_dot
+from bpgraph.render.collapse import plan
 from bpgraph.render.dot import label_text
 from bpgraph.tensor import Tensor
 
@@ -445,6 +446,33 @@ def test_ancestors_and_term_edges_match_their_networkx_definitions(built: Built,
     got = an.term_edges(g, root, explicit)
     assert {e: list(names) for e, names in got.items()} == expected_edges
     assert [v for _, v in got] == sorted(v for _, v in got)  # in the order of the heads
+    reach = an.term_reach(g, root, explicit)
+    assert set(np.flatnonzero(reach.root_side).tolist()) == root_side
+    tails = np.array([u for u, _ in d.edges], dtype=np.intp)
+    heads = np.array([v for _, v in d.edges], dtype=np.intp)
+    assert reach.masks(tails, heads).tolist() == [reach.mask(u, v) for u, v in d.edges]
+
+
+@given(graphs(), st.integers(1, 12))
+def test_collapse_plans_partition_the_graph_into_an_acyclic_picture(built: Built, max_nodes: int):
+    """Depth-band groups: each node in at most one group, the root and its terms in none, and
+    the collapsed picture still a DAG (an edge never runs from a later band to an earlier one)."""
+    g, root = built.graph, built.root
+    keep = {root.id, *an.cost_terms(g, root)}
+    result = plan(g, (), max_nodes, keep)
+    members = [m for group in result.groups for m in group.members]
+    assert len(members) == len(set(members)) and not keep & set(members)
+    assert all(list(group.members) == sorted(group.members) for group in result.groups)
+    grouped = {m: k for k, group in enumerate(result.groups) for m in group.members}
+    assert result.group_of.tolist() == [grouped.get(i, -1) for i in range(len(g))]
+    assert result.units == len(g) - len(members) + len(result.groups)
+    if len(g) <= max_nodes:
+        assert not result.groups
+    unit = {i: ("group", grouped[i]) if i in grouped else ("node", i) for i in g.nodes}
+    picture = nx.DiGraph()
+    picture.add_nodes_from(set(unit.values()))
+    picture.add_edges_from((unit[u], unit[v]) for u, v in g.nx.edges if unit[u] != unit[v])
+    assert nx.is_directed_acyclic_graph(picture)
 
 
 # --- DOT ---------------------------------------------------------------------------------------

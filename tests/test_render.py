@@ -561,3 +561,28 @@ def test_a_failed_render_leaves_the_existing_file_untouched(tmp_path, monkeypatc
 def test_save_picks_the_format_from_the_extension(tmp_path, suffix, magic):
     path = render(small_graph(), tmp_path / f"small{suffix}", engine="wasm")
     assert Path(path).read_bytes().startswith(magic)
+
+
+def test_depth_bands_never_draw_a_cycle_through_a_kept_node_or_a_shared_leaf():
+    """Hypothesis found both: a band holding J's plumbing and what feeds a term (so the band
+    fed the term and the term fed the band), and two pieces of a band each holding a leaf the
+    other reads."""
+    g = bp.Graph()
+    p = g.param(np.ones(2), name="p")
+    a = p + p
+    terms = [bp.sum(a, name=f"T{k}") for k in range(3)]
+    J = (terms[0] + terms[1] + terms[2]).named("J")
+    result = plan(g, (), 1, keep={J.id, *(t.id for t in terms)})
+    owner = {m: k for k, group in enumerate(result.groups) for m in group.members}
+    plumbing = g.operands(J)[0].id  # T0 + T1
+    assert owner[a.id] != owner[plumbing]
+
+    g = bp.Graph()
+    u, v = g.param(np.ones(2), name="u"), g.param(np.ones(2), name="v")
+    a, b = bp.tanh(u), bp.tanh(v)  # u is first read on the left, v on the right
+    left, right = a * v, b * u
+    terms = [bp.sum(left, name="T0"), bp.sum(right, name="T1")]
+    J = (terms[0] + terms[1]).named("J")
+    result = plan(g, (), 5, keep={J.id, *(t.id for t in terms)})
+    owner = {m: k for k, group in enumerate(result.groups) for m in group.members}
+    assert owner[u.id] == owner[v.id] == owner[left.id] == owner[right.id]

@@ -62,3 +62,52 @@ def test_components_equal_networkx_connected_components(case):
         for i in piece:
             expected[i] = min(piece)
     assert roots.tolist() == expected
+
+
+def test_derived_values_are_remembered_until_the_graph_grows():
+    g = bp.Graph()
+    x = g.param(np.ones(2), name="x")
+    calls = []
+
+    def size(graph):
+        calls.append(len(graph))
+        return len(graph)
+
+    assert g.derived("size", size) == g.derived("size", size) == 1
+    bp.tanh(x)
+    assert g.derived("size", size) == 2
+    assert calls == [1, 2]
+    assert topology(g) is topology(g)
+    assert topology(g).size == 2
+
+
+def test_derived_values_are_not_pickled():
+    import pickle
+
+    g = bp.Graph()
+    bp.tanh(g.param(np.ones(2), name="x"))
+    topology(g)
+    copy = pickle.loads(pickle.dumps(g))
+    assert copy._derived == {}
+    assert topology(copy).tails.tolist() == [0]
+
+
+def test_term_reach_is_shared_read_only_and_takes_many_terms():
+    from bpgraph.analysis import term_reach
+
+    g = bp.Graph()
+    x = g.param(np.ones(2), name="x")
+    terms = [bp.sum(x * float(k + 1)) for k in range(70)]  # more terms than an int64 has bits
+    root = terms[0]
+    for t in terms[1:]:
+        root = root + t
+    reach = term_reach(g, root)
+    assert reach is term_reach(g, root)
+    assert not reach.feeds.flags.writeable and not reach.root_side.flags.writeable
+    assert len(reach.terms) == 70 and reach.feeds.dtype == object
+    assert reach.feeds[x.id] == (1 << 70) - 1  # x feeds every term
+    u = g.operands(terms[69])[0].id
+    assert reach.mask(u, terms[69].id) == 1 << 69
+    heads = np.array([terms[69].id, root.id])
+    tails = np.array([u, g.operands(root)[0].id])
+    assert reach.masks(tails, heads).tolist() == [reach.mask(u, terms[69].id), reach.mask(tails[1], root.id)]

@@ -10,11 +10,17 @@ so a drawing never hands it more than ``max_nodes`` nodes (default :data:`MAX_NO
 3. If even collapsing every top-level scope does not fit (or there are no scopes), the
    remaining nodes are grouped by **depth bands**: an op's depth is the length of the
    longest op chain feeding it; ops whose depths fall in the same block of ``B`` consecutive
-   depths and are connected within that block form one group, and each leaf joins the group
-   of its first user.  ``B`` is the smallest power-of-two-multiple block size that fits the
-   budget, so a 100,000-op chain becomes a chain of a few hundred blocks and independent
-   branches stay apart.  If connected blocks still do not fit, whole bands are merged.
+   depths and are connected within that block (by an edge, or by a leaf they both read) form
+   one group, and each leaf joins the group of its first user in its earliest block.  ``B``
+   is the smallest power-of-two-multiple block size that fits the budget, so a 100,000-op
+   chain becomes a chain of a few hundred blocks and independent branches stay apart.  If
+   connected blocks still do not fit, whole bands are merged.
 4. Nodes in ``keep`` (the root and its cost terms) are never merged automatically.
+
+Groups only join ops that have passed the same number of kept nodes and collapsed-scope
+nodes on their way, so an edge between two depth-band groups always runs to a later block or
+past such a node: depth bands never draw a cycle.  (A collapsed scope can, when it holds both
+something a band feeds and something that feeds the band; that is the scope's shape.)
 
 The result is still an ordinary graph that Graphviz lays out; no coordinates are invented.
 Everything here is pure and iterative, and every choice is deterministic.
@@ -146,25 +152,30 @@ def _band_groups(topo: Topology, free: np.ndarray, budget: int) -> tuple[list[Gr
     free_op = is_free & is_op
     ops = np.flatnonzero(free_op)
     depth = op_depths(topo)
+    level = _levels(topo, is_free)
     into_free_op = free_op[heads]
     inner = into_free_op & free_op[tails]
     a, b = tails[inner], heads[inner]
-    fed = into_free_op & is_free[tails] & ~is_op[tails]  # a free leaf feeding a free op
-    leaves, first = np.unique(tails[fed], return_index=True)
-    users = heads[fed][first]  # heads ascend, so each leaf's first edge is its first user
-    loose = np.setdiff1d(np.flatnonzero(is_free & ~is_op), leaves, assume_unique=True)
+    fed = into_free_op & is_free[tails] & ~is_op[tails]
+    leaf_edges = tails[fed], heads[fed]  # a free leaf -> a free op, heads ascending
+    loose = np.setdiff1d(np.flatnonzero(is_free & ~is_op), leaf_edges[0])
 
     top = int(depth[ops].max()) + 1 if ops.size else 1
     room = max(1, budget - loose.size)
     start = block = max(1, -(-top // room))
     while True:
-        same_band = depth[a] // block == depth[b] // block
-        piece = components(topo.size, a[same_band], b[same_band])
+        band = level * (top // block + 1) + depth // block  # the block, told apart by level
+        leaves, users, shared = _leaf_users(topo.size, *leaf_edges, band)
+        same_band = band[a] == band[b]
+        piece = components(topo.size, np.concatenate([a[same_band], shared[0]]),
+                           np.concatenate([b[same_band], shared[1]]))
         if np.unique(piece[ops]).size <= room:
             break
         if block >= top:  # even whole connected pieces do not fit: merge each band outright
             block = start
-            piece = -1 - depth // block
+            band = level * (top // block + 1) + depth // block
+            leaves, users, _ = _leaf_users(topo.size, *leaf_edges, band)
+            piece = -1 - band
             break
         block *= 2
     piece[leaves] = piece[users]
@@ -176,6 +187,43 @@ def _band_groups(topo: Topology, free: np.ndarray, budget: int) -> tuple[list[Gr
         groups += [Group(f"{len(chunk):,} unused leaves", tuple(chunk))
                    for chunk in (loose[k:k + size] for k in range(0, len(loose), size))]
     return sorted(groups, key=lambda grp: grp.members[0]), block
+
+
+def _levels(topo: Topology, is_free: np.ndarray) -> np.ndarray:
+    """For each node, the most nodes outside ``free`` (kept, or in a collapsed scope) on one
+    path into it.  Only ops of one level share a group: a group holding an ancestor and a
+    descendant of such a node would both feed it and be fed by it, a cycle in the picture.
+    """
+    barrier = (~is_free).tolist()
+    level = [0] * topo.size
+    operands = topo.operands
+    first = barrier.index(True) if True in barrier else topo.size
+    for i in range(first + 1, topo.size):  # only nodes recorded after the first barrier can pass one
+        most = 0
+        for o in operands[i]:
+            passed = level[o] + barrier[o]
+            if passed > most:
+                most = passed
+        level[i] = most
+    return np.array(level, dtype=np.intp)
+
+
+def _leaf_users(size: int, leaf: np.ndarray, user: np.ndarray, band: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray]]:
+    """Each leaf's group-mate: its first user in its earliest band; and ``(a, b)`` edges tying
+    that user to the leaf's other users in the same band, so that a leaf's edges never run
+    between two groups of one band (two such groups could feed each other through leaves).
+
+    ``leaf[k] -> user[k]`` are the leaf edges, users ascending.
+    """
+    earliest = np.full(size, np.iinfo(np.intp).max, dtype=np.intp)
+    np.minimum.at(earliest, leaf, band[user])
+    at_earliest = band[user] == earliest[leaf]
+    leaf, user = leaf[at_earliest], user[at_earliest]
+    leaves, first = np.unique(leaf, return_index=True)
+    mate = np.zeros(size, dtype=np.intp)
+    mate[leaves] = user[first]
+    return leaves, user[first], (mate[leaf], user)
 
 
 def _pieces(topo: Topology, members: np.ndarray, piece: np.ndarray, depth: np.ndarray) -> list[Group]:
