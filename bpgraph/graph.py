@@ -47,6 +47,8 @@ KINDS = ("param", "input", "const", "op")
 T = TypeVar("T")
 #: How many ancestor sets a Graph remembers (see Graph.ancestors).
 ANCESTOR_CACHE = 8
+#: How many values derived from its structure a Graph remembers (see Graph.derived).
+DERIVED_CACHE = 16
 
 
 class _Errstate:
@@ -158,7 +160,8 @@ class Graph:
         self._nodes: dict[int, dict[str, Any]] = {}  # id -> attributes (the same dicts as the DiGraph's)
         self._nodes_view = MappingProxyType(self._nodes)
         self._ancestors: dict[int, frozenset[int]] = {}  # see ancestors()
-        self._derived: dict[str, tuple[int, Any]] = {}  # see derived()
+        self._derived: dict[str, Any] = {}  # see derived()
+        self._derived_size = 0
         self._by_name: dict[str, int] = {}
         self._scopes: list[str] = []
         self._scope = ""  # "/".join(self._scopes), kept up to date by _Scope
@@ -211,14 +214,14 @@ class Graph:
 
     def __getstate__(self) -> dict[str, Any]:  # a mappingproxy cannot be pickled or deep-copied
         state = self.__dict__.copy()
-        del state["_nodes_view"], state["_ancestors"], state["_derived"]
+        del state["_nodes_view"], state["_ancestors"], state["_derived"], state["_derived_size"]
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._nodes_view = MappingProxyType(self._nodes)
         self._ancestors = {}
-        self._derived = {}
+        self._derived, self._derived_size = {}, 0
         if "_uses" not in state:  # pickled before use counts were kept
             self._uses = [0] * len(self._nodes)
             for attrs in self._nodes.values():
@@ -307,14 +310,19 @@ class Graph:
         """``compute(self)``, remembered until the next node is recorded.
 
         For values that depend only on the graph's structure (operands, kinds, ops, scopes),
-        which recording new nodes is the only way to change: the answer for ``key`` is kept
-        with the number of nodes it was computed for.
+        which recording new nodes is the only way to change.  At most :data:`DERIVED_CACHE`
+        answers are kept, all for the current number of nodes; share them, don't edit them.
         """
         size = len(self._nodes)
-        known = self._derived.get(key)
-        if known is None or known[0] != size:
-            known = self._derived[key] = (size, compute(self))
-        return known[1]
+        if size != self._derived_size:
+            self._derived.clear()
+            self._derived_size = size
+        if key in self._derived:
+            return self._derived[key]
+        if len(self._derived) >= DERIVED_CACHE:
+            del self._derived[next(iter(self._derived))]  # the oldest answer
+        value = self._derived[key] = compute(self)
+        return value
 
     def _find_ancestors(self, start: int) -> Iterator[int]:
         nodes = self._nodes

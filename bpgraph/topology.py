@@ -81,9 +81,14 @@ def _codes(values: list[Any]) -> tuple[list[Any], np.ndarray]:
     return names, np.fromiter(map(index.__getitem__, values), dtype=np.intp, count=len(values))
 
 
-def op_depths(topo: Topology) -> np.ndarray:
+def op_depths(graph: Graph) -> np.ndarray:
     """Length of the longest chain of ops feeding each op (0 when only leaves feed it); -1 for
-    leaves.  One pass up the ids, a topological order."""
+    leaves.  One pass up the ids, a topological order; remembered until the graph grows."""
+    return graph.derived("op_depths", _op_depths)
+
+
+def _op_depths(graph: Graph) -> np.ndarray:
+    topo = topology(graph)
     depth = [-1] * topo.size
     operands = topo.operands
     for i in np.flatnonzero(topo.is_op).tolist():
@@ -93,7 +98,9 @@ def op_depths(topo: Topology) -> np.ndarray:
             if d > deepest:
                 deepest = d
         depth[i] = deepest + 1
-    return np.array(depth, dtype=np.intp)
+    depths = np.array(depth, dtype=np.intp)
+    depths.flags.writeable = False  # shared by every caller until the graph grows
+    return depths
 
 
 def components(size: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:

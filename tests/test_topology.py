@@ -32,7 +32,7 @@ def test_op_depths_of_a_chain_and_a_diamond():
     b = bp.tanh(a)            # 1
     c = bp.exp(a)             # 1
     d = b * c + bp.tanh(b)    # tanh(b) 2, b*c 2, the sum 3
-    depth = op_depths(topology(g)).tolist()
+    depth = op_depths(g).tolist()
     assert depth[x.id] == -1
     assert [depth[t.id] for t in (a, b, c, d)] == [0, 1, 1, 3]
 
@@ -111,3 +111,28 @@ def test_term_reach_is_shared_read_only_and_takes_many_terms():
     heads = np.array([terms[69].id, root.id])
     tails = np.array([u, g.operands(root)[0].id])
     assert reach.masks(tails, heads).tolist() == [reach.mask(u, terms[69].id), reach.mask(tails[1], root.id)]
+
+
+def test_derived_values_are_bounded_and_dropped_when_the_graph_grows():
+    from bpgraph.graph import DERIVED_CACHE
+
+    g = bp.Graph()
+    x = g.param(np.ones(2), name="x")
+    for k in range(DERIVED_CACHE + 5):
+        g.derived(f"value {k}", lambda graph, k=k: k)
+    assert len(g._derived) == DERIVED_CACHE and "value 0" not in g._derived  # the oldest went first
+    bp.tanh(x)
+    assert g.derived("value 1", lambda graph: "again") == "again"
+    assert list(g._derived) == ["value 1"]  # answers for the smaller graph were all dropped
+
+
+def test_a_plan_is_shared_and_read_only():
+    from bpgraph.render.collapse import plan
+
+    g = bp.Graph()
+    y = g.param(np.ones(2), name="x")
+    for _ in range(30):
+        y = bp.tanh(y)
+    first = plan(g, (), 5, keep={y.id})
+    assert plan(g, (), 5, keep=[y.id]) is first and plan(g, (), 6, keep={y.id}) is not first
+    assert not first.group_of.flags.writeable and isinstance(first.notes, tuple)

@@ -29,8 +29,9 @@ Everything here is pure and iterative, and every choice is deterministic.
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Iterable
+import itertools
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Iterable, NamedTuple
 
 import numpy as np
 
@@ -59,21 +60,24 @@ class Group:
         return f"g{self.members[0]}"
 
 
-@dataclass
-class Plan:
+class Plan(NamedTuple):
     """Which group each collapsed node belongs to, plus human notes on what was collapsed.
 
     ``group_of[i]`` is the index in ``groups`` of node i's group, or -1 when node i is drawn
-    as itself; ``units`` is the number of nodes the drawing has.
+    as itself (read-only: plans are shared, see :func:`plan`).
     """
 
-    groups: list[Group]
+    groups: tuple[Group, ...]
     group_of: np.ndarray
-    notes: list[str] = field(default_factory=list)
+    notes: tuple[str, ...] = ()
 
     @property
     def units(self) -> int:
+        """How many nodes the drawing has: the groups and every node drawn as itself."""
         return int(np.count_nonzero(self.group_of < 0)) + len(self.groups)
+
+    def noted(self, note: str) -> Plan:
+        return self._replace(notes=self.notes + (note,))
 
 
 def _prefix(scope: str, depth: int) -> str:
@@ -140,18 +144,19 @@ def _top_ops(topo: Topology, ids: np.ndarray, starts: np.ndarray, n: int = 3) ->
     return [tuple(ops) for ops in top]
 
 
-def _band_groups(topo: Topology, free: np.ndarray, budget: int) -> tuple[list[Group], int]:
+def _band_groups(graph: Graph, free: np.ndarray, budget: int) -> tuple[list[Group], int]:
     """Group ``free`` nodes by depth bands (see the module docstring); returns groups and B.
 
     Runs on :mod:`bpgraph.topology` arrays: this reads every node of graphs far larger than
     anything ``dot`` is given, so a Python loop per node would cost more than the layout.
     """
+    topo = topology(graph)
     is_op, tails, heads = topo.is_op, topo.tails, topo.heads
     is_free = np.zeros(topo.size, dtype=bool)
     is_free[free] = True
     free_op = is_free & is_op
     ops = np.flatnonzero(free_op)
-    depth = op_depths(topo)
+    depth = op_depths(graph)
     level = _levels(topo, is_free)
     into_free_op = free_op[heads]
     inner = into_free_op & free_op[tails]
@@ -239,13 +244,23 @@ def _pieces(topo: Topology, members: np.ndarray, piece: np.ndarray, depth: np.nd
 
 def plan(graph: Graph, collapse: Iterable[str] = (), max_nodes: int = MAX_NODES,
          keep: Iterable[int] = ()) -> Plan:
-    """Choose the groups for one drawing (see the module docstring for the rules)."""
+    """Choose the groups for one drawing (see the module docstring for the rules).
+
+    Remembered until the graph grows, so drawing it again with other colours, highlights or
+    labels does not plan again.
+    """
     if max_nodes < 1:
         raise RenderOptionError(f"max_nodes must be at least 1, got {max_nodes}")
     if isinstance(collapse, str):
         collapse = (collapse,)
-    topo = topology(graph)
     requested = _check_scopes(collapse, scope_paths(graph))
+    keep = sorted(set(keep))
+    return graph.derived(f"plan {requested} {max_nodes} {keep}",
+                         lambda g: _plan(g, requested, max_nodes, keep))
+
+
+def _plan(graph: Graph, requested: list[str], max_nodes: int, keep: list[int]) -> Plan:
+    topo = topology(graph)
     total = topo.size
     scopes, scope_of = topo.scope_names, topo.scope_index  # rules are decided per distinct scope
     nesting = np.array([s.count("/") + 1 if s else 0 for s in scopes], dtype=np.intp)
@@ -261,7 +276,7 @@ def plan(graph: Graph, collapse: Iterable[str] = (), max_nodes: int = MAX_NODES,
         return result
 
     kept = np.zeros(total, dtype=bool)
-    kept[list(keep)] = True
+    kept[keep] = True
     free = ~explicit & ~kept
     depth_of = nesting[scope_of]
     max_depth = int(depth_of[~explicit].max(initial=0))
@@ -269,34 +284,31 @@ def plan(graph: Graph, collapse: Iterable[str] = (), max_nodes: int = MAX_NODES,
         level_groups = _prefix_groups(topo, scopes, scope_of, free & (depth_of >= level), level)
         attempt = _finish(groups + level_groups, total)
         if attempt.units <= max_nodes:
-            attempt.notes.append(f"{total:,} nodes exceed max_nodes={max_nodes:,}: collapsed "
+            return attempt.noted(f"{total:,} nodes exceed max_nodes={max_nodes:,}: collapsed "
                                  f"{len(level_groups):,} scopes at nesting depth {level} "
                                  f"(drawing {attempt.units:,} nodes)")
-            return attempt
 
     if max_depth:  # every top-level scope collapsed, then band what is left outside scopes
         scoped = free & (depth_of > 0)
         level_groups = _prefix_groups(topo, scopes, scope_of, scoped, 1)
         rest = everyone[free & ~scoped]
         units = len(groups) + len(level_groups) + total - int(explicit.sum()) - int(scoped.sum())
-        bands, block = _band_groups(topo, rest, max_nodes - (units - rest.size))
+        bands, block = _band_groups(graph, rest, max_nodes - (units - rest.size))
         attempt = _finish(groups + level_groups + bands, total)
         if attempt.units <= max_nodes:
-            attempt.notes.append(
+            return attempt.noted(
                 f"{total:,} nodes exceed max_nodes={max_nodes:,}: collapsed {len(level_groups):,} "
                 f"top-level scopes" + (f" and grouped {rest.size:,} unscoped nodes into "
                                        f"{len(bands):,} depth bands of {block}" if bands else "")
                 + f" (drawing {attempt.units:,} nodes)")
-            return attempt
 
     free_all = everyone[~kept]
-    bands, block = _band_groups(topo, free_all, max_nodes - (total - free_all.size))
+    bands, block = _band_groups(graph, free_all, max_nodes - (total - free_all.size))
     attempt = _finish(bands, total)
-    attempt.notes.append(f"{total:,} nodes exceed max_nodes={max_nodes:,}"
+    return attempt.noted(f"{total:,} nodes exceed max_nodes={max_nodes:,}"
                          + (" and scopes do not bring them under it" if max_depth else "")
                          + f": grouped {free_all.size:,} nodes into {len(bands):,} depth bands "
                          f"of {block} (drawing {attempt.units:,} nodes)")
-    return attempt
 
 
 def _prefix_groups(topo: Topology, scopes: list[str], scope_of: np.ndarray, chosen: np.ndarray,
@@ -311,6 +323,7 @@ def _prefix_groups(topo: Topology, scopes: list[str], scope_of: np.ndarray, chos
 
 def _finish(groups: list[Group], total: int) -> Plan:
     group_of = np.full(total, -1, dtype=np.intp)
-    for k, grp in enumerate(groups):
-        group_of[list(grp.members)] = k
-    return Plan(groups, group_of, [])
+    members = np.fromiter(itertools.chain.from_iterable(grp.members for grp in groups), dtype=np.intp)
+    group_of[members] = np.repeat(np.arange(len(groups)), [len(grp.members) for grp in groups])
+    group_of.flags.writeable = False
+    return Plan(tuple(groups), group_of)

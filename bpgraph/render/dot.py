@@ -502,7 +502,7 @@ def build(graph: Graph, root: Tensor | int | str | None = None, *, theme: str | 
                    "fontsize": fmt_number(theme.fontsize), "fontcolor": theme.text,
                    "labelloc": "t", "labeljust": "l", "nodesep": "0.25", "ranksep": "0.4",
                    "pad": "0.2", "outputorder": "edgesfirst", **theme.graph_attrs}
-    lines = _caption_lines(graph, root_id, caption, frame) + path_notes + plan.notes + list(notes)
+    lines = _caption_lines(graph, root_id, caption, frame) + path_notes + list(plan.notes) + list(notes)
     if lines:  # split names that hold newlines too, so every caption line is left-justified
         graph_attrs["label"] = label((label_text(part) for t in lines for part in t.split("\n")),
                                      end="\\l")
@@ -544,7 +544,7 @@ def build(graph: Graph, root: Tensor | int | str | None = None, *, theme: str | 
         digraph.subgraph(_legend(theme, drawn_kinds, term_names,
                                  any(mask & (mask - 1) for mask in masks),  # two bits or more
                                  0 in masks, root_name))
-    return Drawing(digraph, plan.units, tuple(plan.notes) + tuple(notes))
+    return Drawing(digraph, plan.units, plan.notes + tuple(notes))
 
 
 def _units(plan: _collapse.Plan) -> tuple[np.ndarray, np.ndarray]:
