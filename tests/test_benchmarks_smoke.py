@@ -99,15 +99,20 @@ def test_scale_benchmark_runs_at_its_smallest_size(scale, capsys):
 def test_scale_benchmark_pairs_sizes_and_drawings_with_layouts(scale, capsys):
     """Two small sizes: the paired per-node ratio, and DOT generation against the layout."""
     results = scale.main(["--sizes", "60,120", "--shapes", "chain", "--repeat", "1",
-                          "--full-layout-max", "0"])
+                          "--full-layout-max", "60"])
     paired = results["ratios"]["chain"]["paired"]
     assert paired["rounds"] == 1 and paired["ratio"] > 0
     out = capsys.readouterr().out
     assert "paired rounds" in out
-    row = results["engine"][("chain", 120)]
+    small, large = results["engine"][("chain", 60)], results["engine"][("chain", 120)]
     if shutil.which("dot"):  # the layout needs the system Graphviz
-        assert 0 < row["dot_share"] and 0 < row["rest_share"] <= row["dot_share"]
-        assert "DOT generation / collapsed layout (goal < 10%): 60 nodes" in out
+        drawn = large["collapsed"]
+        assert drawn["rounds"] == 5 and drawn["units"] == 120
+        assert all(drawn[f"{key}_share"] > 0 for key in ("dot", "again", "passes", "read"))
+        assert drawn["shares"][0] <= drawn["dot_share"] <= drawn["shares"][1]
+        assert 0 < small["full_share"][0] and "full_share" not in large  # laid out whole up to 60
+        assert "DOT generation / layout of the same drawing (goal < 10%): collapsed, first drawing 60: " in out
+        assert "uncollapsed: not attempted above 60 nodes" in out
     else:
         assert "failed:" in out
 
