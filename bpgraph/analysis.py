@@ -429,7 +429,7 @@ class TermReach(NamedTuple):
     The arrays are read-only: one TermReach is shared by every caller for the same graph.
     """
 
-    terms: list[int]
+    terms: tuple[int, ...]
     feeds: np.ndarray
     fed_by: np.ndarray
     root_side: np.ndarray
@@ -469,7 +469,7 @@ def term_reach(graph: Graph, root: Ref | None = None, terms: Iterable[Ref] | Non
 def _term_reach(graph: Graph, root_id: int, term_ids: list[int]) -> TermReach:
     operands = topology(graph).operands
     count = len(term_ids)
-    top = max(root_id, *term_ids)
+    top = max([root_id, *term_ids])
     feeds = [0] * (top + 1)
     fed_by = [0] * (top + 1)
     feeds[root_id] = 1 << count  # the root side's bit
@@ -481,17 +481,17 @@ def _term_reach(graph: Graph, root_id: int, term_ids: list[int]) -> TermReach:
         if mask:
             for o in operands[i]:
                 feeds[o] |= mask
-    for i in range(term_ids[0] if term_ids else 0, top + 1):
+    for i in range(term_ids[0] if term_ids else top + 1, top + 1):
         mask = fed_by[i]
         for o in operands[i]:
             mask |= fed_by[o]
         fed_by[i] = mask
-    dtype = np.int64 if count < 62 else object  # Python ints beyond 62 terms
+    dtype = np.int64 if count < 62 else object  # the terms and the root side's bit fit 63 bits
     both = np.array(feeds, dtype=dtype)
     arrays = both & ((1 << count) - 1), np.array(fed_by, dtype=dtype), (both >> count).astype(bool)
     for array in arrays:
         array.flags.writeable = False
-    return TermReach(term_ids, *arrays)
+    return TermReach(tuple(term_ids), *arrays)
 
 
 def term_edges(graph: Graph, root: Ref | None = None,

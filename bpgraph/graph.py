@@ -44,7 +44,7 @@ from .errors import GraphError, NonFiniteError, NonFiniteWarning, OpError, Unkno
 from .tensor import Tensor
 
 KINDS = ("param", "input", "const", "op")
-T = TypeVar("T")
+_T = TypeVar("_T")
 #: How many ancestor sets a Graph remembers (see Graph.ancestors).
 ANCESTOR_CACHE = 8
 #: How many values derived from its structure a Graph remembers (see Graph.derived).
@@ -306,22 +306,25 @@ class Graph:
                 del self._ancestors[next(iter(self._ancestors))]  # the oldest answer
         return set(known)
 
-    def derived(self, key: str, compute: Callable[[Graph], T]) -> T:
+    def derived(self, key: str, compute: Callable[[Graph], _T]) -> _T:
         """``compute(self)``, remembered until the next node is recorded.
 
         For values that depend only on the graph's structure (operands, kinds, ops, scopes),
-        which recording new nodes is the only way to change.  At most :data:`DERIVED_CACHE`
-        answers are kept, all for the current number of nodes; share them, don't edit them.
+        which recording new nodes is the only way to change (node dicts are read-only to
+        callers).  The :data:`DERIVED_CACHE` answers used last are kept, all for the current
+        number of nodes; share them, don't edit them.
         """
         size = len(self._nodes)
         if size != self._derived_size:
             self._derived.clear()
             self._derived_size = size
         if key in self._derived:
-            return self._derived[key]
-        if len(self._derived) >= DERIVED_CACHE:
-            del self._derived[next(iter(self._derived))]  # the oldest answer
-        value = self._derived[key] = compute(self)
+            value = self._derived[key] = self._derived.pop(key)  # now the last one used
+            return value
+        value = compute(self)
+        self._derived[key] = value
+        while len(self._derived) > DERIVED_CACHE:
+            del self._derived[next(iter(self._derived))]  # the one used longest ago
         return value
 
     def _find_ancestors(self, start: int) -> Iterator[int]:

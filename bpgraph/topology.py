@@ -2,8 +2,9 @@
 
 A drawing of a 100,000-node graph reads every node several times (the depth bands it
 collapses into, the edges between what it draws) while Graphviz lays out at most a couple
-of thousand.  A Python loop per node per pass would make those reads cost more than the
-layout, so they are done once here, into arrays, and the passes run on the arrays.
+of thousand.  So each node is read once here, into arrays, and those passes run in numpy;
+the few that are sequential by nature (each op's depth, which cost terms each node feeds)
+are plain loops over these lists, and remembered until the graph grows.
 
 Everything is derived from :attr:`bpgraph.Graph.nodes`, which stays the one source of truth.
 """
@@ -24,26 +25,29 @@ if TYPE_CHECKING:
 class Topology(NamedTuple):
     """Per node id (ids run 0..n-1): operands, kind, op and scope; and per operand slot:
     ``tails[k]`` is an operand of ``heads[k]``, one entry per slot (``x * x`` has two), in the
-    order of the heads' ids and then of the operands.
+    order of the heads' ids and then of the operands.  Tuples and read-only arrays: one
+    Topology is shared by every caller until the graph grows.
     """
 
-    operands: list[tuple[int, ...]]
-    kinds: list[str]
-    scopes: list[str]
+    operands: tuple[tuple[int, ...], ...]
+    kinds: tuple[str, ...]
+    scopes: tuple[str, ...]
     tails: np.ndarray
     heads: np.ndarray
     kind_index: np.ndarray  # per node: its kind's index in bpgraph.graph.KINDS
-    op_names: list[str]  # the distinct op names, sorted
+    op_names: tuple[str, ...]  # the distinct op names, sorted
     op_index: np.ndarray  # per node: its op's index in op_names, -1 for leaves
-    scope_names: list[str]  # the distinct scopes, sorted ("" first when present)
+    scope_names: tuple[str, ...]  # the distinct scopes, sorted ("" first when present)
     scope_index: np.ndarray  # per node: its scope's index in scope_names
 
     @property
     def size(self) -> int:
+        """The number of nodes."""
         return len(self.operands)
 
     @property
     def is_op(self) -> np.ndarray:
+        """Per node: is it an op (not a leaf)?"""
         return self.is_kind("op")
 
     def is_kind(self, kind: str) -> np.ndarray:
@@ -70,13 +74,17 @@ def _make_topology(graph: Graph) -> Topology:
     op_names, op_index = _codes(ops)
     if op_names and op_names[0] is None:  # leaves
         op_names, op_index = op_names[1:], op_index - 1
-    return Topology(operands, kinds, scopes, tails, heads, kind_index, op_names, op_index,
-                    *_codes(scopes))
+    scope_names, scope_index = _codes(scopes)
+    arrays = tails, heads, kind_index, op_index, scope_index
+    for array in arrays:
+        array.flags.writeable = False
+    return Topology(tuple(operands), tuple(kinds), tuple(scopes), tails, heads, kind_index,
+                    op_names, op_index, scope_names, scope_index)
 
 
-def _codes(values: list[Any]) -> tuple[list[Any], np.ndarray]:
+def _codes(values: list[Any]) -> tuple[tuple[Any, ...], np.ndarray]:
     """The distinct values, sorted (None first), and each position's index into them."""
-    names = sorted(set(values), key=lambda v: (v is not None, v))
+    names = tuple(sorted(set(values), key=lambda v: (v is not None, v)))
     index = {name: k for k, name in enumerate(names)}
     return names, np.fromiter(map(index.__getitem__, values), dtype=np.intp, count=len(values))
 

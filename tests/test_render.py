@@ -9,6 +9,7 @@ import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import networkx as nx
 import numpy as np
 import pytest
 
@@ -586,3 +587,32 @@ def test_depth_bands_never_draw_a_cycle_through_a_kept_node_or_a_shared_leaf():
     result = plan(g, (), 5, keep={J.id, *(t.id for t in terms)})
     owner = {m: k for k, group in enumerate(result.groups) for m in group.members}
     assert owner[u.id] == owner[v.id] == owner[left.id] == owner[right.id]
+
+
+def test_a_leaf_read_by_a_kept_node_joins_no_group_that_node_feeds():
+    """A residual connection drawn from an intermediate root: X feeds Z (kept) and the later
+    ``out = tanh(Z) + X``; grouping X with ``out`` would draw group -> Z -> group."""
+    g = bp.Graph()
+    X, W = g.input(np.ones((2, 2)), name="X"), g.param(np.ones((2, 2)), name="W")
+    Z = (X @ W).named("Z")
+    out = (bp.tanh(Z) + X).named("out")
+    bp.sum(out)
+    diagram = to_dot(g, "Z", max_nodes=3)
+    _, edges = dot_statements(diagram.source)
+    picture = nx.DiGraph((t, h) for t, h in edges if not t.startswith("legend"))
+    assert nx.is_directed_acyclic_graph(picture)
+
+
+def test_kept_nodes_along_a_chain_split_it_into_groups_and_the_note_says_so():
+    """20 kept nodes along a 400-op chain (the last one its end): a group across one would be
+    drawn both before and after it, so the drawing keeps the 20 pieces apart and goes over
+    max_nodes=30."""
+    g = bp.Graph()
+    y = g.param(np.ones(2), name="x")
+    for _ in range(400):
+        y = bp.tanh(y)
+    result = plan(g, (), 30, set(range(20, 401, 20)))
+    assert len(result.groups) == 20 and result.units == 40
+    assert [len(group.members) for group in result.groups] == [20] + [19] * 19
+    assert result.notes[-1].endswith("(drawing 40 nodes)")
+    assert plan(g, (), 30, {400, 10**6, -1}).units <= 30  # ids not in the graph are ignored

@@ -120,10 +120,19 @@ def test_derived_values_are_bounded_and_dropped_when_the_graph_grows():
     x = g.param(np.ones(2), name="x")
     for k in range(DERIVED_CACHE + 5):
         g.derived(f"value {k}", lambda graph, k=k: k)
-    assert len(g._derived) == DERIVED_CACHE and "value 0" not in g._derived  # the oldest went first
+        g.derived("value 0", lambda graph: 0)  # used again each time
+    assert len(g._derived) == DERIVED_CACHE
+    assert "value 0" in g._derived and "value 1" not in g._derived  # the one used longest ago went
     bp.tanh(x)
     assert g.derived("value 1", lambda graph: "again") == "again"
     assert list(g._derived) == ["value 1"]  # answers for the smaller graph were all dropped
+
+    def nested(graph):
+        for k in range(DERIVED_CACHE):
+            graph.derived(f"inner {k}", lambda graph, k=k: k)
+        return "outer"
+
+    assert g.derived("outer", nested) == "outer" and len(g._derived) == DERIVED_CACHE
 
 
 def test_a_plan_is_shared_and_read_only():
@@ -136,3 +145,16 @@ def test_a_plan_is_shared_and_read_only():
     first = plan(g, (), 5, keep={y.id})
     assert plan(g, (), 5, keep=[y.id]) is first and plan(g, (), 6, keep={y.id}) is not first
     assert not first.group_of.flags.writeable and isinstance(first.notes, tuple)
+
+
+def test_topology_is_read_only_and_an_empty_term_list_reaches_nothing():
+    from bpgraph.analysis import term_edges, term_reach
+
+    g = bp.Graph()
+    x = g.param(np.ones(2), name="x")
+    y = bp.sum(bp.tanh(x))
+    topo = topology(g)
+    assert all(not a.flags.writeable for a in (topo.tails, topo.heads, topo.kind_index, topo.op_index,
+                                               topo.scope_index))
+    assert isinstance(topo.operands, tuple) and isinstance(topo.op_names, tuple)
+    assert term_edges(g, y, []) == {} and term_reach(g, y, []).terms == ()

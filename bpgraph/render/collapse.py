@@ -17,10 +17,13 @@ so a drawing never hands it more than ``max_nodes`` nodes (default :data:`MAX_NO
    connected blocks still do not fit, whole bands are merged.
 4. Nodes in ``keep`` (the root and its cost terms) are never merged automatically.
 
-Groups only join ops that have passed the same number of kept nodes and collapsed-scope
-nodes on their way, so an edge between two depth-band groups always runs to a later block or
-past such a node: depth bands never draw a cycle.  (A collapsed scope can, when it holds both
-something a band feeds and something that feeds the band; that is the scope's shape.)
+Nodes left out of the bands (kept ones, collapsed scopes) split them: ops share a group only
+when as many such nodes lie behind them (their *level*), and a leaf that feeds such a node
+joins no group that node may feed.  So an edge between units never runs back to an earlier
+block or level, and depth bands draw no cycle.  (A collapsed scope can, when it holds both
+something a band feeds and something that feeds it: that is the scope's shape.)  The price:
+when kept nodes feed each other, a drawing has at least one group per level, which can be
+more than ``max_nodes`` allows; its note then says how many nodes it draws.
 
 The result is still an ordinary graph that Graphviz lays out; no coordinates are invented.
 Everything here is pure and iterative, and every choice is deterministic.
@@ -31,7 +34,7 @@ from __future__ import annotations
 import difflib
 import itertools
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterable, NamedTuple
+from typing import TYPE_CHECKING, Iterable, NamedTuple, Sequence
 
 import numpy as np
 
@@ -64,7 +67,8 @@ class Plan(NamedTuple):
     """Which group each collapsed node belongs to, plus human notes on what was collapsed.
 
     ``group_of[i]`` is the index in ``groups`` of node i's group, or -1 when node i is drawn
-    as itself (read-only: plans are shared, see :func:`plan`).
+    as itself (an array: test ``group_of[i] >= 0``, not ``i in group_of``; read-only, since
+    plans are shared, see :func:`plan`).
     """
 
     groups: tuple[Group, ...]
@@ -77,10 +81,12 @@ class Plan(NamedTuple):
         return int(np.count_nonzero(self.group_of < 0)) + len(self.groups)
 
     def noted(self, note: str) -> Plan:
+        """The same plan with one more note."""
         return self._replace(notes=self.notes + (note,))
 
 
 def _prefix(scope: str, depth: int) -> str:
+    """The first ``depth`` parts of a scope path."""
     return "/".join(scope.split("/")[:depth])
 
 
@@ -114,7 +120,7 @@ def _sorted_by(labels: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndar
     return ids, labels, starts
 
 
-def _scope_groups(topo: Topology, ids: np.ndarray, labels: np.ndarray, paths: list[str]) -> list[Group]:
+def _scope_groups(topo: Topology, ids: np.ndarray, labels: np.ndarray, paths: Sequence[str]) -> list[Group]:
     """One group per scope path, ``ids[k]`` going to ``paths[labels[k]]``; ordered by smallest member."""
     ids, labels, starts = _sorted_by(labels, ids)
     groups = [Group(paths[label], tuple(members), scope=paths[label], ops=ops)
@@ -124,6 +130,7 @@ def _scope_groups(topo: Topology, ids: np.ndarray, labels: np.ndarray, paths: li
 
 
 def _split(ids: np.ndarray, starts: np.ndarray) -> list[list[int]]:
+    """``ids`` cut at ``starts``, as lists."""
     flat = ids.tolist()
     return [flat[a:b] for a, b in zip(starts.tolist(), starts[1:].tolist() + [len(flat)])]
 
@@ -147,8 +154,8 @@ def _top_ops(topo: Topology, ids: np.ndarray, starts: np.ndarray, n: int = 3) ->
 def _band_groups(graph: Graph, free: np.ndarray, budget: int) -> tuple[list[Group], int]:
     """Group ``free`` nodes by depth bands (see the module docstring); returns groups and B.
 
-    Runs on :mod:`bpgraph.topology` arrays: this reads every node of graphs far larger than
-    anything ``dot`` is given, so a Python loop per node would cost more than the layout.
+    Runs on :mod:`bpgraph.topology` arrays, so the only Python loops over nodes are the
+    depths (remembered) and the levels behind the first node that is not free.
     """
     topo = topology(graph)
     is_op, tails, heads = topo.is_op, topo.tails, topo.heads
@@ -161,8 +168,7 @@ def _band_groups(graph: Graph, free: np.ndarray, budget: int) -> tuple[list[Grou
     into_free_op = free_op[heads]
     inner = into_free_op & free_op[tails]
     a, b = tails[inner], heads[inner]
-    fed = into_free_op & is_free[tails] & ~is_op[tails]
-    leaf_edges = tails[fed], heads[fed]  # a free leaf -> a free op, heads ascending
+    leaf_edges = _joinable_leaf_edges(topo, is_free, level)
     loose = np.setdiff1d(np.flatnonzero(is_free & ~is_op), leaf_edges[0])
 
     top = int(depth[ops].max()) + 1 if ops.size else 1
@@ -176,9 +182,11 @@ def _band_groups(graph: Graph, free: np.ndarray, budget: int) -> tuple[list[Grou
                            np.concatenate([b[same_band], shared[1]]))
         if np.unique(piece[ops]).size <= room:
             break
-        if block >= top:  # even whole connected pieces do not fit: merge each band outright
-            block = start
+        if block >= top:  # even whole connected pieces do not fit: merge each band outright,
+            block = start  # and if that is still too many, each level outright
             band = level * (top // block + 1) + depth // block
+            if np.unique(band[ops]).size > room:
+                band = level
             leaves, users, _ = _leaf_users(topo.size, *leaf_edges, band)
             piece = -1 - band
             break
@@ -187,11 +195,30 @@ def _band_groups(graph: Graph, free: np.ndarray, budget: int) -> tuple[list[Grou
     groups = _pieces(topo, np.concatenate([ops, leaves]), piece, depth) if ops.size else []
     room = budget - len(groups)
     loose = loose.tolist()
-    if loose and len(loose) > room:  # leaves that feed no grouped op: merge them in id order
+    if loose and len(loose) > room:  # leaves in no group: merge them in id order
         size = -(-len(loose) // max(1, room))
-        groups += [Group(f"{len(chunk):,} unused leaves", tuple(chunk))
-                   for chunk in (loose[k:k + size] for k in range(0, len(loose), size))]
+        groups += [Group(f"{len(chunk):,} other leaves", tuple(chunk))
+                   for chunk in (loose[k:k + size] for k in range(0, len(loose), size)) if len(chunk) > 1]
     return sorted(groups, key=lambda grp: grp.members[0]), block
+
+
+def _joinable_leaf_edges(topo: Topology, is_free: np.ndarray, level: np.ndarray
+                         ) -> tuple[np.ndarray, np.ndarray]:
+    """``(leaf, user)`` edges from free leaves to free ops, heads ascending, for the leaves that
+    may join a group: a leaf that also feeds a node outside ``free`` (a kept term, a collapsed
+    scope) stays out of every group of a higher level than that node's, which that node may
+    feed (the group would feed it and be fed by it)."""
+    is_op, tails, heads = topo.is_op, topo.tails, topo.heads
+    from_free_leaf = is_free[tails] & ~is_op[tails]
+    lowest = np.full(topo.size, np.iinfo(np.intp).max, dtype=np.intp)
+    outside = from_free_leaf & ~is_free[heads]
+    np.minimum.at(lowest, tails[outside], level[heads[outside]])  # lowest level a leaf feeds outside
+    into_free_op = from_free_leaf & is_free[heads] & is_op[heads]
+    leaf, user = tails[into_free_op], heads[into_free_op]
+    earliest = np.full(topo.size, np.iinfo(np.intp).max, dtype=np.intp)
+    np.minimum.at(earliest, leaf, level[user])  # a leaf's group has its users' lowest level
+    joinable = earliest[leaf] <= lowest[leaf]
+    return leaf[joinable], user[joinable]
 
 
 def _levels(topo: Topology, is_free: np.ndarray) -> np.ndarray:
@@ -254,7 +281,7 @@ def plan(graph: Graph, collapse: Iterable[str] = (), max_nodes: int = MAX_NODES,
     if isinstance(collapse, str):
         collapse = (collapse,)
     requested = _check_scopes(collapse, scope_paths(graph))
-    keep = sorted(set(keep))
+    keep = sorted(i for i in set(keep) if 0 <= i < len(graph))  # ids of other graphs: nothing to keep
     return graph.derived(f"plan {requested} {max_nodes} {keep}",
                          lambda g: _plan(g, requested, max_nodes, keep))
 
@@ -311,7 +338,7 @@ def _plan(graph: Graph, requested: list[str], max_nodes: int, keep: list[int]) -
                          f"of {block} (drawing {attempt.units:,} nodes)")
 
 
-def _prefix_groups(topo: Topology, scopes: list[str], scope_of: np.ndarray, chosen: np.ndarray,
+def _prefix_groups(topo: Topology, scopes: Sequence[str], scope_of: np.ndarray, chosen: np.ndarray,
                    level: int) -> list[Group]:
     """Groups of the ``chosen`` nodes by the first ``level`` parts of their scope paths."""
     prefixes = sorted({_prefix(s, level) for s in scopes})
@@ -322,6 +349,7 @@ def _prefix_groups(topo: Topology, scopes: list[str], scope_of: np.ndarray, chos
 
 
 def _finish(groups: list[Group], total: int) -> Plan:
+    """The plan drawing ``groups`` as single nodes and every other node as itself."""
     group_of = np.full(total, -1, dtype=np.intp)
     members = np.fromiter(itertools.chain.from_iterable(grp.members for grp in groups), dtype=np.intp)
     group_of[members] = np.repeat(np.arange(len(groups)), [len(grp.members) for grp in groups])

@@ -178,9 +178,9 @@ def describe_terms(graph: Graph, root: Tensor | int | str | None = None) -> list
     nodes = graph.nodes
     root_id = default_root(graph) if root is None else graph.id_of(root)
     reach = term_reach(graph, root_id)
-    terms, top = reach.terms, len(reach.feeds)
+    terms, reached = reach.terms, len(reach.feeds)  # nodes past the root and terms feed nothing
     topo = topology(graph)
-    is_param, is_op = topo.is_kind("param")[:top], topo.is_op[:top]
+    is_param, is_op = topo.is_kind("param")[:reached], topo.is_op[:reached]
     all_params = np.count_nonzero(reach.root_side & is_param)
     lines = []
     for k, term in enumerate(terms):
@@ -197,9 +197,9 @@ def describe_terms(graph: Graph, root: Tensor | int | str | None = None) -> list
             lines.append(f"{name}'s gradient reaches {reach_text} through {between} intermediate result{plural}")
             continue
         unrelated = np.zeros(topo.size, dtype=bool)
-        unrelated[:top] = into
+        unrelated[:reached] = into
         unrelated[list(descendants(graph, term))] = True
-        unrelated[terms] = True
+        unrelated[list(terms)] = True
         others = [nodes[i]["name"] for i in np.flatnonzero(topo.is_op & ~unrelated).tolist()]
         tail = f": no path from {name} through {_families(others)}" if others else ""
         lines.append(f"{name}'s gradient reaches {reach_text}{tail}")
@@ -570,12 +570,12 @@ def _merged_edges(topo: Topology, unit: np.ndarray, reach: TermReach,
     size = topo.size
     cross = unit[topo.tails] != unit[topo.heads]
     tails, heads = topo.tails[cross], topo.heads[cross]
+    if not tails.size:
+        return
     pairs = unit[tails] * size + unit[heads]
     order = np.argsort(pairs, kind="stable")
     pairs, tails, heads = pairs[order], tails[order], heads[order]
-    starts = np.flatnonzero(np.diff(pairs, prepend=-1)) if pairs.size else pairs
-    if not pairs.size:
-        return
+    starts = np.flatnonzero(np.diff(pairs, prepend=-1))
 
     def any_of(edges: Iterable[tuple[int, int]] | None) -> list[bool]:
         if edges is None:
