@@ -138,11 +138,13 @@ def examples() -> None:
 @model_argument
 @click.option("--tol", default=1e-6, show_default=True, type=click.FloatRange(min=0, min_open=True),
               help="Largest relative error ‖analytic − numeric‖ / (‖analytic‖ + ‖numeric‖) that passes.")
-@click.option("--atol", default=1e-8, show_default=True, type=click.FloatRange(min=0),
+@click.option("--atol", default=None, type=click.FloatRange(min=0),
               help="A parameter also passes when no element differs by more than this "
-                   "(for gradients of about 0, whose relative error means nothing).")
+                   "(for gradients of about 0, whose relative error means nothing). "
+                   "Default: 1e-8, or what rounding in the finite differences can explain "
+                   "if that is larger.")
 @click.option("--of", "of", default=None, metavar="ROOT", help="Node to differentiate (default: the model's root).")
-def check(model: Any, tol: float, atol: float, of: str | None) -> None:
+def check(model: Any, tol: float, atol: float | None, of: str | None) -> None:
     """Check every parameter's gradient against central finite differences.
 
     Exits 1 when any parameter fails. Example: bpgraph check l2-mlp --tol 1e-7

@@ -64,17 +64,36 @@ def relative_error(analytic: np.ndarray, numeric: np.ndarray) -> float:
     return 0.0 if denominator == 0 else float(np.linalg.norm(analytic - numeric) / denominator)
 
 
+#: Default absolute tolerance of :func:`gradcheck`, unless rounding can explain more.
+ATOL = 1e-8
+
+
+def rounding_noise(graph: Graph, root_id: int, eps: float) -> float:
+    """How far rounding alone can move a central difference of ``root`` with step ``eps``.
+
+    Each of the two evaluations is off by a few ulps of the largest magnitude computed on the
+    way, and their difference is divided by 2·eps; the factor 100 leaves room for the ops in
+    between.  (A gradient that is exactly 0 can come out as 2e-8 when values near 16 go
+    through a log-softmax.)
+    """
+    largest = max(float(np.max(np.abs(graph.nodes[i]["value"]), initial=0.0)) for i in graph.ancestors(root_id))
+    return 100 * float(np.finfo(np.float64).eps) * max(1.0, largest) / eps
+
+
 def gradcheck(graph: Graph, root: Tensor | int | str | None = None, *,
               leaves: Iterable[Tensor | int | str] | None = None,
-              eps: float = 1e-6, tol: float = 1e-6, atol: float = 1e-8) -> GradcheckReport:
+              eps: float = 1e-6, tol: float = 1e-6, atol: float | None = None) -> GradcheckReport:
     """Compare backward's gradient of every parameter (or of ``leaves``) with finite differences.
 
     A leaf passes when its relative error is below ``tol``, or when every element differs by at
     most ``atol``: a gradient of about 0 (say 1e-112 against a numeric 0) has a relative error
-    of 1 that says nothing. Works in float64 whatever the graph's dtype, and never changes the
-    stored values.
+    of 1 that says nothing.  By default ``atol`` is :data:`ATOL` or, when larger, the
+    :func:`rounding_noise` of the finite differences, which they cannot resolve below.  Works
+    in float64 whatever the graph's dtype, and never changes the stored values.
     """
     root_id = graph.output.id if root is None else graph.id_of(root)
+    if atol is None:
+        atol = max(ATOL, rounding_noise(graph, root_id, eps))
     ancestors = graph.ancestors(root_id)
     if leaves is None:
         leaf_ids = [i for i in sorted(ancestors) if graph.nodes[i]["kind"] == "param"]

@@ -111,3 +111,24 @@ def test_gradcheck_fails_a_wrong_gradient_rule(monkeypatch):
     w = g.param(np.array([1.0, 2.0]), name="w")
     report = bp.gradcheck(g, bp.sum(bp.square(w), name="z"))
     assert not report.ok and report.leaves[0].rel_error == pytest.approx(0.2)  # |3−2| / (3+2)
+
+
+def test_gradcheck_allows_for_rounding_in_the_finite_differences():
+    """Hypothesis found it: ∂J/∂p0 is exactly 0 here (a log-softmax of equal values), while
+    central differences give 1.9e-8 from rounding alone; a fixed 1e-8 called that a failure."""
+    import bpgraph as bp
+    from bpgraph.fdcheck import ATOL, rounding_noise
+
+    g = bp.Graph()
+    p0 = g.param(np.zeros(3), name="p0")
+    a = bp.tanh(p0) + bp.tanh(p0)
+    a = bp.tanh(a) + bp.tanh(a)
+    a = bp.tanh(a) + bp.tanh(a)
+    x = bp.abs(bp.abs(a + g.param(np.ones(3), name="p2")) ** 2.0) ** 2.0
+    log_p = bp.log_softmax(x, axis=0)
+    J = (bp.sum(log_p, name="term0") + bp.sum(log_p, name="term1")).named("J")  # J = -6 log 3
+    strict = bp.gradcheck(g, J, atol=ATOL)
+    assert not strict.leaves[0].ok and ATOL < strict.leaves[0].max_abs_error < 1e-7
+    noise = rounding_noise(g, J.id, 1e-6)
+    assert noise == pytest.approx(100 * np.finfo(float).eps * 6 * np.log(3) / 1e-6)  # |J| is the largest value
+    assert bp.gradcheck(g, J).ok
