@@ -152,7 +152,9 @@ def to_dot(graph: Graph, root: Tensor | int | str | None = None, *, theme: str |
     highlight  ``(of, wrt)`` pairs: every path carrying ∂OF/∂WRT stays bright, the rest dims.
     collapse   scope names to draw as one node each (with their sub-scopes).
     max_nodes  above this many nodes, scopes (or depth bands) are collapsed automatically and
-               the caption says what was collapsed.
+               the caption says what was collapsed and how many nodes are drawn (more than
+               max_nodes only when kept cost terms feed each other along a chain: groups
+               never span one, which would draw a cycle).
     caption    None: a generated one saying what each cost term's gradient reaches; a string
                to use instead; False for none.
     legend     whether to draw the legend of node kinds and edge colours.
