@@ -529,7 +529,7 @@ def build(graph: Graph, root: Tensor | int | str | None = None, *, theme: str | 
     pending = (None if frame is None or ctx.grads is None
                else [v for v in ctx.grads if v not in frame.done])
     styles: dict[tuple[Any, ...], str] = {}  # edges share a handful of styles
-    masks = set()
+    masks: set[int] = set()
     for tail, head, mask, lit, delivered, waiting in _merged_edges(
             topo, unit, reach, lit_edges, None if frame is None else frame.delivered, pending):
         masks.add(mask)
