@@ -210,13 +210,11 @@ def _joinable_leaf_edges(topo: Topology, is_free: np.ndarray, level: np.ndarray
     feed (the group would feed it and be fed by it)."""
     is_op, tails, heads = topo.is_op, topo.tails, topo.heads
     from_free_leaf = is_free[tails] & ~is_op[tails]
-    lowest = np.full(topo.size, np.iinfo(np.intp).max, dtype=np.intp)
     outside = from_free_leaf & ~is_free[heads]
-    np.minimum.at(lowest, tails[outside], level[heads[outside]])  # lowest level a leaf feeds outside
+    lowest = _smallest(topo.size, tails[outside], level[heads[outside]])  # lowest level a leaf feeds outside
     into_free_op = from_free_leaf & is_free[heads] & is_op[heads]
     leaf, user = tails[into_free_op], heads[into_free_op]
-    earliest = np.full(topo.size, np.iinfo(np.intp).max, dtype=np.intp)
-    np.minimum.at(earliest, leaf, level[user])  # a leaf's group has its users' lowest level
+    earliest = _smallest(topo.size, leaf, level[user])  # a leaf's group has its users' lowest level
     joinable = earliest[leaf] <= lowest[leaf]
     return leaf[joinable], user[joinable]
 
@@ -240,6 +238,14 @@ def _levels(topo: Topology, is_free: np.ndarray) -> np.ndarray:
     return np.array(level, dtype=np.intp)
 
 
+def _smallest(size: int, index: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """For each of ``size`` ids, the smallest of ``values[k]`` with ``index[k]`` equal to it
+    (the largest integer for ids that ``index`` never names)."""
+    smallest = np.full(size, np.iinfo(np.intp).max, dtype=np.intp)
+    np.minimum.at(smallest, index, values)
+    return smallest
+
+
 def _leaf_users(size: int, leaf: np.ndarray, user: np.ndarray, band: np.ndarray
                 ) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray]]:
     """Each leaf's group-mate: its first user in its earliest band; and ``(a, b)`` edges tying
@@ -248,8 +254,7 @@ def _leaf_users(size: int, leaf: np.ndarray, user: np.ndarray, band: np.ndarray
 
     ``leaf[k] -> user[k]`` are the leaf edges, users ascending.
     """
-    earliest = np.full(size, np.iinfo(np.intp).max, dtype=np.intp)
-    np.minimum.at(earliest, leaf, band[user])
+    earliest = _smallest(size, leaf, band[user])
     at_earliest = band[user] == earliest[leaf]
     leaf, user = leaf[at_earliest], user[at_earliest]
     leaves, first = np.unique(leaf, return_index=True)
