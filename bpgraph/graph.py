@@ -32,6 +32,8 @@ from __future__ import annotations
 import cmath
 import contextlib
 import itertools
+import os
+import sys
 import warnings
 from types import MappingProxyType
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence, TypeVar
@@ -561,7 +563,23 @@ class Graph:
         """Report a NaN/inf: NonFiniteError in strict mode, else a NonFiniteWarning."""
         if self.strict:
             raise NonFiniteError(message)
-        warnings.warn(message, NonFiniteWarning, stacklevel=4)
+        warnings.warn(message, NonFiniteWarning, stacklevel=_levels_to_caller())
+
+
+_PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def _levels_to_caller() -> int:
+    """The ``stacklevel`` of the first frame outside bpgraph, seen from the caller of this.
+
+    A warning should point at the user's line (``bp.log(A3)``, ``x / y``, ``g.backward(J)``),
+    and how many bpgraph frames lie in between depends on the path taken (an op helper, an
+    operator, backward), so they are counted rather than fixed.
+    """
+    frame, level = sys._getframe(1), 1
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 # autodiff uses all_finite from this module: import it once this module is complete (a

@@ -226,6 +226,21 @@ def test_nonfinite_value_is_reported_at_the_first_node():
         bp.log(b, name="lb")
 
 
+def test_nonfinite_warnings_point_at_the_users_line_whatever_path_recorded_the_op():
+    g = bp.Graph()
+    a = g.param(np.array([0.0, 1.0]), name="a")
+    cases = {"op helper": lambda: bp.log(a), "operator": lambda: a / a,
+             "backward": lambda: g.backward(bp.sum(bp.sqrt(a), name=f"J{len(g)}"))}
+    for path, make in cases.items():
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", bp.NonFiniteWarning)
+            make()
+        places = {(w.filename, w.lineno) for w in caught if issubclass(w.category, bp.NonFiniteWarning)}
+        assert places, path
+        assert {f for f, _ in places} == {__file__}, path  # this file, not bpgraph's own
+        assert {n for _, n in places} <= {make.__code__.co_firstlineno}, path
+
+
 def test_replay_confirms_values_and_names_the_first_bad_node():
     g = bp.Graph()
     x = g.param(np.array([1.0, 2.0]), name="x")
