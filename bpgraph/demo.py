@@ -38,9 +38,10 @@ def seed_answer(lambd: float = 0.7) -> str:
         "   " + analysis.explain(g, "L2", "A2"),
         "",
         f"3. What changes when λ goes from 0 to {lambd:g} (same parameters)?",
-        f"   changed:   {', '.join('d' + row.name for row in changed)}, each by exactly λ/m·W "
-        f"(largest deviation {deviation:.1e})",
-        f"   unchanged: {', '.join('d' + r.name for r in diff.rows if r.status == 'unchanged' and r.name[0] in 'AZb')}",
+        (f"   changed:   {', '.join('d' + row.name for row in changed)}, each by exactly λ/m·W "
+         f"(largest deviation {deviation:.1e})" if changed else
+         "   changed:   nothing (with λ = 0, L2 adds λ/m·W = 0 to each dW)"),
+        f"   unchanged: {', '.join('d' + r.name for r in diff.rows if r.status == 'unchanged' and r.name[0] in 'AZbW')}",
         "",
         "So the chain rule through dA brings in no L2 term: ∂L2/∂A = 0 for every A, because L2's only",
         "paths are W_l -> L2 -> J. Adding L2 adds λ/m·W_l to dW_l and nothing anywhere else.",
