@@ -391,8 +391,14 @@ def test_bad_option_values_raise_with_the_choices(options, choices):
 def test_bad_format_and_extension_raise_with_the_choices(tmp_path):
     with pytest.raises(RenderOptionError, match="choose one of: svg, png, pdf, dot"):
         to_dot(small_graph()).render_bytes("gif")
-    with pytest.raises(RenderOptionError, match=r"\.svg, \.png, \.pdf, \.dot, \.gv"):
+    with pytest.raises(RenderOptionError, match=r"\.svg, \.png, \.pdf, \.dot, \.gv, or give the format"):
         to_dot(small_graph()).save(tmp_path / "picture.gif")
+    assert to_dot(small_graph()).save(tmp_path / "picture.gif", "dot").read_text().startswith("digraph")
+    (tmp_path / "kept.svg").write_text("old")
+    with pytest.raises(RenderOptionError, match="'.*kept.svg' says svg but the format asked for is png"):
+        to_dot(small_graph()).save(tmp_path / "kept.svg", "png")  # no PNG bytes in a .svg
+    assert (tmp_path / "kept.svg").read_text() == "old"
+    assert to_dot(small_graph()).save(tmp_path / "kept.svg", "svg").read_text().lstrip().startswith("<?xml")
 
 
 def test_highlight_keeps_exactly_the_paths_from_w1_to_j_lit():

@@ -88,9 +88,13 @@ def test_png_dpi_scales_the_picture():
     assert abs(large[0] - 2 * small[0]) <= 2 and abs(large[1] - 2 * small[1]) <= 2
 
 
-def test_pdf_without_dot_is_one_clear_message():
+def test_pdf_without_dot_is_one_clear_message(monkeypatch):
+    with pytest.raises(backend.RenderError, match="embedded Graphviz .engine wasm. writes SVG and PNG only; "
+                                                  "use engine auto or system"):
+        backend.render(LABELLED, "pdf", engine="wasm")  # whether or not dot is installed
+    monkeypatch.setattr(backend, "have_dot", lambda: False)
     with pytest.raises(backend.RenderError, match="PDF output needs the Graphviz `dot` program.*apt-get install graphviz"):
-        backend.render(LABELLED, "pdf", engine="wasm")
+        backend.render(LABELLED, "pdf")
 
 
 def test_unknown_format_and_engine_are_clear_errors():

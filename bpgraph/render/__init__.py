@@ -113,7 +113,12 @@ class Diagram:
 
     def save(self, path: str | os.PathLike[str], fmt: str | None = None, *, dpi: float | None = None,
              engine: str = "auto") -> Path:
-        """Render and write atomically; the format comes from the extension unless ``fmt`` is given."""
+        """Render and write atomically; the format comes from the extension unless ``fmt`` is given
+        (a file name with a known extension must agree with ``fmt``: no PNG bytes in a ``.svg``)."""
+        named = EXTENSIONS.get(Path(path).suffix.lower())
+        if fmt is not None and named is not None and named != fmt:
+            raise RenderOptionError(f"the file name {os.fspath(path)!r} says {named} but the format asked for "
+                                    f"is {fmt}; change the extension or leave the format out")
         data = self.render_bytes(fmt or format_of(path), dpi=dpi, engine=engine)
         return atomic_write(path, data)
 
@@ -134,7 +139,8 @@ def format_of(path: str | os.PathLike[str]) -> str:
         return EXTENSIONS[suffix]
     except KeyError:
         raise RenderOptionError(f"cannot tell the format of {os.fspath(path)!r} from its extension; "
-                                f"use one of {', '.join(EXTENSIONS)} or pass fmt=") from None
+                                f"use one of {', '.join(EXTENSIONS)}, or give the format (--format in the shell, "
+                                "fmt= in Python)") from None
 
 
 def to_dot(graph: Graph, root: Tensor | int | str | None = None, *, theme: str | Theme = "light",

@@ -60,6 +60,9 @@ def render(source: str, fmt: str, *, dpi: float | None = None, engine: str = "au
                               "or use --engine wasm")
         return _render_system(source, fmt, dpi)
     if fmt == "pdf":
+        if engine == "wasm":
+            raise RenderError("PDF output needs the system Graphviz `dot` program: the embedded Graphviz "
+                              "(engine wasm) writes SVG and PNG only; use engine auto or system")
         raise RenderError(f"PDF output needs the Graphviz `dot` program, which is not on PATH; {INSTALL_HINT}. "
                           "SVG and PNG work without it.")
     svg = _render_wasm(source)
