@@ -598,6 +598,10 @@ class TermReport:
             return {NO_PATH: "no path", ZERO: "0"}.get(c.status) or _sci(c.norm)
 
         root = one_line(self.root)
+        if self.terms == (self.root,):  # not split (`bpgraph grads` without --by-term): one column
+            rows = [[r.name, str(r.shape), _sci(r.norm)] for r in self.rows]
+            return (f"∂{root}/∂node for every node that gets a gradient (norms)\n"
+                    + _table(["node", "shape", f"‖∂{root}/∂node‖"], rows))
         rows = [[r.name, str(r.shape), _sci(r.norm), *(cell_text(c) for c in r.cells)] for r in self.rows]
         seeds = ", ".join(f"∂{root}/∂{one_line(t)} = {_describe_value(s)}" for t, s in self.seeds.items())
         title = (f"∂{root}/∂node split by term ({seeds}); each cell is the norm of that term's share, "
@@ -980,6 +984,11 @@ def _load_user_grads(source: Mapping[str, Any] | str | os.PathLike) -> dict[str,
     if isinstance(source, (str, os.PathLike)):
         path = os.fspath(source)
         try:
+            with open(path, "rb") as handle:
+                head = handle.read(6)
+            if not head.startswith((b"PK\x03\x04", b"\x93NUMPY")):  # what .npz and .npy files begin with
+                raise GraphError(f"{path!r} is not an .npz file: save your gradients with "
+                                 "numpy.savez(path, dW1=..., db1=...) and pass that file")
             data = np.load(path, allow_pickle=False)
         except (OSError, ValueError) as exc:
             raise GraphError(f"cannot read gradients from {path!r}: {exc}; "

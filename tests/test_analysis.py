@@ -422,6 +422,11 @@ def test_user_gradients_load_from_an_npz_file(seed_net, tmp_path):
     np.save(tmp_path / "one.npy", np.zeros(3))
     with pytest.raises(GraphError, match="holds one array, not named gradients"):
         an.compare_grads(seed_net, "J", tmp_path / "one.npy")
+    script = tmp_path / "make_grads.py"  # the wrong file: no numpy hint about unsafe loading
+    script.write_text("import numpy as np\n")
+    with pytest.raises(GraphError, match=r"is not an \.npz file: save your gradients with numpy\.savez") as caught:
+        an.compare_grads(seed_net, "J", script)
+    assert "pickle" not in str(caught.value)
     with pytest.raises(GraphError, match="must be numeric"):
         an.compare_grads(seed_net, "J", {"dW1": "oops"})
 
