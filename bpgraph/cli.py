@@ -43,6 +43,13 @@ class UserError(click.ClickException):
 class Group(click.Group):
     """Turns bpgraph's own errors into one-line messages (tracebacks only with --debug)."""
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        """Take ``--debug`` after the command too (``bpgraph render net.py --debug``), where
+        people type it when an error message suggests it."""
+        if "--debug" in args[1:]:
+            args = ["--debug", *(arg for arg in args if arg != "--debug")]
+        return super().parse_args(ctx, args)
+
     def invoke(self, ctx: click.Context) -> Any:
         from .errors import BpgraphError  # cheap: no numpy
 
@@ -56,7 +63,7 @@ class Group(click.Group):
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, "--version", prog_name="bpgraph")
-@click.option("--debug", is_flag=True, help="Show full Python tracebacks for errors.")
+@click.option("--debug", is_flag=True, help="Show full Python tracebacks for errors (also after the command).")
 def cli(debug: bool) -> None:  # noqa: ARG001 - read by Group.invoke
     """Make backpropagation visible: record, differentiate, query and draw.
 
@@ -149,21 +156,14 @@ def check(model: Any, tol: float, atol: float | None, of: str | None) -> None:
 
     Exits 1 when any parameter fails. Example: bpgraph check l2-mlp --tol 1e-7
     """
-    from .analysis import one_line
     from .fdcheck import gradcheck
 
     graph = model.graph
     root = model.root if of is None else graph.id_of(of)
     with progress("checking gradients by finite differences..."):
         report = gradcheck(graph, root, tol=tol, atol=atol)
-    click.echo(f"finite-difference check of ∂{one_line(report.root)}/∂(each parameter), tolerance {tol:g}")
-    for leaf in report.leaves:
-        verdict = "ok" if leaf.ok else "FAIL"
-        click.echo(f"  {one_line(leaf.name):<16} {str(leaf.shape):<12} relative error {leaf.rel_error:.2e}  "
-                   f"max abs error {leaf.max_abs_error:.2e}  {verdict}")
-    failed = [leaf.name for leaf in report.leaves if not leaf.ok]
-    click.echo(f"{len(report.leaves) - len(failed)} of {len(report.leaves)} parameters pass")
-    if failed:
+    click.echo(str(report))
+    if not report.ok:
         sys.exit(1)
 
 
@@ -425,7 +425,11 @@ def export(model: Any, output: str, fmt: str | None, grads: bool, values: bool) 
     from . import io
 
     graph = model.graph
-    fmt = fmt or {".json": "json", ".graphml": "graphml", ".dot": "dot", ".gv": "dot"}.get(Path(output).suffix.lower())
+    named = {".json": "json", ".graphml": "graphml", ".dot": "dot", ".gv": "dot"}.get(Path(output).suffix.lower())
+    if fmt is not None and named is not None and fmt != named:
+        raise UserError(f"the file name {output!r} says {named} but --format asks for {fmt}; "
+                        "change the extension or leave --format out")
+    fmt = fmt or named
     if fmt is None:
         raise UserError(f"cannot tell the format of {output!r}; use .json, .graphml or .dot, or pass --format")
     if grads:
@@ -459,10 +463,10 @@ def demo(output: str, theme: str, lambd: float) -> None:
     from .examples import l2_mlp
     from .render import to_dot
 
-    click.echo(seed_answer(lambd))
     graph = l2_mlp(lambd=lambd)
     graph.backward("J")
-    to_dot(graph, "J", theme=theme).save(output)
+    to_dot(graph, "J", theme=theme).save(output)  # first: a file that cannot be written fails at once
+    click.echo(seed_answer(lambd))
     click.echo(f"\nDiagram: {output} (solid blue edges carry cross_entropy's gradient, dashed orange ones L2's: only to W1, W2, W3)")
 
 

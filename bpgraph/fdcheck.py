@@ -40,6 +40,18 @@ class GradcheckReport:
     def worst(self) -> LeafCheck | None:
         return max(self.leaves, key=lambda leaf: leaf.rel_error, default=None)
 
+    def __str__(self) -> str:
+        """One line per parameter and a verdict (what ``bpgraph check`` prints)."""
+        from .analysis import one_line
+
+        lines = [f"finite-difference check of ∂{one_line(self.root)}/∂(each parameter), tolerance {self.tol:g}"]
+        for leaf in self.leaves:
+            lines.append(f"  {one_line(leaf.name):<16} {str(leaf.shape):<12} relative error {leaf.rel_error:.2e}  "
+                         f"max abs error {leaf.max_abs_error:.2e}  {'ok' if leaf.ok else 'FAIL'}")
+        passed = sum(leaf.ok for leaf in self.leaves)
+        lines.append(f"{passed} of {len(self.leaves)} parameters pass")
+        return "\n".join(lines)
+
 
 def numeric_gradient(graph: Graph, root: int, leaf: int, eps: float = 1e-6,
                      seed: np.ndarray | None = None) -> np.ndarray:

@@ -66,7 +66,20 @@ def test_grads_by_term_table_and_json():
     row = next(line for line in out.splitlines() if line.startswith("A2 "))
     assert row.split()[-1] == "path" and "no path" in row
     data = json.loads(run("grads", "l2-mlp", "--by-term", "--json").output)
-    assert json.dumps(data)  # plain JSON data
+    assert data["terms"] == ["cross_entropy", "L2"]
+    a2 = next(r for r in data["rows"] if r["name"] == "A2")
+    assert [(c["term"], c["status"]) for c in a2["terms"]] == [("cross_entropy", "nonzero"), ("L2", "no path")]
+    assert a2["terms"][0]["norm"] == pytest.approx(a2["norm"], rel=1e-12)
+
+
+def test_grads_without_by_term_is_one_column_of_norms():
+    lines = run("grads", "l2-mlp").output.splitlines()
+    assert lines[:2] == ["∂J/∂node for every node that gets a gradient (norms)",
+                         "node           shape      ‖∂J/∂node‖"]
+    assert "split by term" not in "\n".join(lines)
+    w1 = next(line for line in lines if line.startswith("W1 "))
+    expected = np.linalg.norm(l2_mlp().backward("J")["W1"])
+    assert w1.split() == ["W1", "(20,", "2)", f"{expected:.3e}"]
 
 
 def test_explain_formats():
@@ -147,8 +160,9 @@ def test_user_script_models_and_their_errors(tmp_path):
     raised = CliRunner().invoke(cli, ["check", f"{script}:broken"])
     assert raised.exit_code == 2 and "raised ZeroDivisionError: division by zero" in raised.output
     assert "Traceback" not in raised.output
-    debug = CliRunner().invoke(cli, ["--debug", "check", f"{script}:broken"])
-    assert isinstance(debug.exception.__cause__, ZeroDivisionError)  # the full chain is shown
+    for args in (["--debug", "check", f"{script}:broken"], ["check", f"{script}:broken", "--debug"]):
+        debug = CliRunner().invoke(cli, args)
+        assert isinstance(debug.exception.__cause__, ZeroDivisionError), args  # the full chain is shown
 
 
 def test_python_dash_m_bpgraph_runs_the_same_cli():
@@ -167,6 +181,14 @@ def test_demo_answers_the_seed_question_and_writes_the_svg(tmp_path, monkeypatch
     assert "unchanged: dA3, dZ3, db3, dA2, dZ2, db2, dA1, dZ1, db1" in result.output
     svg = (tmp_path / "bpgraph-demo.svg").read_text(encoding="utf-8")
     assert "<svg" in svg and ">L2<" in svg and ">W1<" in svg
+
+
+def test_demo_with_lambda_zero_says_nothing_changes(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = run("demo", "--lambd", "0")
+    assert result.exit_code == 0
+    assert "changed:   nothing (with λ = 0, L2 adds λ/m·W = 0 to each dW)" in result.output
+    assert "unchanged: dA3, dZ3, db3, dW3, dA2, dZ2, db2, dW2, dA1, dZ1, db1, dW1" in result.output
 
 
 def test_demo_png_without_the_dot_program(tmp_path, monkeypatch):

@@ -702,6 +702,14 @@ def test_cli_an_export_of_an_unsavable_graph_keeps_the_old_file(tmp_path):
     assert target.read_text() == "old graph"
 
 
+def test_cli_export_refuses_a_format_the_file_name_contradicts(tmp_path):
+    target = tmp_path / "l2.graphml"
+    result = CliRunner().invoke(cli, ["export", "l2-mlp", "-o", str(target), "--format", "json"])
+    assert result.exit_code == 2 and "says graphml but --format asks for json" in result.output
+    assert not target.exists()
+    assert run("export", "l2-mlp", "-o", str(tmp_path / "l2.txt"), "--format", "json").exit_code == 0
+
+
 def test_cli_export_graphml(tmp_path):
     target = tmp_path / "l2.graphml"
     assert run("export", "l2-mlp", "-o", str(target), "--grads").exit_code == 0

@@ -111,6 +111,10 @@ def test_gradcheck_fails_a_wrong_gradient_rule(monkeypatch):
     w = g.param(np.array([1.0, 2.0]), name="w")
     report = bp.gradcheck(g, bp.sum(bp.square(w), name="z"))
     assert not report.ok and report.leaves[0].rel_error == pytest.approx(0.2)  # |3−2| / (3+2)
+    text = str(report).splitlines()  # what print(report) and `bpgraph check` show
+    assert text[0] == "finite-difference check of ∂z/∂(each parameter), tolerance 1e-06"
+    assert text[1].split()[:2] == ["w", "(2,)"] and text[1].endswith("FAIL") and "2.00e-01" in text[1]
+    assert text[2] == "0 of 1 parameters pass"
 
 
 def test_gradcheck_allows_for_rounding_in_the_finite_differences():
