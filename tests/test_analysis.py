@@ -412,6 +412,18 @@ def test_hints_for_a_mixed_convention_and_a_flipped_sign(seed_net):
     assert report.first_wrong == ["Z3", "b1"]
 
 
+def test_with_only_some_gradients_given_the_error_still_enters_at_a2(seed_net):
+    """The nearest checked consumers are found through the unchecked nodes (here dZ2, dA1,
+    dZ1): dW2 and dW1 are wrong only because dA2 is, so they are symptoms, not entry points."""
+    full = course_pass(seed_net, mistake=1.0)
+    given = {key: full[key] for key in ("dA2", "dW2", "dW1", "dZ3")}
+    report = an.compare_grads(seed_net, "J", given)
+    assert report.wrong == ["A2", "W2", "W1"]
+    assert report.first_wrong == ["A2"]
+    (entry,) = report.entries
+    assert entry.symptoms == ("W2", "W1")
+
+
 def test_user_gradients_load_from_an_npz_file(seed_net, tmp_path):
     path = tmp_path / "grads.npz"
     np.savez(path, **course_pass(seed_net, mistake=1.0))

@@ -126,6 +126,35 @@ def test_compare_all_ok_exits_0_and_wrong_exits_1(tmp_path):
     assert result.exit_code == 1 and json.loads(result.output)["first_wrong"] == ["A2"]
 
 
+def test_compare_passes_convention_and_tolerances_on(tmp_path):
+    course = tmp_path / "course.npz"
+    np.savez(course, **_course_grads())
+    assert run("compare", "l2-mlp", "--grads", str(course), "--convention", "course").exit_code == 0
+    assert run("compare", "l2-mlp", "--grads", str(course), "--convention", "exact").exit_code == 1
+    nudged = _course_grads()
+    nudged["dA2"] = nudged["dA2"] * (1 + 1e-5)  # 1e-5 relative: over the default rtol of 1e-7
+    path = tmp_path / "nudged.npz"
+    np.savez(path, **nudged)
+    assert run("compare", "l2-mlp", "--grads", str(path)).exit_code == 1
+    assert run("compare", "l2-mlp", "--grads", str(path), "--rtol", "1e-3").exit_code == 0
+    shifted = _course_grads()
+    shifted["db3"] = shifted["db3"] + 1e-10  # an absolute slip, judged by --atol once rtol is 0
+    path = tmp_path / "shifted.npz"
+    np.savez(path, **shifted)
+    assert run("compare", "l2-mlp", "--grads", str(path), "--rtol", "0").exit_code == 1
+    assert run("compare", "l2-mlp", "--grads", str(path), "--rtol", "0", "--atol", "1e-8").exit_code == 0
+
+
+def test_limit_and_of_reach_the_library():
+    limited = run("paths", "l2-mlp", "--of", "J", "--wrt", "W1", "--limit", "1").output.splitlines()
+    assert limited == ["W1 -> Z1 -> A1 -> Z2 -> A2 -> Z3 -> A3 -> cross_entropy -> J",
+                       "2 paths (showing the first 1; raise --limit)"]
+    checked = run("check", "l2-mlp", "--of", "L2").output
+    assert checked.startswith("finite-difference check of ∂L2/∂(each parameter)")
+    data = json.loads(run("diff", "l2-mlp", "--set", "lambd=0.7", "--vs", "lambd=0", "--of", "L2", "--json").output)
+    assert data["root"] == "L2" and data["changed"] == ["W3", "W2", "W1"]
+
+
 # --- error paths: one clear line, exit 2, no traceback -----------------------------------------
 @pytest.mark.parametrize("args,message", [
     (("paths", "l2-mlp", "--of", "J", "--wrt", "A4"), "no node named 'A4'; did you mean"),
@@ -206,6 +235,50 @@ def test_render_formats_from_the_extension_and_options(tmp_path):
     dot = tmp_path / "l2.dot"
     assert run("render", "l2-mlp", "-o", str(dot), "--rankdir", "TB").exit_code == 0
     assert dot.read_text(encoding="utf-8").startswith("digraph")
+
+
+def test_render_passes_every_drawing_option_to_the_library(tmp_path):
+    from bpgraph.render import to_dot
+
+    target = tmp_path / "options.dot"
+    options = ["--theme", "dark", "--rankdir", "TB", "--show", "name,grad", "--highlight", "J:W1",
+               "--collapse", "layer1", "--of", "J"]
+    assert run("render", "l2-mlp", "-o", str(target), *options).exit_code == 0
+    g = l2_mlp()
+    g.backward("J")
+    expected = to_dot(g, "J", theme="dark", rankdir="TB", show=["name", "grad"], highlight=[("J", "W1")],
+                      collapse=["layer1"]).source
+    assert target.read_text(encoding="utf-8") == expected
+
+
+def test_render_passes_dpi_engine_and_frame_options_on(tmp_path, monkeypatch):
+    calls = []
+
+    def fake_render(source, fmt, *, dpi=None, engine="auto"):
+        calls.append((fmt, dpi, engine))
+        return b"picture"
+
+    def fake_frames(graph, folder, root, **options):
+        calls.append(options)
+        return [folder]
+
+    monkeypatch.setattr("bpgraph.render.backend.render", fake_render)
+    monkeypatch.setattr("bpgraph.render.write_frames", fake_frames)
+    result = run("render", "l2-mlp", "-o", str(tmp_path / "s.png"), "--dpi", "200", "--engine", "wasm",
+                 "--theme", "slides", "--rankdir", "TB", "--frames", str(tmp_path / "frames"))
+    assert result.exit_code == 0, result.output
+    assert calls == [("png", 200.0, "wasm"), {"theme": "slides", "rankdir": "TB", "engine": "wasm"}]
+    assert (tmp_path / "s.png").read_bytes() == b"picture"
+
+
+def test_demo_draws_with_the_theme_asked_for(tmp_path):
+    from bpgraph.render import to_dot
+
+    target = tmp_path / "demo.dot"
+    assert run("demo", "-o", str(target), "--theme", "dark").exit_code == 0
+    g = l2_mlp(lambd=0.7)
+    g.backward("J")
+    assert target.read_text(encoding="utf-8") == to_dot(g, "J", theme="dark").source
 
 
 def test_render_frames_writes_one_svg_per_step_and_an_index(tmp_path):

@@ -24,6 +24,7 @@ import re
 import shutil
 import struct
 import subprocess
+import unicodedata
 import xml.etree.ElementTree as ET
 from collections import Counter
 from html.parser import HTMLParser
@@ -473,6 +474,9 @@ def test_markdown_table_keeps_one_row_per_path(group: str):
     assert len(rows) == an.count_paths(g, names["root"], names["param"])
     for row in rows:
         assert len(re.findall(r"(?<!\\)\|", row)) == 5, row  # no unescaped | from a name
+    shows = re.sub(r"\\(.)", r"\1", md)  # what Markdown displays: a backslash shows the next character
+    for name in (names["root"], names["param"]):
+        assert one_line(name) in shows, name
     assert not re.search(r"(?<!\\)&[A-Za-z][A-Za-z0-9]*;", md)  # &amp; in a name stays literal
 
 
@@ -510,6 +514,35 @@ TEX_ESCAPES = re.compile(r"\\(textbackslash|textasciicircum|textasciitilde|textl
                          r"textquotesingle|textasciigrave)\{\}|\\texttt\{\\char34\}|\\[{}%$&#_]|\$\\\w+\$|-\{\}")
 
 
+#: What each LaTeX escape shows, decoded here independently of bpgraph's tex_text.
+TEX_SHOWS = {r"\textbackslash{}": "\\", r"\textasciicircum{}": "^", r"\textasciitilde{}": "~",
+             r"\textless{}": "<", r"\textgreater{}": ">", r"\textbar{}": "|", r"\textquotesingle{}": "'",
+             r"\textasciigrave{}": "`", r"\texttt{\char34}": '"', "-{}": "-"}
+TEX_TOKEN = re.compile("|".join(map(re.escape, TEX_SHOWS)) + r"|\\([{}%$&#_])|\$\\(\w+)\$")
+GREEK = "αβγδεζηθικλμνξπρστυφχψωΓΔΘΛΞΠΣΦΨΩ∂"
+
+
+def tex_shows(tex: str) -> str:
+    """The characters a LaTeX text shows once its escapes are typeset."""
+    def back(match: re.Match[str]) -> str:
+        if match.group(1):
+            return match.group(1)
+        if match.group(2):
+            word = match.group(2)
+            if word == "partial":
+                return "∂"
+            case = "CAPITAL" if word[0].isupper() else "SMALL"
+            return unicodedata.lookup(f"GREEK {case} LETTER {word.upper().replace('LAMBDA', 'LAMDA')}")
+        return TEX_SHOWS[match.group(0)]
+    return TEX_TOKEN.sub(back, tex)
+
+
+def tex_visible(name: str) -> str:
+    """A name as LaTeX shows it: printable ASCII and Greek as typed, spaces as spaces, the rest [U+XXXX]."""
+    return "".join(ch if 32 <= ord(ch) <= 126 or ch in GREEK
+                   else " " if unicodedata.category(ch) == "Zs" else f"[U+{ord(ch):04X}]" for ch in name)
+
+
 @group_params
 def test_latex_escapes_every_name(group: str):
     g, names = group_graph(group)
@@ -521,6 +554,7 @@ def test_latex_escapes_every_name(group: str):
             inner = TEX_ESCAPES.sub("", escaped[len("\\text{"):-1])
             assert not set(inner) & set("\\{}$&#^_%~'\"`\n\r"), (name, inner)
             assert "--" not in inner
+            assert tex_shows(escaped) == r"\text{" + tex_visible(name) + "}", name  # shown as typed
 
 
 @needs_pdflatex
