@@ -1334,6 +1334,10 @@ def _explain_markdown(report: PathReport, reason: str | None, factors: list[list
     return "\n".join(lines)
 
 
+#: Local derivatives per line of a LaTeX chain-rule product (three fit an article's text width).
+TEX_FACTORS_PER_LINE = 3
+
+
 def _explain_latex(report: PathReport, reason: str | None, factors: list[list[tuple]]) -> str:
     def partial(v: str, u: str) -> str:
         return f"\\frac{{\\partial {tex_text(v)}}}{{\\partial {tex_text(u)}}}"
@@ -1351,9 +1355,13 @@ def _explain_latex(report: PathReport, reason: str | None, factors: list[list[tu
         return f"{lhs} = {amount(report.total)}"
     lines = []
     for k, (p, fs) in enumerate(zip(report.paths, factors), 1):
-        product = " \\cdot ".join(partial(v, u) for v, u, _, _ in fs)
+        fractions = [partial(v, u) for v, u, _, _ in fs]
+        # a long product goes on several lines, so a deep network's path fits a page or a slide
+        rows = [" \\cdot ".join(fractions[i:i + TEX_FACTORS_PER_LINE])
+                for i in range(0, len(fractions), TEX_FACTORS_PER_LINE)]
         head = f"{lhs} &= " if k == 1 else "&\\quad + "
-        lines.append(f"{head}{product} && {tex_text(f'path {k}:')}\\ {amount(p.value)}")
+        lines += [head + rows[0]] + [f"&\\qquad \\cdot {row}" for row in rows[1:]]
+        lines[-1] += f" && {tex_text(f'path {k}:')}\\ {amount(p.value)}"
     if report.capped:
         lines.append(f"&\\quad + \\cdots && {tex_text(_paths_word(report.count - len(factors), more=True))}")
     lines.append(f"& && {tex_text('total:')}\\ {amount(report.total)}")

@@ -614,10 +614,19 @@ def test_latex_compiles_with_pdflatex(tmp_path):
     parts = [an.explain(g, NASTY[5], "a_b", format="latex"), an.explain(g, "x^2", "{", format="latex"),
              an.explain(g, NASTY[5], NASTY[5], format="latex"), an.explain(seed, "J", "W1", format="latex"),
              an.explain(seed, "L2", "A2", format="latex"), an.explain(seed, "J", "W1", format="latex", limit=1)]
+    _pdflatex(tmp_path, parts)
+    # the seed network's deepest derivation fits an article's text width (long products wrap)
+    log = _pdflatex(tmp_path, [an.explain(seed, "J", wrt, format="latex") for wrt in ("W1", "b1", "Z1")])
+    assert "Overfull" not in log
+
+
+def _pdflatex(folder, parts: list[str]) -> str:
+    """Compile ``parts`` as displayed maths in an article; the log."""
     body = "".join(f"\\[\n{p}\n\\]\n" for p in parts)
-    (tmp_path / "doc.tex").write_text("\\documentclass{article}\n\\usepackage{amsmath}\n\\begin{document}\n"
-                                      + body + "\\end{document}\n", encoding="utf-8")
+    (folder / "doc.tex").write_text("\\documentclass{article}\n\\usepackage{amsmath}\n\\begin{document}\n"
+                                    + body + "\\end{document}\n", encoding="utf-8")
     run = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "doc.tex"],
-                         cwd=tmp_path, capture_output=True, text=True, timeout=120)
+                         cwd=folder, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stdout[-2000:]
-    assert (tmp_path / "doc.pdf").stat().st_size > 1000
+    assert (folder / "doc.pdf").stat().st_size > 1000
+    return (folder / "doc.log").read_text(encoding="utf-8", errors="replace")
