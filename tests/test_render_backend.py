@@ -13,6 +13,7 @@ from bpgraph.render import backend
 needs_dot = pytest.mark.skipif(not backend.have_dot(), reason="the Graphviz `dot` program is not installed")
 
 LABELLED = 'digraph g { node [fontname="DejaVu Sans"]; a [label="gradient flows"]; a -> b [label="x"] }'
+ENGINES = [pytest.param("system", marks=[pytest.mark.needs_dot, needs_dot]), "wasm"]
 BLANK = 'digraph g { node [fontname="DejaVu Sans"]; a [label=""]; a -> b [label=""]; b [label=""] }'
 
 
@@ -86,6 +87,29 @@ def test_png_dpi_scales_the_picture():
     small = png_size_and_ink(backend.render(LABELLED, "png", dpi=72, engine="wasm"))
     large = png_size_and_ink(backend.render(LABELLED, "png", dpi=144, engine="wasm"))
     assert abs(large[0] - 2 * small[0]) <= 2 and abs(large[1] - 2 * small[1]) <= 2
+
+
+def png_chunks(png: bytes) -> list[tuple[bytes, bytes]]:
+    """``(type, data)`` of every chunk, each CRC checked."""
+    pos, chunks = 8, []
+    while pos < len(png):
+        length, kind = struct.unpack(">I4s", png[pos:pos + 8])
+        body = png[pos + 8:pos + 8 + length]
+        assert struct.unpack(">I", png[pos + 8 + length:pos + 12 + length])[0] == zlib.crc32(kind + body)
+        chunks.append((kind, body))
+        pos += 12 + length
+    return chunks
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_png_says_its_resolution_so_slides_place_it_at_its_size(engine):
+    png = backend.render(LABELLED, "png", dpi=200, engine=engine)
+    chunks = png_chunks(png)
+    kinds = [kind for kind, _ in chunks]
+    assert kinds[0] == b"IHDR" and kinds.count(b"pHYs") == 1 and kinds.index(b"pHYs") < kinds.index(b"IDAT")
+    assert dict(chunks)[b"pHYs"] == struct.pack(">IIB", 7874, 7874, 1)  # 200 dpi = 7874 per metre
+    assert backend.with_resolution(png, 300) == png  # never a second pHYs
+    assert png_size_and_ink(png)[0] > 0
 
 
 def test_pdf_without_dot_is_one_clear_message(monkeypatch):

@@ -12,6 +12,8 @@ from __future__ import annotations
 import atexit
 import functools
 import shutil
+import struct
+import zlib
 from typing import Any
 
 from ..errors import BpgraphError
@@ -58,7 +60,8 @@ def render(source: str, fmt: str, *, dpi: float | None = None, engine: str = "au
         if not have_dot():
             raise RenderError(f"the Graphviz `dot` program is not on PATH; {INSTALL_HINT}, "
                               "or use --engine wasm")
-        return _render_system(source, fmt, dpi)
+        out = _render_system(source, fmt, dpi)
+        return with_resolution(out, dpi or DEFAULT_DPI) if fmt == "png" else out
     if fmt == "pdf":
         if engine == "wasm":
             raise RenderError("PDF output needs the system Graphviz `dot` program: the embedded Graphviz "
@@ -66,7 +69,28 @@ def render(source: str, fmt: str, *, dpi: float | None = None, engine: str = "au
         raise RenderError(f"PDF output needs the Graphviz `dot` program, which is not on PATH; {INSTALL_HINT}. "
                           "SVG and PNG work without it.")
     svg = _render_wasm(source)
-    return svg if fmt == "svg" else _rasterise(svg, dpi or DEFAULT_DPI)
+    return svg if fmt == "svg" else with_resolution(_rasterise(svg, dpi or DEFAULT_DPI), dpi or DEFAULT_DPI)
+
+
+def with_resolution(png: bytes, dpi: float) -> bytes:
+    """``png`` with a pHYs chunk saying its resolution, right after the header chunk.
+
+    Neither Graphviz nor resvg writes one, so slide software, word processors and pdflatex
+    assumed 72 or 96 dpi and placed a 200-dpi picture at two or three times its intended size.
+    """
+    pos = 8  # after the signature: chunks of length, type, data and CRC, IHDR first
+    while pos + 8 <= len(png):
+        length, kind = struct.unpack(">I4s", png[pos:pos + 8])
+        if kind == b"pHYs":
+            return png  # it says so already
+        if kind == b"IDAT":  # pHYs must come before the image data
+            break
+        pos += 12 + length
+    header_end = 8 + 12 + 13  # IHDR holds 13 bytes
+    per_metre = round(dpi / 0.0254)
+    data = b"pHYs" + struct.pack(">IIB", per_metre, per_metre, 1)  # unit 1: the metre
+    chunk = struct.pack(">I", 9) + data + struct.pack(">I", zlib.crc32(data))
+    return png[:header_end] + chunk + png[header_end:]
 
 
 def _render_system(source: str, fmt: str, dpi: float | None) -> bytes:
