@@ -986,13 +986,14 @@ def _load_user_grads(source: Mapping[str, Any] | str | os.PathLike) -> dict[str,
         try:
             with open(path, "rb") as handle:
                 head = handle.read(6)
-            if not head.startswith((b"PK\x03\x04", b"\x93NUMPY")):  # what .npz and .npy files begin with
-                raise GraphError(f"{path!r} is not an .npz file: save your gradients with "
-                                 "numpy.savez(path, dW1=..., db1=...) and pass that file")
-            data = np.load(path, allow_pickle=False)
+            numpy_file = head.startswith((b"PK\x03\x04", b"\x93NUMPY"))  # how .npz and .npy files begin
+            data = np.load(path, allow_pickle=False) if numpy_file else None
         except (OSError, ValueError) as exc:
             raise GraphError(f"cannot read gradients from {path!r}: {exc}; "
                              "pass a dict or an .npz written by numpy.savez") from None
+        if data is None:
+            raise GraphError(f"{path!r} is not an .npz file: save your gradients with "
+                             "numpy.savez(path, dW1=..., db1=...) and pass that file")
         if not hasattr(data, "files"):
             raise GraphError(f"{path!r} holds one array, not named gradients: "
                              "save them with numpy.savez(path, dW1=..., db1=...)")
