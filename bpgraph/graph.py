@@ -22,8 +22,8 @@ Recording is the hot path (a small network records a node every few microseconds
 node is only an attribute dict in :attr:`Graph.nodes` (a read-only proxy of a plain dict)
 when it is recorded; the DiGraph gets the nodes and edges recorded since it was last used
 when :attr:`Graph.nx` or :meth:`Graph.successors` next asks for it, in one pass written
-straight into its adjacency dicts (what ``add_node``/``add_edge`` would do).  Recording and
-backward never need the edges: operands are on the nodes.  (Three dicts per node fewer
+straight into its adjacency dicts (what ``add_node``/``add_edge`` would do); the DiGraph itself
+is made then too.  Recording and backward never need the edges: operands are on the nodes.  (Three dicts per node fewer
 while recording also means far less work for Python's garbage collector on large graphs.)
 """
 
@@ -157,7 +157,7 @@ class Graph:
     """
 
     def __init__(self, *, strict: bool = False) -> None:
-        self._g = nx.DiGraph()  # holds the nodes [0, self._synced): see _sync
+        self._g: nx.DiGraph | None = None  # made by _sync, then holds the nodes [0, self._synced)
         self._synced = 0
         self._nodes: dict[int, dict[str, Any]] = {}  # id -> attributes (the same dicts as the DiGraph's)
         self._nodes_view = MappingProxyType(self._nodes)
@@ -191,10 +191,12 @@ class Graph:
         the node's attribute dict is the one in :attr:`nodes`, and each edge has one data
         dict shared by ``_succ[u][v]`` and ``_pred[v][u]`` (a repeated operand is one edge).
         """
+        g = self._g
+        if g is None:  # made when first asked for: an empty DiGraph costs about 5 µs, a few leaves' worth
+            g = self._g = nx.DiGraph()
         nodes, start, end = self._nodes, self._synced, len(self._nodes)
         if start == end:
             return
-        g = self._g
         node, succ, pred = g._node, g._succ, g._pred
         for i in range(start, end):
             attrs = nodes[i]
@@ -236,9 +238,11 @@ class Graph:
 
     def successors(self, node_id: int) -> Iterator[int]:
         """Ids of the nodes that use ``node_id`` as an operand."""
-        if self._synced != len(self._nodes):
+        g = self._g
+        if g is None or self._synced != len(self._nodes):
             self._sync()
-        return iter(self._g._succ[node_id])
+            g = self._g
+        return iter(g._succ[node_id])
 
     def __len__(self) -> int:
         return len(self._nodes)

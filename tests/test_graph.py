@@ -31,6 +31,12 @@ def test_networkx_graph_is_a_read_only_view_with_edges_operand_to_result():
     assert isinstance(view, nx.DiGraph) and view.has_edge(x.id, y.id)
     with pytest.raises(nx.NetworkXError):
         view.add_node(99)
+    empty = bp.Graph().nx  # made on first use, empty graphs included
+    assert isinstance(empty, nx.DiGraph) and empty.number_of_nodes() == 0
+    fresh = bp.Graph()
+    a = fresh.param(np.ones(2), name="a")
+    b = (a + 1).named("b")
+    assert list(fresh.successors(a.id)) == [b.id] and list(fresh.successors(b.id)) == []
 
 
 def test_unnamed_results_get_readable_default_names():
