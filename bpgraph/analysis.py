@@ -600,7 +600,7 @@ class TermReport:
         root = one_line(self.root)
         if self.terms == (self.root,):  # not split (`bpgraph grads` without --by-term): one column
             rows = [[r.name, str(r.shape), _sci(r.norm)] for r in self.rows]
-            return (f"∂{root}/∂node for every node that gets a gradient (norms)\n"
+            return (f"∂{root}/∂node for every node below {root} that gets a gradient (norms)\n"
                     + _table(["node", "shape", f"‖∂{root}/∂node‖"], rows))
         rows = [[r.name, str(r.shape), _sci(r.norm), *(cell_text(c) for c in r.cells)] for r in self.rows]
         seeds = ", ".join(f"∂{root}/∂{one_line(t)} = {_describe_value(s)}" for t, s in self.seeds.items())

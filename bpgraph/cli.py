@@ -40,15 +40,28 @@ class UserError(click.ClickException):
     exit_code = 2
 
 
+DEBUG_HELP = "Show full Python tracebacks for errors."
+
+
+def _remember_debug(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value:
+        ctx.meta["bpgraph.debug"] = True  # meta is shared by the group's context and the command's
+
+
+class Command(click.Command):
+    """A bpgraph command; it takes ``--debug`` too (``bpgraph render net.py --debug``), where
+    people type it when an error message suggests it."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.params.append(click.Option(["--debug"], is_flag=True, expose_value=False,
+                                        callback=_remember_debug, help=DEBUG_HELP))
+
+
 class Group(click.Group):
     """Turns bpgraph's own errors into one-line messages (tracebacks only with --debug)."""
 
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        """Take ``--debug`` after the command too (``bpgraph render net.py --debug``), where
-        people type it when an error message suggests it."""
-        if "--debug" in args[1:]:
-            args = ["--debug", *(arg for arg in args if arg != "--debug")]
-        return super().parse_args(ctx, args)
+    command_class = Command
 
     def invoke(self, ctx: click.Context) -> Any:
         from .errors import BpgraphError  # cheap: no numpy
@@ -56,14 +69,14 @@ class Group(click.Group):
         try:
             return super().invoke(ctx)
         except (BpgraphError, OSError) as exc:
-            if ctx.params.get("debug"):
+            if ctx.params.get("debug") or ctx.meta.get("bpgraph.debug"):
                 raise
             raise UserError(str(exc)) from exc
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, "--version", prog_name="bpgraph")
-@click.option("--debug", is_flag=True, help="Show full Python tracebacks for errors (also after the command).")
+@click.option("--debug", is_flag=True, help=DEBUG_HELP)
 def cli(debug: bool) -> None:  # noqa: ARG001 - read by Group.invoke
     """Make backpropagation visible: record, differentiate, query and draw.
 
@@ -249,8 +262,11 @@ def grads(model: Any, of: str | None, by_term: bool, as_json: bool) -> None:
     report = term_attribution(graph, root, terms=None if by_term else [root])
     if as_json:
         emit_json(report.to_dict())
-    else:
-        click.echo(str(report))
+        return
+    click.echo(str(report))
+    if by_term and report.terms == (report.root,):
+        click.echo(f"note: {report.root} is not a sum of cost terms (no + or - at the root): nothing to split",
+                   err=True)
 
 
 @cli.command(epilog=MODEL_HELP, short_help='The chain rule for ∂OF/∂WRT, path by path.')
@@ -425,7 +441,11 @@ def export(model: Any, output: str, fmt: str | None, grads: bool, values: bool) 
     from . import io
 
     graph = model.graph
-    named = {".json": "json", ".graphml": "graphml", ".dot": "dot", ".gv": "dot"}.get(Path(output).suffix.lower())
+    suffix = Path(output).suffix.lower()
+    if suffix in (".svg", ".png", ".pdf"):
+        raise UserError(f"export writes the graph as data (.json, .graphml or .dot); for a {suffix[1:].upper()} "
+                        f"picture use: bpgraph render MODEL -o {output}")
+    named = {".json": "json", ".graphml": "graphml", ".dot": "dot", ".gv": "dot"}.get(suffix)
     if fmt is not None and named is not None and fmt != named:
         raise UserError(f"the file name {output!r} says {named} but --format asks for {fmt}; "
                         "change the extension or leave --format out")

@@ -28,6 +28,8 @@ def atomic_write(path: str | os.PathLike[str], data: bytes | str) -> Path:
         raise IsADirectoryError(f"{target} is a folder; give a file name")
     payload = data.encode("utf-8") if isinstance(data, str) else data
     folder = target.parent if str(target.parent) else Path(".")
+    if folder.exists() and not folder.is_dir():
+        raise NotADirectoryError(f"cannot write {target}: {folder} is a file, not a folder")
     if not folder.is_dir():
         raise FileNotFoundError(f"cannot write {target}: the folder {folder} does not exist; create it first")
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)

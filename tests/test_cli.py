@@ -74,12 +74,15 @@ def test_grads_by_term_table_and_json():
 
 def test_grads_without_by_term_is_one_column_of_norms():
     lines = run("grads", "l2-mlp").output.splitlines()
-    assert lines[:2] == ["∂J/∂node for every node that gets a gradient (norms)",
+    assert lines[:2] == ["∂J/∂node for every node below J that gets a gradient (norms)",
                          "node           shape      ‖∂J/∂node‖"]
     assert "split by term" not in "\n".join(lines)
     w1 = next(line for line in lines if line.startswith("W1 "))
     expected = np.linalg.norm(l2_mlp().backward("J")["W1"])
     assert w1.split() == ["W1", "(20,", "2)", f"{expected:.3e}"]
+    single = CliRunner().invoke(cli, ["grads", "logistic", "--by-term"])
+    assert single.exit_code == 0 and single.output == run("grads", "logistic").output + (
+        "note: J is not a sum of cost terms (no + or - at the root): nothing to split\n")  # the note on stderr
 
 
 def test_explain_formats():
@@ -192,6 +195,22 @@ def test_user_script_models_and_their_errors(tmp_path):
     for args in (["--debug", "check", f"{script}:broken"], ["check", f"{script}:broken", "--debug"]):
         debug = CliRunner().invoke(cli, args)
         assert isinstance(debug.exception.__cause__, ZeroDivisionError), args  # the full chain is shown
+
+
+
+def test_debug_after_the_command_but_a_node_named_debug_stays_a_name(tmp_path):
+    script = tmp_path / "dbg.py"
+    script.write_text("import numpy as np\nimport bpgraph as bp\n\n"
+                      "def build():\n"
+                      "    g = bp.Graph()\n"
+                      "    w = g.param(np.ones(2), name='--debug')\n"
+                      "    return bp.sum(w * 2, name='J')\n")
+    named = run("paths", str(script), "--of", "J", "--wrt", "--debug")
+    assert named.exit_code == 0 and named.output == "--debug -> mul_2 -> J\n1 path\n"
+    quiet = CliRunner().invoke(cli, ["paths", str(script), "--of", "J", "--wrt", "W9"])
+    assert quiet.exit_code == 2 and "no node named 'W9'" in quiet.output
+    loud = CliRunner().invoke(cli, ["paths", str(script), "--of", "J", "--wrt", "W9", "--debug"])
+    assert type(loud.exception).__name__ == "UnknownNodeError"  # raised, not turned into a message
 
 
 def test_python_dash_m_bpgraph_runs_the_same_cli():

@@ -35,6 +35,9 @@ def test_a_missing_folder_is_named_not_a_temporary_file(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"the folder .*nowhere does not exist; create it first") as caught:
         atomic_write(tmp_path / "nowhere" / "out.svg", "x")
     assert ".tmp" not in str(caught.value)
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(NotADirectoryError, match=r"afile is a file, not a folder"):
+        atomic_write(tmp_path / "afile" / "out.svg", "x")
 
 
 def test_new_files_follow_the_umask_and_existing_ones_keep_their_mode(tmp_path):

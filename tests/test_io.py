@@ -708,6 +708,10 @@ def test_cli_export_refuses_a_format_the_file_name_contradicts(tmp_path):
     assert result.exit_code == 2 and "says graphml but --format asks for json" in result.output
     assert not target.exists()
     assert run("export", "l2-mlp", "-o", str(tmp_path / "l2.txt"), "--format", "json").exit_code == 0
+    for picture in ("l2.svg", "l2.pdf"):
+        refused = CliRunner().invoke(cli, ["export", "l2-mlp", "-o", str(tmp_path / picture), "--format", "dot"])
+        assert refused.exit_code == 2 and "for a" in refused.output and "bpgraph render MODEL -o" in refused.output
+        assert not (tmp_path / picture).exists()
 
 
 def test_cli_export_graphml(tmp_path):

@@ -73,24 +73,22 @@ def render(source: str, fmt: str, *, dpi: float | None = None, engine: str = "au
 
 
 def with_resolution(png: bytes, dpi: float) -> bytes:
-    """``png`` with a pHYs chunk saying its resolution, right after the header chunk.
+    """``png`` saying its resolution: one pHYs chunk, right after the header chunk.
 
-    Neither Graphviz nor resvg writes one, so slide software, word processors and pdflatex
-    assumed 72 or 96 dpi and placed a 200-dpi picture at two or three times its intended size.
+    resvg and Graphviz's default (cairo) PNG writer write none, and Graphviz's gd writer
+    always says 96 dpi; slide software, word processors and pdflatex then placed a 200-dpi
+    picture at two or three times its intended size.  Any pHYs already there is replaced.
     """
-    pos = 8  # after the signature: chunks of length, type, data and CRC, IHDR first
+    chunks, pos = [], 8  # after the signature: chunks of length, type, data and CRC, IHDR first
     while pos + 8 <= len(png):
         length, kind = struct.unpack(">I4s", png[pos:pos + 8])
-        if kind == b"pHYs":
-            return png  # it says so already
-        if kind == b"IDAT":  # pHYs must come before the image data
-            break
+        if kind != b"pHYs":
+            chunks.append(png[pos:pos + 12 + length])
         pos += 12 + length
-    header_end = 8 + 12 + 13  # IHDR holds 13 bytes
     per_metre = round(dpi / 0.0254)
     data = b"pHYs" + struct.pack(">IIB", per_metre, per_metre, 1)  # unit 1: the metre
-    chunk = struct.pack(">I", 9) + data + struct.pack(">I", zlib.crc32(data))
-    return png[:header_end] + chunk + png[header_end:]
+    resolution = struct.pack(">I", 9) + data + struct.pack(">I", zlib.crc32(data))
+    return png[:8] + chunks[0] + resolution + b"".join(chunks[1:])
 
 
 def _render_system(source: str, fmt: str, dpi: float | None) -> bytes:
