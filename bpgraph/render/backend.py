@@ -56,12 +56,13 @@ def render(source: str, fmt: str, *, dpi: float | None = None, engine: str = "au
     """Lay out DOT ``source`` with Graphviz and return ``svg``, ``png`` or ``pdf`` bytes."""
     if fmt not in FORMATS:
         raise RenderError(f"unknown format {fmt!r}; choose one of: {', '.join(FORMATS)}")
+    dpi = dpi or DEFAULT_DPI
     if engine_name(engine) == "system":
         if not have_dot():
             raise RenderError(f"the Graphviz `dot` program is not on PATH; {INSTALL_HINT}, "
                               "or use --engine wasm")
         out = _render_system(source, fmt, dpi)
-        return with_resolution(out, dpi or DEFAULT_DPI) if fmt == "png" else out
+        return with_resolution(out, dpi) if fmt == "png" else out
     if fmt == "pdf":
         if engine == "wasm":
             raise RenderError("PDF output needs the system Graphviz `dot` program: the embedded Graphviz "
@@ -69,7 +70,7 @@ def render(source: str, fmt: str, *, dpi: float | None = None, engine: str = "au
         raise RenderError(f"PDF output needs the Graphviz `dot` program, which is not on PATH; {INSTALL_HINT}. "
                           "SVG and PNG work without it.")
     svg = _render_wasm(source)
-    return svg if fmt == "svg" else with_resolution(_rasterise(svg, dpi or DEFAULT_DPI), dpi or DEFAULT_DPI)
+    return svg if fmt == "svg" else with_resolution(_rasterise(svg, dpi), dpi)
 
 
 def with_resolution(png: bytes, dpi: float) -> bytes:
@@ -91,11 +92,11 @@ def with_resolution(png: bytes, dpi: float) -> bytes:
     return png[:8] + chunks[0] + resolution + b"".join(chunks[1:])
 
 
-def _render_system(source: str, fmt: str, dpi: float | None) -> bytes:
+def _render_system(source: str, fmt: str, dpi: float) -> bytes:
     import graphviz
 
     if fmt == "png":  # a graph attribute, so the graphviz package's own pipe() can run dot
-        source = source.replace("{", f"{{\n\tgraph [dpi={dpi or DEFAULT_DPI:g}]", 1)
+        source = source.replace("{", f"{{\n\tgraph [dpi={dpi:g}]", 1)
     try:
         return graphviz.pipe("dot", fmt, source.encode("utf-8"), quiet=True)
     except graphviz.ExecutableNotFound:
