@@ -239,6 +239,12 @@ def test_demo_with_lambda_zero_says_nothing_changes(tmp_path, monkeypatch):
     assert "unchanged: dA3, dZ3, db3, dW3, dA2, dZ2, db2, dW2, dA1, dZ1, db1, dW1" in result.output
 
 
+def test_demo_with_an_unwritable_output_fails_before_printing_the_answer(tmp_path):
+    result = CliRunner().invoke(cli, ["demo", "-o", str(tmp_path / "missing" / "demo.svg")])
+    assert result.exit_code == 2 and "the folder" in result.output and "does not exist" in result.output
+    assert "The seed network" not in result.output  # no long answer above the error
+
+
 def test_demo_png_without_the_dot_program(tmp_path, monkeypatch):
     monkeypatch.setattr("bpgraph.render.backend.have_dot", lambda: False)
     out = tmp_path / "demo.png"
