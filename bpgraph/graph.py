@@ -23,8 +23,9 @@ node is only an attribute dict in :attr:`Graph.nodes` (a read-only proxy of a pl
 when it is recorded; the DiGraph gets the nodes and edges recorded since it was last used
 when :attr:`Graph.nx` or :meth:`Graph.successors` next asks for it, in one pass written
 straight into its adjacency dicts (what ``add_node``/``add_edge`` would do); the DiGraph itself
-is made then too.  Recording and backward never need the edges: operands are on the nodes.  (Three dicts per node fewer
-while recording also means far less work for Python's garbage collector on large graphs.)
+is made then too.  Recording and backward never need the edges: operands are on the nodes.
+(Three dicts per node fewer while recording also means far less work for Python's garbage
+collector on large graphs.)
 """
 
 from __future__ import annotations
