@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, NamedTuple, 
 
 import numpy as np
 
+from . import sweeps
 from .autodiff import gradients, seed_for, vjp_to_operand
 from .errors import BpgraphError, GraphError, UnknownNodeError
 from .graph import KINDS
@@ -467,28 +468,18 @@ def term_reach(graph: Graph, root: Ref | None = None, terms: Iterable[Ref] | Non
 
 
 def _term_reach(graph: Graph, root_id: int, term_ids: list[int]) -> TermReach:
-    operands = topology(graph).operands
+    topo = topology(graph)
     count = len(term_ids)
     top = max([root_id, *term_ids])
-    feeds = [0] * (top + 1)
-    fed_by = [0] * (top + 1)
-    feeds[root_id] = 1 << count  # the root side's bit
-    for k, t in enumerate(term_ids):
-        feeds[t] |= 1 << k
-        fed_by[t] |= 1 << k
-    for i in range(top, -1, -1):
-        mask = feeds[i]
-        if mask:
-            for o in operands[i]:
-                feeds[o] |= mask
-    for i in range(term_ids[0] if term_ids else top + 1, top + 1):
-        mask = fed_by[i]
-        for o in operands[i]:
-            mask |= fed_by[o]
-        fed_by[i] = mask
     dtype = np.int64 if count < 62 else object  # the terms and the root side's bit fit 63 bits
-    both = np.array(feeds, dtype=dtype)
-    arrays = both & ((1 << count) - 1), np.array(fed_by, dtype=dtype), (both >> count).astype(bool)
+    seeds = np.zeros(top + 1, dtype=dtype)
+    seeds[root_id] = 1 << count  # the root side's bit
+    for k, t in enumerate(term_ids):
+        seeds[t] |= 1 << k
+    both = sweeps.or_down(topo.indptr, topo.tails, seeds, top)
+    fed_by = sweeps.or_up(topo.indptr, topo.tails, seeds & ((1 << count) - 1),
+                          term_ids[0] if term_ids else top + 1, top + 1)
+    arrays = both & ((1 << count) - 1), fed_by, (both >> count).astype(bool)
     for array in arrays:
         array.flags.writeable = False
     return TermReach(tuple(term_ids), *arrays)

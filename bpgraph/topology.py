@@ -11,11 +11,11 @@ Everything is derived from :attr:`bpgraph.Graph.nodes`, which stays the one sour
 
 from __future__ import annotations
 
-import itertools
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
+from . import sweeps
 from .graph import KINDS
 
 if TYPE_CHECKING:
@@ -23,15 +23,14 @@ if TYPE_CHECKING:
 
 
 class Topology(NamedTuple):
-    """Per node id (ids run 0..n-1): operands, kind, op and scope; and per operand slot:
+    """Per node id (ids run 0..n-1): operands, kind, op and scope.  Per operand slot:
     ``tails[k]`` is an operand of ``heads[k]``, one entry per slot (``x * x`` has two), in the
-    order of the heads' ids and then of the operands.  Tuples and read-only arrays: one
-    Topology is shared by every caller until the graph grows.
+    order of the heads' ids and then of the operands; node i's slots are
+    ``indptr[i]:indptr[i + 1]``.  Read-only arrays: one Topology is shared by every caller
+    until the graph grows.
     """
 
-    operands: tuple[tuple[int, ...], ...]
-    kinds: tuple[str, ...]
-    scopes: tuple[str, ...]
+    indptr: np.ndarray
     tails: np.ndarray
     heads: np.ndarray
     kind_index: np.ndarray  # per node: its kind's index in bpgraph.graph.KINDS
@@ -43,7 +42,7 @@ class Topology(NamedTuple):
     @property
     def size(self) -> int:
         """The number of nodes."""
-        return len(self.operands)
+        return len(self.kind_index)
 
     @property
     def is_op(self) -> np.ndarray:
@@ -54,59 +53,53 @@ class Topology(NamedTuple):
         """Per node: is it of ``kind`` (one of :data:`bpgraph.graph.KINDS`)?"""
         return self.kind_index == KINDS.index(kind)
 
+    def kind(self, node_id: int) -> str:
+        """The kind of one node."""
+        return KINDS[self.kind_index[node_id]]
+
+    def scope(self, node_id: int) -> str:
+        """The scope of one node."""
+        return self.scope_names[self.scope_index[node_id]]
+
 
 def topology(graph: Graph) -> Topology:
-    """The arrays of ``graph`` as recorded so far; made once per graph size (one pass over the
-    node dicts), since recording is the only thing that changes them."""
+    """The arrays of ``graph`` as recorded so far; made once per graph size from the columns
+    the graph appends to while recording, since recording is the only thing that changes them."""
     return graph.derived("topology", _make_topology)
 
 
 def _make_topology(graph: Graph) -> Topology:
-    nodes = graph.nodes.values()
-    # one list per attribute: a tuple per node would be 100,000 new objects for the garbage
-    # collector to chase through the whole graph, which costs more than reading it
-    operands, kinds, ops, scopes = ([a[key] for a in nodes] for key in ("operands", "kind", "op", "scope"))
-    n = len(operands)
-    counts = np.fromiter(map(len, operands), dtype=np.intp, count=n)
-    tails = np.fromiter(itertools.chain.from_iterable(operands), dtype=np.intp, count=int(counts.sum()))
-    heads = np.repeat(np.arange(n, dtype=np.intp), counts)
-    kind_index = np.fromiter(map(KINDS.index, kinds), dtype=np.int8, count=n)
-    op_names, op_index = _codes(ops)
-    if op_names and op_names[0] is None:  # leaves
-        op_names, op_index = op_names[1:], op_index - 1
-    scope_names, scope_index = _codes(scopes)
-    arrays = tails, heads, kind_index, op_index, scope_index
+    columns = graph._columns
+    n = len(columns.codes)
+    indptr = np.zeros(n + 1, dtype=np.intp)
+    indptr[1:] = np.frombuffer(columns.ends, dtype=np.int64, count=n)
+    tails = np.frombuffer(columns.tails, dtype=np.int64, count=int(indptr[-1])).astype(np.intp)
+    heads = np.repeat(np.arange(n, dtype=np.intp), np.diff(indptr))
+    codes = np.frombuffer(columns.codes, dtype=np.int64, count=n)
+    kinds, ops, scopes = zip(*columns.classes) if columns.classes else ((), (), ())
+    op_names = tuple(sorted({op for op in ops if op is not None}))
+    scope_names = tuple(sorted(set(scopes)))
+    op_of_class = np.array([op_names.index(op) if op is not None else -1 for op in ops], dtype=np.intp)
+    kind_of_class = np.array([KINDS.index(kind) for kind in kinds], dtype=np.int8)
+    scope_of_class = np.array([scope_names.index(scope) for scope in scopes], dtype=np.intp)
+    arrays = indptr, tails, heads, kind_of_class[codes], op_of_class[codes], scope_of_class[codes]
     for array in arrays:
         array.flags.writeable = False
-    return Topology(tuple(operands), tuple(kinds), tuple(scopes), tails, heads, kind_index,
-                    op_names, op_index, scope_names, scope_index)
-
-
-def _codes(values: list[Any]) -> tuple[tuple[Any, ...], np.ndarray]:
-    """The distinct values, sorted (None first), and each position's index into them."""
-    names = tuple(sorted(set(values), key=lambda v: (v is not None, v)))
-    index = {name: k for k, name in enumerate(names)}
-    return names, np.fromiter(map(index.__getitem__, values), dtype=np.intp, count=len(values))
+    return Topology(indptr, tails, heads, arrays[3], op_names, arrays[4], scope_names, arrays[5])
 
 
 def op_depths(graph: Graph) -> np.ndarray:
     """Length of the longest chain of ops feeding each op (0 when only leaves feed it); -1 for
-    leaves.  One pass up the ids, a topological order; remembered until the graph grows."""
+    leaves.  One sweep up the ids, a topological order (:func:`bpgraph.sweeps.longest`);
+    remembered until the graph grows."""
     return graph.derived("op_depths", _op_depths)
 
 
 def _op_depths(graph: Graph) -> np.ndarray:
     topo = topology(graph)
-    depth = [-1] * topo.size
-    operands = topo.operands
-    for i in np.flatnonzero(topo.is_op).tolist():
-        deepest = -1
-        for o in operands[i]:  # a plain loop: several times faster than max() here
-            d = depth[o]
-            if d > deepest:
-                deepest = d
-        depth[i] = deepest + 1
-    depths = np.array(depth, dtype=np.intp)
+    is_op = topo.is_op
+    depths = sweeps.longest(topo.indptr, topo.tails, np.where(is_op, 0, -1), np.ones(topo.size, np.int64))
+    depths = depths.astype(np.intp, copy=False)
     depths.flags.writeable = False  # shared by every caller until the graph grows
     return depths
 

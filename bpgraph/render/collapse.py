@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Iterable, NamedTuple, Sequence
 
 import numpy as np
 
+from .. import sweeps
 from ..topology import Topology, components, op_depths, topology
 from .themes import RenderOptionError
 
@@ -224,18 +225,12 @@ def _levels(topo: Topology, is_free: np.ndarray) -> np.ndarray:
     path into it.  Only ops of one level share a group: a group holding an ancestor and a
     descendant of such a node would both feed it and be fed by it, a cycle in the picture.
     """
-    barrier = (~is_free).tolist()
-    level = [0] * topo.size
-    operands = topo.operands
-    first = barrier.index(True) if True in barrier else topo.size
-    for i in range(first + 1, topo.size):  # only nodes recorded after the first barrier can pass one
-        most = 0
-        for o in operands[i]:
-            passed = level[o] + barrier[o]
-            if passed > most:
-                most = passed
-        level[i] = most
-    return np.array(level, dtype=np.intp)
+    barrier = ~is_free
+    outside = np.flatnonzero(barrier)
+    first = int(outside[0]) if outside.size else topo.size
+    # only nodes recorded after the first barrier can pass one
+    level = sweeps.longest(topo.indptr, topo.tails, np.zeros(topo.size, np.int64), barrier, first + 1)
+    return level.astype(np.intp, copy=False)
 
 
 def _smallest(size: int, index: np.ndarray, values: np.ndarray) -> np.ndarray:

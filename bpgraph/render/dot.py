@@ -489,7 +489,7 @@ def build(graph: Graph, root: Tensor | int | str | None = None, *, theme: str | 
     topo = topology(graph)
     wants_grads = frame is not None or "grad" in show or "gradvalue" in show
     term_ids = set(terms)
-    kind_of = {i: "root" if i == root_id else "term" if i in term_ids else topo.kinds[i]
+    kind_of = {i: "root" if i == root_id else "term" if i in term_ids else topo.kind(i)
                for i in np.flatnonzero(plan.group_of < 0).tolist()}
     root_side = np.zeros(len(graph), dtype=bool)
     root_side[:len(reach.root_side)] = reach.root_side
@@ -519,7 +519,7 @@ def build(graph: Graph, root: Tensor | int | str | None = None, *, theme: str | 
     for i, k in zip(starts.tolist(), plan.group_of[starts].tolist()):
         if k < 0:
             statements.append(_node_unit(ctx, i))
-            scope_of_unit[str(i)] = topo.scopes[i]
+            scope_of_unit[str(i)] = topo.scope(i)
         else:
             statements.append(_group_unit(ctx, plan.groups[k], bool(reached[k])))
             scope_of_unit[plan.groups[k].key] = plan.groups[k].scope.rpartition("/")[0]
