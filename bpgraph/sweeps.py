@@ -1,8 +1,9 @@
-"""The three sweeps over the ids that a drawing of a big graph cannot do in numpy.
+"""The sweeps over the ids that a drawing of a big graph cannot do in numpy.
 
 Each op's depth, which cost terms each node feeds, and which it is fed by: every node's answer
 needs the answers of its operands (or of its users) first, so along a 100,000-op chain there
-is nothing to do in bulk.  In Python they cost about 250 ns a node, several times the Graphviz
+is nothing to do in bulk.  (Connected pieces, :func:`pieces`, can be found in numpy, in rounds
+that grow with the logarithm of a piece's length; on big graphs the kernel does it in one.)  In Python they cost about 250 ns a node, several times the Graphviz
 layout of the collapsed picture at 100,000 nodes.  So each sweep is written twice, side by
 side: as a plain Python loop (the reference, and what small graphs use) and as a few lines of
 WebAssembly text that wasmtime (already installed for the embedded Graphviz) compiles to
@@ -24,15 +25,30 @@ import numpy as np
 #: (about 60 ms) for the small graphs most drawings are.
 KERNEL_MIN_NODES = 5000
 
-# Three functions over i32 offsets into the module's memory: indptr and tails are i32 arrays,
-# values i64.  Each is the loop of the Python function of the same name below.
-_WAT = r"""
+
+def _at(base: str, index: str, shift: int) -> str:
+    """WebAssembly text for the address of element ``index`` of the array at ``base`` whose
+    elements are 2**shift bytes (written out at each use: Cranelift does not inline calls)."""
+    return f"(i32.add (local.get ${base}) (i32.shl {index} (i32.const {shift})))"
+
+
+def _slots(node: str) -> str:
+    """Set $k and $end to the first and past-the-last operand slots of ``node``."""
+    return (f"(local.set $k (i32.load {_at('ip', node, 2)}))"
+            f"(local.set $end (i32.load {_at('ip', f'(i32.add {node} (i32.const 1))', 2)}))")
+
+
+_I, _K, _O = "(local.get $i)", "(local.get $k)", "(local.get $o)"
+_OPERAND = f"(local.set $o (i32.load {_at('tp', _K, 2)}))"
+_NEXT_SLOT = "(local.set $k (i32.add (local.get $k) (i32.const 1)))"
+_FIND = "(call $find (local.get $p) (i32.load {}))"
+
+# Functions over i32 byte offsets into the module's memory: indptr ($ip) and tails ($tp) are
+# i32 arrays, values ($v, $add, $p) i64.  Each is the loop of the Python function of the same
+# name below (pieces: of the numpy rounds in bpgraph.topology.components).
+_WAT = f"""
 (module
   (memory (export "memory") 1)
-
-  ;; Address of element $i of the array at $base with 2^$shift-byte elements.
-  (func $at (param $base i32) (param $i i32) (param $shift i32) (result i32)
-    (i32.add (local.get $base) (i32.shl (local.get $i) (local.get $shift))))
 
   ;; for i in [start, stop): v[i] = max(v[i], max over operands o of v[o] + add[o])
   (func (export "longest") (param $ip i32) (param $tp i32) (param $v i32) (param $add i32)
@@ -41,58 +57,85 @@ _WAT = r"""
     (local.set $i (local.get $start))
     (block $done (loop $node
       (br_if $done (i32.ge_u (local.get $i) (local.get $stop)))
-      (local.set $best (i64.load (call $at (local.get $v) (local.get $i) (i32.const 3))))
-      (local.set $k (i32.load (call $at (local.get $ip) (local.get $i) (i32.const 2))))
-      (local.set $end (i32.load (call $at (local.get $ip) (i32.add (local.get $i) (i32.const 1)) (i32.const 2))))
+      (local.set $best (i64.load {_at('v', _I, 3)}))
+      {_slots(_I)}
       (block $last (loop $operand
         (br_if $last (i32.ge_u (local.get $k) (local.get $end)))
-        (local.set $o (i32.load (call $at (local.get $tp) (local.get $k) (i32.const 2))))
-        (local.set $x (i64.add (i64.load (call $at (local.get $v) (local.get $o) (i32.const 3)))
-                               (i64.load (call $at (local.get $add) (local.get $o) (i32.const 3)))))
+        {_OPERAND}
+        (local.set $x (i64.add (i64.load {_at('v', _O, 3)}) (i64.load {_at('add', _O, 3)})))
         (if (i64.gt_s (local.get $x) (local.get $best)) (then (local.set $best (local.get $x))))
-        (local.set $k (i32.add (local.get $k) (i32.const 1)))
+        {_NEXT_SLOT}
         (br $operand)))
-      (i64.store (call $at (local.get $v) (local.get $i) (i32.const 3)) (local.get $best))
+      (i64.store {_at('v', _I, 3)} (local.get $best))
       (local.set $i (i32.add (local.get $i) (i32.const 1)))
       (br $node))))
 
   ;; for i from top down to 0: each operand o of i gets v[o] |= v[i]
   (func (export "or_down") (param $ip i32) (param $tp i32) (param $v i32) (param $top i32)
-    (local $i i32) (local $k i32) (local $end i32) (local $a i32) (local $bits i64)
+    (local $i i32) (local $k i32) (local $end i32) (local $o i32) (local $bits i64)
     (local.set $i (i32.add (local.get $top) (i32.const 1)))
     (block $done (loop $node
       (br_if $done (i32.eqz (local.get $i)))
       (local.set $i (i32.sub (local.get $i) (i32.const 1)))
-      (local.set $bits (i64.load (call $at (local.get $v) (local.get $i) (i32.const 3))))
+      (local.set $bits (i64.load {_at('v', _I, 3)}))
       (if (i64.ne (local.get $bits) (i64.const 0)) (then
-        (local.set $k (i32.load (call $at (local.get $ip) (local.get $i) (i32.const 2))))
-        (local.set $end (i32.load (call $at (local.get $ip) (i32.add (local.get $i) (i32.const 1)) (i32.const 2))))
+        {_slots(_I)}
         (block $last (loop $operand
           (br_if $last (i32.ge_u (local.get $k) (local.get $end)))
-          (local.set $a (call $at (local.get $v) (i32.load (call $at (local.get $tp) (local.get $k) (i32.const 2)))
-                              (i32.const 3)))
-          (i64.store (local.get $a) (i64.or (i64.load (local.get $a)) (local.get $bits)))
-          (local.set $k (i32.add (local.get $k) (i32.const 1)))
+          {_OPERAND}
+          (i64.store {_at('v', _O, 3)} (i64.or (i64.load {_at('v', _O, 3)}) (local.get $bits)))
+          {_NEXT_SLOT}
           (br $operand)))))
       (br $node))))
 
   ;; for i in [start, stop): v[i] |= v[o] for each operand o of i
   (func (export "or_up") (param $ip i32) (param $tp i32) (param $v i32) (param $start i32) (param $stop i32)
-    (local $i i32) (local $k i32) (local $end i32) (local $bits i64)
+    (local $i i32) (local $k i32) (local $end i32) (local $o i32) (local $bits i64)
     (local.set $i (local.get $start))
     (block $done (loop $node
       (br_if $done (i32.ge_u (local.get $i) (local.get $stop)))
-      (local.set $bits (i64.load (call $at (local.get $v) (local.get $i) (i32.const 3))))
-      (local.set $k (i32.load (call $at (local.get $ip) (local.get $i) (i32.const 2))))
-      (local.set $end (i32.load (call $at (local.get $ip) (i32.add (local.get $i) (i32.const 1)) (i32.const 2))))
+      (local.set $bits (i64.load {_at('v', _I, 3)}))
+      {_slots(_I)}
       (block $last (loop $operand
         (br_if $last (i32.ge_u (local.get $k) (local.get $end)))
-        (local.set $bits (i64.or (local.get $bits)
-          (i64.load (call $at (local.get $v) (i32.load (call $at (local.get $tp) (local.get $k) (i32.const 2)))
-                          (i32.const 3)))))
-        (local.set $k (i32.add (local.get $k) (i32.const 1)))
+        {_OPERAND}
+        (local.set $bits (i64.or (local.get $bits) (i64.load {_at('v', _O, 3)})))
+        {_NEXT_SLOT}
         (br $operand)))
-      (i64.store (call $at (local.get $v) (local.get $i) (i32.const 3)) (local.get $bits))
+      (i64.store {_at('v', _I, 3)} (local.get $bits))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br $node))))
+
+  ;; The root of x in the parent array at $p, halving the path on the way.
+  (func $find (param $p i32) (param $x i32) (result i32)
+    (local $up i32)
+    (block $done (loop $climb
+      (local.set $up (i32.wrap_i64 (i64.load {_at('p', '(local.get $x)', 3)})))
+      (br_if $done (i32.eq (local.get $up) (local.get $x)))
+      (local.set $up (i32.wrap_i64 (i64.load {_at('p', '(local.get $up)', 3)})))
+      (i64.store {_at('p', '(local.get $x)', 3)} (i64.extend_i32_u (local.get $up)))
+      (local.set $x (local.get $up))
+      (br $climb)))
+    (local.get $x))
+
+  ;; union-find over the edges a[k] -- b[k] (i32 arrays at $ap, $bp), parent p (p[i] = i on
+  ;; entry), hooking the larger root under the smaller; then every node takes its root, the
+  ;; smallest id of its piece (a parent is never larger than its child: one pass up the ids)
+  (func (export "pieces") (param $ap i32) (param $bp i32) (param $p i32) (param $edges i32) (param $size i32)
+    (local $k i32) (local $ra i32) (local $rb i32) (local $i i32)
+    (block $done (loop $edge
+      (br_if $done (i32.ge_u (local.get $k) (local.get $edges)))
+      (local.set $ra {_FIND.format(_at('ap', _K, 2))})
+      (local.set $rb {_FIND.format(_at('bp', _K, 2))})
+      (if (i32.lt_u (local.get $ra) (local.get $rb))
+        (then (i64.store {_at('p', '(local.get $rb)', 3)} (i64.extend_i32_u (local.get $ra)))))
+      (if (i32.lt_u (local.get $rb) (local.get $ra))
+        (then (i64.store {_at('p', '(local.get $ra)', 3)} (i64.extend_i32_u (local.get $rb)))))
+      {_NEXT_SLOT}
+      (br $edge)))
+    (block $flat (loop $node
+      (br_if $flat (i32.ge_u (local.get $i) (local.get $size)))
+      (i64.store {_at('p', _I, 3)} (i64.load {_at('p', f"(i32.wrap_i64 (i64.load {_at('p', _I, 3)}))", 3)}))
       (local.set $i (i32.add (local.get $i) (i32.const 1)))
       (br $node))))
 )
@@ -140,28 +183,59 @@ class _Kernel:
         instance = wasmtime.Instance(self.store, wasmtime.Module(self.store.engine, _WAT), [])
         exports = instance.exports(self.store)
         self.memory = exports["memory"]
-        self.functions = {name: exports[name] for name in _PYTHON}
+        self.functions = {name: exports[name] for name in (*_PYTHON, "pieces")}
         self.lock = threading.Lock()  # a wasmtime Store is not for two threads at once
+        self.structure: tuple[np.ndarray, np.ndarray] | None = None  # what memory holds first
+        self.offsets = (0, 0)
 
-    def run(self, name: str, arrays: list[np.ndarray], scalars: tuple[int, ...]) -> np.ndarray:
-        """Copy ``arrays`` in (int32 indptr and tails, then int64 ones), run ``name``, and
-        return the first int64 array as it is afterwards (the one the sweep writes)."""
-        offsets, size = [], 0
-        for a in arrays:
-            size = -(-size // 8) * 8
-            offsets.append(size)
-            size += a.nbytes
+    def run(self, name: str, structure: tuple[np.ndarray, np.ndarray], values: list[np.ndarray],
+            bounds: tuple[int, ...]) -> np.ndarray:
+        """Copy ``structure`` in as int32 (indptr and tails, or the two ends of each edge) and
+        the int64 ``values`` after it, run ``name``, and return ``values[0]`` as it is
+        afterwards (the array the sweep writes).
+
+        A read-only structure stays in memory: when the same arrays come again, as a drawing's
+        several sweeps over one topology do, they are not converted and copied again.
+        """
         with self.lock:
-            pages = -(-size // 65536)
-            if self.memory.size(self.store) < pages:
-                self.memory.grow(self.store, pages - self.memory.size(self.store))
-            base = ctypes.addressof(self.memory.data_ptr(self.store).contents)
-            memory = np.ctypeslib.as_array((ctypes.c_uint8 * size).from_address(base))
-            for a, at in zip(arrays, offsets):
-                memory[at:at + a.nbytes] = a.view(np.uint8)
-            self.functions[name](self.store, *offsets, *scalars)
-            at = offsets[2]
-            return memory[at:at + arrays[2].nbytes].view(np.int64).copy()
+            known = self.structure is not None and all(a is b for a, b in zip(structure, self.structure))
+            if not known:
+                ends = [np.ascontiguousarray(a, dtype=np.int32) for a in structure]
+                self._fit(ends[0].nbytes + ends[1].nbytes)
+                memory = self._view()
+                memory[:ends[0].nbytes] = ends[0].view(np.uint8)
+                memory[ends[0].nbytes:ends[0].nbytes + ends[1].nbytes] = ends[1].view(np.uint8)
+                # kept for next time only when read-only (as Topology's are): nobody can change them
+                fixed = all(isinstance(a, np.ndarray) and a.flags.owndata and not a.flags.writeable
+                            for a in structure)
+                self.structure, self.offsets = (structure if fixed else None), (0, ends[0].nbytes)
+            at = -(-(self.offsets[1] + len(structure[1]) * 4) // 8) * 8
+            offsets = []
+            for a in values:
+                offsets.append(at)
+                at += a.nbytes
+            self._fit(at)
+            memory = self._view()
+            for a, start in zip(values, offsets):
+                memory[start:start + a.nbytes] = a.view(np.uint8)
+            self.functions[name](self.store, *self.offsets, *offsets, *bounds)
+            return memory[offsets[0]:offsets[0] + values[0].nbytes].view(np.int64).copy()
+
+    def _fit(self, size: int) -> None:
+        pages = -(-size // 65536)
+        if self.memory.size(self.store) < pages:
+            self.memory.grow(self.store, pages - self.memory.size(self.store))
+
+    def _view(self) -> np.ndarray:
+        """The module's memory as bytes (found again after every call: growing may move it)."""
+        base = ctypes.addressof(self.memory.data_ptr(self.store).contents)
+        return np.ctypeslib.as_array((ctypes.c_uint8 * self.memory.data_len(self.store)).from_address(base))
+
+
+def _fits(first: np.ndarray, second: np.ndarray, *values: np.ndarray) -> bool:
+    """Whether the kernel's memory can hold these (int32 structure, int64 values) with i32
+    byte offsets: 2 GiB, some 100 million nodes; larger graphs sweep in Python."""
+    return 4 * (len(first) + len(second)) + sum(8 * len(v) for v in values) + 64 < 2**31
 
 
 _kernel: _Kernel | None = None
@@ -194,13 +268,12 @@ def _sweep(name: str, indptr: np.ndarray, tails: np.ndarray, arrays: list[np.nda
     both); by default the compiled one is used from :data:`KERNEL_MIN_NODES` nodes up, where
     it can be loaded."""
     dtype = object if any(np.asarray(a).dtype == object for a in arrays) else np.int64  # over 63 bits
-    arrays = [np.asarray(a, dtype=dtype) for a in arrays]
+    arrays = [np.ascontiguousarray(a, dtype=dtype) for a in arrays]  # the kernel copies bytes
     size = len(arrays[0])
     wanted = kernel if kernel is not None else size >= KERNEL_MIN_NODES
     compiled = _get_kernel() if wanted and dtype is np.int64 else None
-    if compiled is not None and len(tails) < 2**28 and size < 2**28:  # i32 byte offsets
-        offsets32 = [np.asarray(indptr, dtype=np.int32), np.asarray(tails, dtype=np.int32)]
-        return compiled.run(name, offsets32 + arrays, bounds)
+    if compiled is not None and _fits(indptr, tails, *arrays):
+        return compiled.run(name, (indptr, tails), arrays, bounds)
     lists = [a.tolist() for a in arrays]
     _PYTHON[name](indptr.tolist(), tails.tolist(), *lists, *bounds)
     return np.array(lists[0], dtype=dtype)
@@ -226,3 +299,15 @@ def or_up(indptr: np.ndarray, tails: np.ndarray, bits: np.ndarray, start: int, s
     """Each node in ``[start, stop)``, in id order, ORs in its operands' bits: afterwards node i
     holds the bits of every node in that range it depends on (and its own)."""
     return _sweep("or_up", indptr, tails, [bits], (int(start), int(stop)), kernel)
+
+
+def pieces(size: int, a: np.ndarray, b: np.ndarray) -> np.ndarray | None:
+    """For each of ``size`` nodes, the smallest id of its connected piece, the edges being
+    ``a[k] -- b[k]``: one union-find pass in the kernel.  None below :data:`KERNEL_MIN_NODES`
+    nodes or where the kernel cannot be loaded: :func:`bpgraph.topology.components` then
+    does it in numpy."""
+    parents = np.arange(size, dtype=np.int64)
+    compiled = _get_kernel() if size >= KERNEL_MIN_NODES and _fits(a, b, parents) else None
+    if compiled is None:
+        return None
+    return compiled.run("pieces", (a, b), [parents], (len(a), size))

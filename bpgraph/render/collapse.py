@@ -32,7 +32,7 @@ Everything here is pure and iterative, and every choice is deterministic.
 from __future__ import annotations
 
 import difflib
-import itertools
+import functools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterable, NamedTuple, Sequence
 
@@ -49,19 +49,26 @@ if TYPE_CHECKING:
 MAX_NODES = 1500
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Group:
-    """Nodes drawn as one: a collapsed scope or a depth band."""
+    """Nodes drawn as one: a collapsed scope or a depth band.  ``members`` are the ids,
+    ascending, as a read-only array (a 100,000-node drawing groups every node: as tuples of
+    Python ints that was most of the plan's time)."""
 
     title: str
-    members: tuple[int, ...]
+    members: np.ndarray
     scope: str = ""
     ops: tuple[str, ...] = ()
 
-    @property
+    @functools.cached_property
+    def first(self) -> int:
+        """The smallest member id: where the group is drawn."""
+        return int(self.members[0])
+
+    @functools.cached_property
     def key(self) -> str:
         """DOT node id: ``g`` + the smallest member id (stable across runs)."""
-        return f"g{self.members[0]}"
+        return f"g{self.first}"
 
 
 class Plan(NamedTuple):
@@ -124,16 +131,17 @@ def _sorted_by(labels: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndar
 def _scope_groups(topo: Topology, ids: np.ndarray, labels: np.ndarray, paths: Sequence[str]) -> list[Group]:
     """One group per scope path, ``ids[k]`` going to ``paths[labels[k]]``; ordered by smallest member."""
     ids, labels, starts = _sorted_by(labels, ids)
-    groups = [Group(paths[label], tuple(members), scope=paths[label], ops=ops)
+    groups = [Group(paths[label], members, scope=paths[label], ops=ops)
               for members, label, ops in zip(_split(ids, starts), labels[starts].tolist(),
                                              _top_ops(topo, ids, starts))]
-    return sorted(groups, key=lambda grp: grp.members[0])
+    return sorted(groups, key=lambda grp: grp.first)
 
 
-def _split(ids: np.ndarray, starts: np.ndarray) -> list[list[int]]:
-    """``ids`` cut at ``starts``, as lists."""
-    flat = ids.tolist()
-    return [flat[a:b] for a, b in zip(starts.tolist(), starts[1:].tolist() + [len(flat)])]
+def _split(ids: np.ndarray, starts: np.ndarray) -> list[np.ndarray]:
+    """``ids`` cut at ``starts``, as read-only views."""
+    ids = ids.view()
+    ids.flags.writeable = False
+    return [ids[a:b] for a, b in zip(starts.tolist(), starts[1:].tolist() + [len(ids)])]
 
 
 def _top_ops(topo: Topology, ids: np.ndarray, starts: np.ndarray, n: int = 3) -> list[tuple[str, ...]]:
@@ -142,8 +150,11 @@ def _top_ops(topo: Topology, ids: np.ndarray, starts: np.ndarray, n: int = 3) ->
     run = np.repeat(np.arange(starts.size), np.diff(starts, append=ids.size))
     codes = code[ids]
     run, codes = run[codes >= 0], codes[codes >= 0]  # leaves have no op
-    pairs, counts = np.unique(run * len(names) + codes, return_counts=True)
-    runs, codes = pairs // max(len(names), 1), pairs % max(len(names), 1)
+    width = max(len(names), 1)
+    counts = np.bincount(run * width + codes, minlength=starts.size * width)  # runs x ops: small
+    pairs = np.flatnonzero(counts)
+    counts = counts[pairs]
+    runs, codes = pairs // width, pairs % width
     order = np.lexsort((codes, -counts, runs))  # per run: most frequent first, then by name
     top: list[list[str]] = [[] for _ in range(starts.size)]
     for k, c in zip(runs[order].tolist(), codes[order].tolist()):
@@ -170,7 +181,9 @@ def _band_groups(graph: Graph, free: np.ndarray, budget: int) -> tuple[list[Grou
     inner = into_free_op & free_op[tails]
     a, b = tails[inner], heads[inner]
     leaf_edges = _joinable_leaf_edges(topo, is_free, level)
-    loose = np.setdiff1d(np.flatnonzero(is_free & ~is_op), leaf_edges[0])
+    is_loose = is_free & ~is_op
+    is_loose[leaf_edges[0]] = False
+    loose = np.flatnonzero(is_loose)
 
     top = int(depth[ops].max()) + 1 if ops.size else 1
     room = max(1, budget - loose.size)
@@ -181,7 +194,7 @@ def _band_groups(graph: Graph, free: np.ndarray, budget: int) -> tuple[list[Grou
         same_band = band[a] == band[b]
         piece = components(topo.size, np.concatenate([a[same_band], shared[0]]),
                            np.concatenate([b[same_band], shared[1]]))
-        if np.unique(piece[ops]).size <= room:
+        if _distinct(topo.size, piece[ops]) <= room:
             break
         if block >= top:  # even whole connected pieces do not fit: merge each band outright,
             block = start  # and if that is still too many, each level outright
@@ -195,12 +208,11 @@ def _band_groups(graph: Graph, free: np.ndarray, budget: int) -> tuple[list[Grou
     piece[leaves] = piece[users]
     groups = _pieces(topo, np.concatenate([ops, leaves]), piece, depth) if ops.size else []
     room = budget - len(groups)
-    loose = loose.tolist()
-    if loose and len(loose) > room:  # leaves in no group: merge them in id order
-        size = -(-len(loose) // max(1, room))
-        groups += [Group(f"{len(chunk):,} other leaves", tuple(chunk))
-                   for chunk in (loose[k:k + size] for k in range(0, len(loose), size)) if len(chunk) > 1]
-    return sorted(groups, key=lambda grp: grp.members[0]), block
+    if loose.size and loose.size > room:  # leaves in no group: merge them in id order
+        size = -(-loose.size // max(1, room))
+        groups += [Group(f"{chunk.size:,} other leaves", chunk)
+                   for chunk in _split(loose, np.arange(0, loose.size, size)) if chunk.size > 1]
+    return sorted(groups, key=lambda grp: grp.first), block
 
 
 def _joinable_leaf_edges(topo: Topology, is_free: np.ndarray, level: np.ndarray
@@ -231,6 +243,13 @@ def _levels(topo: Topology, is_free: np.ndarray) -> np.ndarray:
     # only nodes recorded after the first barrier can pass one
     level = sweeps.longest(topo.indptr, topo.tails, np.zeros(topo.size, np.int64), barrier, first + 1)
     return level.astype(np.intp, copy=False)
+
+
+def _distinct(size: int, ids: np.ndarray) -> int:
+    """How many different values ``ids`` (each in ``range(size)``) holds."""
+    seen = np.zeros(size, dtype=bool)
+    seen[ids] = True
+    return int(np.count_nonzero(seen))
 
 
 def _smallest(size: int, index: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -264,7 +283,7 @@ def _pieces(topo: Topology, members: np.ndarray, piece: np.ndarray, depth: np.nd
     member_depth = depth[members]  # -1 for leaves; every piece has at least one op
     lows = np.minimum.reduceat(np.where(member_depth < 0, member_depth.max(), member_depth), starts)
     highs = np.maximum.reduceat(member_depth, starts)
-    return [Group(f"depth {lo}" if lo == hi else f"depths {lo}–{hi}", tuple(ids), ops=ops)
+    return [Group(f"depth {lo}" if lo == hi else f"depths {lo}–{hi}", ids, ops=ops)
             for ids, lo, hi, ops in zip(_split(members, starts), lows.tolist(), highs.tolist(),
                                         _top_ops(topo, members, starts))]
 
@@ -351,7 +370,8 @@ def _prefix_groups(topo: Topology, scopes: Sequence[str], scope_of: np.ndarray, 
 def _finish(groups: list[Group], total: int) -> Plan:
     """The plan drawing ``groups`` as single nodes and every other node as itself."""
     group_of = np.full(total, -1, dtype=np.intp)
-    members = np.fromiter(itertools.chain.from_iterable(grp.members for grp in groups), dtype=np.intp)
-    group_of[members] = np.repeat(np.arange(len(groups)), [len(grp.members) for grp in groups])
+    if groups:
+        members = np.concatenate([grp.members for grp in groups])
+        group_of[members] = np.repeat(np.arange(len(groups)), [grp.members.size for grp in groups])
     group_of.flags.writeable = False
     return Plan(tuple(groups), group_of)

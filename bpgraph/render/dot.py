@@ -553,7 +553,7 @@ def _units(plan: _collapse.Plan) -> tuple[np.ndarray, np.ndarray]:
     size = plan.group_of.size
     at = np.arange(size, dtype=np.intp)  # the id of the unit each node is drawn in
     grouped = plan.group_of >= 0
-    first = np.array([group.members[0] for group in plan.groups], dtype=np.intp)
+    first = np.array([group.first for group in plan.groups], dtype=np.intp)
     at[grouped] = first[plan.group_of[grouped]]
     starts = np.flatnonzero(at == np.arange(size))
     index = np.zeros(size, dtype=np.intp)
