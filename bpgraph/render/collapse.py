@@ -32,8 +32,7 @@ Everything here is pure and iterative, and every choice is deterministic.
 from __future__ import annotations
 
 import difflib
-import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Iterable, NamedTuple, Sequence
 
 import numpy as np
@@ -60,12 +59,12 @@ class Group:
     scope: str = ""
     ops: tuple[str, ...] = ()
 
-    @functools.cached_property
-    def first(self) -> int:
-        """The smallest member id: where the group is drawn."""
-        return int(self.members[0])
+    first: int = field(init=False)  # the smallest member id, where the group is drawn
 
-    @functools.cached_property
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "first", int(self.members[0]))
+
+    @property
     def key(self) -> str:
         """DOT node id: ``g`` + the smallest member id (stable across runs)."""
         return f"g{self.first}"
@@ -122,7 +121,11 @@ def _check_scopes(requested: Iterable[str], known: list[str]) -> list[str]:
 
 def _sorted_by(labels: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``ids`` sorted by label then id, their labels in that order, and where each label starts."""
-    order = np.lexsort((ids, labels))
+    by_id = np.argsort(ids, kind="stable")
+    # then stably by label, so ids stay ascending within a label; labels mostly come in ascending
+    # runs along the ids (bands follow them), which numpy's stable sort (timsort) takes in about
+    # one pass, where lexsort always sorts
+    order = by_id[np.argsort(labels[by_id], kind="stable")]
     ids, labels = ids[order], labels[order]
     starts = np.flatnonzero(np.diff(labels, prepend=labels[:1] - 1)) if labels.size else labels
     return ids, labels, starts
@@ -156,11 +159,15 @@ def _top_ops(topo: Topology, ids: np.ndarray, starts: np.ndarray, n: int = 3) ->
     counts = counts[pairs]
     runs, codes = pairs // width, pairs % width
     order = np.lexsort((codes, -counts, runs))  # per run: most frequent first, then by name
-    top: list[list[str]] = [[] for _ in range(starts.size)]
-    for k, c in zip(runs[order].tolist(), codes[order].tolist()):
-        if len(top[k]) < n:
-            top[k].append(names[c])
-    return [tuple(ops) for ops in top]
+    runs, codes = runs[order], codes[order]
+    rank = np.arange(runs.size) - np.searchsorted(runs, runs)  # place within its run
+    chosen = rank < n
+    table = np.full((starts.size, n), width, dtype=np.int64)  # width: no op in that place
+    table[runs[chosen], rank[chosen]] = codes[chosen]
+    # runs share a handful of op lists: make each distinct list once
+    rows, which = np.unique(table, axis=0, return_inverse=True)
+    lists = [tuple(names[c] for c in row if c < width) for row in rows.tolist()]
+    return [lists[k] for k in which.reshape(-1).tolist()]
 
 
 def _band_groups(graph: Graph, free: np.ndarray, budget: int) -> tuple[list[Group], int]:

@@ -392,9 +392,10 @@ def _node_unit(ctx: _Context, node_id: int) -> _Unit:
 def _group_unit(ctx: _Context, group: _collapse.Group, reached: bool) -> _Unit:
     """A collapsed group's node; ``reached`` when the root depends on one of its members."""
     members = group.members
-    faded = not reached or (ctx.lit is not None and not any(m in ctx.lit for m in members))
-    detail = f"{len(members):,} nodes" + (f" · {', '.join(group.ops)}" if group.ops else "")
-    return _Unit(group.key, group.key, label([label_text(group.title), label_text(detail)]),
+    faded = not reached or (ctx.lit is not None and ctx.lit.isdisjoint(members.tolist()))
+    detail = f"{members.size:,} nodes · {', '.join(group.ops)}" if group.ops else f"{members.size:,} nodes"
+    key = group.key
+    return _Unit(key, key, f"{label_text(group.title)}\\n{label_text(detail)}",  # label() of two lines
                  _styling(ctx, ("group", faded, False, False, ())))
 
 
