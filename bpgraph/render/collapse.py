@@ -120,12 +120,11 @@ def _check_scopes(requested: Iterable[str], known: list[str]) -> list[str]:
 
 
 def _sorted_by(labels: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``ids`` sorted by label then id, their labels in that order, and where each label starts."""
-    by_id = np.argsort(ids, kind="stable")
-    # then stably by label, so ids stay ascending within a label; labels mostly come in ascending
-    # runs along the ids (bands follow them), which numpy's stable sort (timsort) takes in about
-    # one pass, where lexsort always sorts
-    order = by_id[np.argsort(labels[by_id], kind="stable")]
+    """``ids`` (ascending) sorted by label then id, their labels in that order, and where each
+    label starts."""
+    # stable, so ids stay ascending within a label; labels mostly come in ascending runs along
+    # the ids (bands follow them), which numpy's stable sort (timsort) takes in about one pass
+    order = np.argsort(labels, kind="stable")
     ids, labels = ids[order], labels[order]
     starts = np.flatnonzero(np.diff(labels, prepend=labels[:1] - 1)) if labels.size else labels
     return ids, labels, starts
@@ -162,12 +161,26 @@ def _top_ops(topo: Topology, ids: np.ndarray, starts: np.ndarray, n: int = 3) ->
     runs, codes = runs[order], codes[order]
     rank = np.arange(runs.size) - np.searchsorted(runs, runs)  # place within its run
     chosen = rank < n
-    table = np.full((starts.size, n), width, dtype=np.int64)  # width: no op in that place
-    table[runs[chosen], rank[chosen]] = codes[chosen]
+    # each run's list as one number, base width + 1, with the digit `width` for "no op here"
+    packed = np.zeros(starts.size, dtype=np.int64)
+    for place in range(n):
+        digits = np.full(starts.size, width, dtype=np.int64)
+        at = chosen & (rank == place)
+        digits[runs[at]] = codes[at]
+        packed = packed * (width + 1) + digits
     # runs share a handful of op lists: make each distinct list once
-    rows, which = np.unique(table, axis=0, return_inverse=True)
-    lists = [tuple(names[c] for c in row if c < width) for row in rows.tolist()]
-    return [lists[k] for k in which.reshape(-1).tolist()]
+    distinct, which = np.unique(packed, return_inverse=True)
+    lists = [tuple(names[c] for c in _digits(number, width + 1, n) if c < width) for number in distinct.tolist()]
+    return [lists[k] for k in which.tolist()]
+
+
+def _digits(number: int, base: int, count: int) -> list[int]:
+    """The ``count`` digits of ``number`` in ``base``, most significant first."""
+    digits = []
+    for _ in range(count):
+        number, digit = divmod(number, base)
+        digits.append(digit)
+    return digits[::-1]
 
 
 def _band_groups(graph: Graph, free: np.ndarray, budget: int) -> tuple[list[Group], int]:
@@ -247,7 +260,8 @@ def _levels(topo: Topology, is_free: np.ndarray) -> np.ndarray:
     barrier = ~is_free
     outside = np.flatnonzero(barrier)
     first = int(outside[0]) if outside.size else topo.size
-    # only nodes recorded after the first barrier can pass one
+    if first + 1 >= topo.size:  # only nodes recorded after the first barrier can pass one
+        return np.zeros(topo.size, dtype=np.intp)
     level = sweeps.longest(topo.indptr, topo.tails, np.zeros(topo.size, np.int64), barrier, first + 1)
     return level.astype(np.intp, copy=False)
 
@@ -286,6 +300,9 @@ def _leaf_users(size: int, leaf: np.ndarray, user: np.ndarray, band: np.ndarray
 
 def _pieces(topo: Topology, members: np.ndarray, piece: np.ndarray, depth: np.ndarray) -> list[Group]:
     """One group per distinct ``piece`` of ``members``, titled by the depths of its ops."""
+    is_member = np.zeros(piece.size, dtype=bool)  # ascending without a sort
+    is_member[members] = True
+    members = np.flatnonzero(is_member)
     members, _, starts = _sorted_by(piece[members], members)
     member_depth = depth[members]  # -1 for leaves; every piece has at least one op
     lows = np.minimum.reduceat(np.where(member_depth < 0, member_depth.max(), member_depth), starts)

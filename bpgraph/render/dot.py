@@ -516,14 +516,16 @@ def build(graph: Graph, root: Tensor | int | str | None = None, *, theme: str | 
     unit, starts = _units(plan)
     statements: list[_Unit] = []
     scope_of_unit: dict[str, str] = {}
-    reached = np.bincount(plan.group_of[root_side & (plan.group_of >= 0)], minlength=len(plan.groups)) > 0
+    groups = plan.groups
+    reached = (np.bincount(plan.group_of[root_side & (plan.group_of >= 0)], minlength=len(groups)) > 0).tolist()
     for i, k in zip(starts.tolist(), plan.group_of[starts].tolist()):
         if k < 0:
             statements.append(_node_unit(ctx, i))
             scope_of_unit[str(i)] = topo.scope(i)
         else:
-            statements.append(_group_unit(ctx, plan.groups[k], bool(reached[k])))
-            scope_of_unit[plan.groups[k].key] = plan.groups[k].scope.rpartition("/")[0]
+            group = groups[k]
+            statements.append(_group_unit(ctx, group, reached[k]))
+            scope_of_unit[group.key] = group.scope.rpartition("/")[0]
     _emit_clustered(digraph, theme, statements, scope_of_unit)
 
     # edges between units; a repeated operand or several edges between two units draw once
@@ -531,14 +533,17 @@ def build(graph: Graph, root: Tensor | int | str | None = None, *, theme: str | 
                else [v for v in ctx.grads if v not in frame.done])
     styles: dict[tuple[Any, ...], str] = {}  # edges share a handful of styles
     masks: set[int] = set()
+    keys = [statement.key for statement in statements]
+    body = digraph.body
     for tail, head, mask, lit, delivered, waiting in _merged_edges(
             topo, unit, reach, lit_edges, None if frame is None else frame.delivered, pending):
         masks.add(mask)
         meaning = (mask, None if lit_edges is None else lit, delivered, waiting)
-        if meaning not in styles:
+        styling = styles.get(meaning)
+        if styling is None:
             carried = [k for k in range(len(terms)) if mask >> k & 1]
-            styles[meaning] = style_text(_edge_attrs(theme, carried, *meaning[1:]))
-        digraph.body.append(edge_statement(statements[tail].key, statements[head].key, styles[meaning]))
+            styling = styles[meaning] = style_text(_edge_attrs(theme, carried, *meaning[1:]))
+        body.append(edge_statement(keys[tail], keys[head], styling))
 
     if legend:
         drawn_kinds = set(kind_of.values()) | ({"group"} if plan.groups else set())
