@@ -41,7 +41,6 @@ def _slots(node: str) -> str:
 _I, _K, _O = "(local.get $i)", "(local.get $k)", "(local.get $o)"
 _OPERAND = f"(local.set $o (i32.load {_at('tp', _K, 2)}))"
 _NEXT_SLOT = "(local.set $k (i32.add (local.get $k) (i32.const 1)))"
-_FIND = "(call $find (local.get $p) (i32.load {}))"
 
 # Functions over i32 byte offsets into the module's memory: indptr ($ip) and tails ($tp) are
 # i32 arrays, values ($v, $add, $p) i64.  Each is the loop of the Python function of the same
@@ -118,26 +117,74 @@ _WAT = f"""
       (br $climb)))
     (local.get $x))
 
-  ;; union-find over the edges a[k] -- b[k] (i32 arrays at $ap, $bp), parent p (p[i] = i on
-  ;; entry), hooking the larger root under the smaller; then every node takes its root, the
-  ;; smallest id of its piece (a parent is never larger than its child: one pass up the ids)
-  (func (export "pieces") (param $ap i32) (param $bp i32) (param $p i32) (param $edges i32) (param $size i32)
-    (local $k i32) (local $ra i32) (local $rb i32) (local $i i32)
-    (block $done (loop $edge
-      (br_if $done (i32.ge_u (local.get $k) (local.get $edges)))
-      (local.set $ra {_FIND.format(_at('ap', _K, 2))})
-      (local.set $rb {_FIND.format(_at('bp', _K, 2))})
-      (if (i32.lt_u (local.get $ra) (local.get $rb))
-        (then (i64.store {_at('p', '(local.get $rb)', 3)} (i64.extend_i32_u (local.get $ra)))))
-      (if (i32.lt_u (local.get $rb) (local.get $ra))
-        (then (i64.store {_at('p', '(local.get $ra)', 3)} (i64.extend_i32_u (local.get $rb)))))
-      {_NEXT_SLOT}
-      (br $edge)))
+  ;; Hook the larger of the roots of x and y under the smaller.
+  (func $union (param $p i32) (param $x i32) (param $y i32)
+    (local.set $x (call $find (local.get $p) (local.get $x)))
+    (local.set $y (call $find (local.get $p) (local.get $y)))
+    (if (i32.lt_u (local.get $x) (local.get $y))
+      (then (i64.store {_at('p', '(local.get $y)', 3)} (i64.extend_i32_u (local.get $x)))))
+    (if (i32.lt_u (local.get $y) (local.get $x))
+      (then (i64.store {_at('p', '(local.get $x)', 3)} (i64.extend_i32_u (local.get $y))))))
+
+  ;; p[i] = i: every node its own piece.
+  (func $singletons (param $p i32) (param $size i32)
+    (local $i i32)
+    (block $done (loop $node
+      (br_if $done (i32.ge_u (local.get $i) (local.get $size)))
+      (i64.store {_at('p', _I, 3)} (i64.extend_i32_u (local.get $i)))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br $node))))
+
+  ;; Every node takes its root, the smallest id of its piece (a parent is never larger than its
+  ;; child, so one pass up the ids does it).
+  (func $flatten (param $p i32) (param $size i32)
+    (local $i i32)
     (block $flat (loop $node
       (br_if $flat (i32.ge_u (local.get $i) (local.get $size)))
       (i64.store {_at('p', _I, 3)} (i64.load {_at('p', f"(i32.wrap_i64 (i64.load {_at('p', _I, 3)}))", 3)}))
       (local.set $i (i32.add (local.get $i) (i32.const 1)))
       (br $node))))
+
+  ;; pieces of the graph's own edges: op i joins operand o when both are marked in $mark (a
+  ;; byte per node) and have the same $band; then the extra pairs x[j] -- y[j]; into parents p
+  (func (export "band_pieces") (param $ip i32) (param $tp i32) (param $p i32) (param $band i32)
+                               (param $mark i32) (param $x i32) (param $y i32) (param $size i32) (param $pairs i32)
+    (local $i i32) (local $k i32) (local $end i32) (local $o i32) (local $b i64)
+    (call $singletons (local.get $p) (local.get $size))
+    (block $done (loop $node
+      (br_if $done (i32.ge_u (local.get $i) (local.get $size)))
+      (if (i32.load8_u {_at('mark', _I, 0)}) (then
+        (local.set $b (i64.load {_at('band', _I, 3)}))
+        {_slots(_I)}
+        (block $last (loop $operand
+          (br_if $last (i32.ge_u (local.get $k) (local.get $end)))
+          {_OPERAND}
+          (if (i32.and (i32.load8_u {_at('mark', _O, 0)})
+                       (i64.eq (i64.load {_at('band', _O, 3)}) (local.get $b)))
+            (then (call $union (local.get $p) (local.get $i) (local.get $o))))
+          {_NEXT_SLOT}
+          (br $operand)))))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br $node)))
+    (local.set $k (i32.const 0))
+    (block $extra (loop $pair
+      (br_if $extra (i32.ge_u (local.get $k) (local.get $pairs)))
+      (call $union (local.get $p) (i32.wrap_i64 (i64.load {_at('x', _K, 3)})) (i32.wrap_i64 (i64.load {_at('y', _K, 3)})))
+      {_NEXT_SLOT}
+      (br $pair)))
+    (call $flatten (local.get $p) (local.get $size)))
+
+  ;; union-find over the edges a[k] -- b[k] (i32 arrays at $ap, $bp) into parents p; then
+  ;; every node takes its root
+  (func (export "pieces") (param $ap i32) (param $bp i32) (param $p i32) (param $edges i32) (param $size i32)
+    (local $k i32)
+    (call $singletons (local.get $p) (local.get $size))
+    (block $done (loop $edge
+      (br_if $done (i32.ge_u (local.get $k) (local.get $edges)))
+      (call $union (local.get $p) (i32.load {_at('ap', _K, 2)}) (i32.load {_at('bp', _K, 2)}))
+      {_NEXT_SLOT}
+      (br $edge)))
+    (call $flatten (local.get $p) (local.get $size)))
 )
 """
 
@@ -183,16 +230,17 @@ class _Kernel:
         instance = wasmtime.Instance(self.store, wasmtime.Module(self.store.engine, _WAT), [])
         exports = instance.exports(self.store)
         self.memory = exports["memory"]
-        self.functions = {name: exports[name] for name in (*_PYTHON, "pieces")}
+        self.functions = {name: exports[name] for name in (*_PYTHON, "pieces", "band_pieces")}
         self.lock = threading.Lock()  # a wasmtime Store is not for two threads at once
         self.structure: tuple[np.ndarray, np.ndarray] | None = None  # what memory holds first
         self.offsets = (0, 0)
 
-    def run(self, name: str, structure: tuple[np.ndarray, np.ndarray], values: list[np.ndarray],
+    def run(self, name: str, structure: tuple[np.ndarray, np.ndarray], values: list[np.ndarray | int],
             bounds: tuple[int, ...]) -> np.ndarray:
         """Copy ``structure`` in as int32 (indptr and tails, or the two ends of each edge) and
-        the int64 ``values`` after it, run ``name``, and return ``values[0]`` as it is
-        afterwards (the array the sweep writes).
+        the contiguous ``values`` after it, run ``name``, and return ``values[0]`` as int64, as
+        it is afterwards (the array the sweep writes; given as a length, it is only room that
+        the kernel fills itself).
 
         A read-only structure stays in memory: when the same arrays come again, as a drawing's
         several sweeps over one topology do, they are not converted and copied again.
@@ -210,16 +258,17 @@ class _Kernel:
                             for a in structure)
                 self.structure, self.offsets = (structure if fixed else None), (0, ends[0].nbytes)
             at = -(-(self.offsets[1] + len(structure[1]) * 4) // 8) * 8
-            offsets = []
-            for a in values:
+            offsets, sizes = [], [8 * a if isinstance(a, int) else a.nbytes for a in values]
+            for size in sizes:
                 offsets.append(at)
-                at += a.nbytes
+                at += -(-size // 8) * 8
             self._fit(at)
             memory = self._view()
             for a, start in zip(values, offsets):
-                memory[start:start + a.nbytes] = a.view(np.uint8)
+                if not isinstance(a, int):
+                    memory[start:start + a.nbytes] = a.reshape(-1).view(np.uint8)
             self.functions[name](self.store, *self.offsets, *offsets, *bounds)
-            return memory[offsets[0]:offsets[0] + values[0].nbytes].view(np.int64).copy()
+            return memory[offsets[0]:offsets[0] + sizes[0]].view(np.int64).copy()
 
     def _fit(self, size: int) -> None:
         pages = -(-size // 65536)
@@ -232,10 +281,12 @@ class _Kernel:
         return np.ctypeslib.as_array((ctypes.c_uint8 * self.memory.data_len(self.store)).from_address(base))
 
 
-def _fits(first: np.ndarray, second: np.ndarray, *values: np.ndarray) -> bool:
-    """Whether the kernel's memory can hold these (int32 structure, int64 values) with i32
-    byte offsets: 2 GiB, some 100 million nodes; larger graphs sweep in Python."""
-    return 4 * (len(first) + len(second)) + sum(8 * len(v) for v in values) + 64 < 2**31
+def _fits(first: np.ndarray, second: np.ndarray, *values: np.ndarray | int) -> bool:
+    """Whether the kernel's memory can hold an int32 structure and these values (an int: that
+    many int64s) with i32 byte offsets: 2 GiB, some 100 million nodes; larger graphs sweep in
+    Python."""
+    room = sum(8 * v if isinstance(v, int) else 8 * len(v) for v in values)
+    return 4 * (len(first) + len(second)) + room + 8 * len(values) < 2**31
 
 
 _kernel: _Kernel | None = None
@@ -261,19 +312,23 @@ def _drop_kernel() -> None:
 
 
 def _sweep(name: str, indptr: np.ndarray, tails: np.ndarray, arrays: list[np.ndarray],
-           bounds: tuple[int, ...], kernel: bool | None) -> np.ndarray:
+           bounds: tuple[int, ...], work: int, kernel: bool | None) -> np.ndarray:
     """Run sweep ``name`` over integer ``arrays`` (the first is the one it writes) with integer
     ``bounds``; returns that first array, new (int64, or object for masks past 63 bits, which
-    only the Python loops take).  ``kernel`` forces the choice (the tests compare
-    both); by default the compiled one is used from :data:`KERNEL_MIN_NODES` nodes up, where
-    it can be loaded."""
+    only the Python loops take).  ``work`` is how many nodes it visits: by default the
+    compiled kernel is used from :data:`KERNEL_MIN_NODES` of them up, where it can be
+    loaded; ``kernel`` forces the choice (the tests compare both)."""
     dtype = object if any(np.asarray(a).dtype == object for a in arrays) else np.int64  # over 63 bits
     arrays = [np.ascontiguousarray(a, dtype=dtype) for a in arrays]  # the kernel copies bytes
     size = len(arrays[0])
-    wanted = kernel if kernel is not None else size >= KERNEL_MIN_NODES
+    wanted = kernel if kernel is not None else work >= KERNEL_MIN_NODES
     compiled = _get_kernel() if wanted and dtype is np.int64 else None
     if compiled is not None and _fits(indptr, tails, *arrays):
         return compiled.run(name, (indptr, tails), arrays, bounds)
+    if 8 * work < size:  # a short stretch of a big graph (terms come last): index, don't convert
+        arrays = [a.copy() for a in arrays]
+        _PYTHON[name](indptr, tails, *arrays, *bounds)
+        return arrays[0]
     lists = [a.tolist() for a in arrays]
     _PYTHON[name](indptr.tolist(), tails.tolist(), *lists, *bounds)
     return np.array(lists[0], dtype=dtype)
@@ -284,21 +339,21 @@ def longest(indptr: np.ndarray, tails: np.ndarray, base: np.ndarray, add: np.nda
     """For each node from ``start`` on: the largest of ``base[i]`` and, over its operands o,
     ``result[o] + add[o]``.  Nodes before ``start`` keep ``base``.  (An op's depth: base 0 for
     ops and -1 for leaves, add 1.)"""
-    return _sweep("longest", indptr, tails, [base, add], (int(start), len(base)), kernel)
+    return _sweep("longest", indptr, tails, [base, add], (int(start), len(base)), len(base) - int(start), kernel)
 
 
 def or_down(indptr: np.ndarray, tails: np.ndarray, bits: np.ndarray, top: int, *,
             kernel: bool | None = None) -> np.ndarray:
     """``bits`` ORed from every node at or below ``top`` into its operands, from ``top`` down:
     afterwards node i holds the bits of every node it feeds (and its own)."""
-    return _sweep("or_down", indptr, tails, [bits], (int(top),), kernel)
+    return _sweep("or_down", indptr, tails, [bits], (int(top),), int(top) + 1, kernel)
 
 
 def or_up(indptr: np.ndarray, tails: np.ndarray, bits: np.ndarray, start: int, stop: int, *,
           kernel: bool | None = None) -> np.ndarray:
     """Each node in ``[start, stop)``, in id order, ORs in its operands' bits: afterwards node i
     holds the bits of every node in that range it depends on (and its own)."""
-    return _sweep("or_up", indptr, tails, [bits], (int(start), int(stop)), kernel)
+    return _sweep("or_up", indptr, tails, [bits], (int(start), int(stop)), int(stop) - int(start), kernel)
 
 
 def pieces(size: int, a: np.ndarray, b: np.ndarray) -> np.ndarray | None:
@@ -306,8 +361,22 @@ def pieces(size: int, a: np.ndarray, b: np.ndarray) -> np.ndarray | None:
     ``a[k] -- b[k]``: one union-find pass in the kernel.  None below :data:`KERNEL_MIN_NODES`
     nodes or where the kernel cannot be loaded: :func:`bpgraph.topology.components` then
     does it in numpy."""
-    parents = np.arange(size, dtype=np.int64)
-    compiled = _get_kernel() if size >= KERNEL_MIN_NODES and _fits(a, b, parents) else None
+    compiled = _get_kernel() if size >= KERNEL_MIN_NODES and _fits(a, b, size) else None
     if compiled is None:
         return None
-    return compiled.run("pieces", (a, b), [parents], (len(a), size))
+    return compiled.run("pieces", (a, b), [size], (len(a), size))
+
+
+def band_pieces(indptr: np.ndarray, tails: np.ndarray, band: np.ndarray, mark: np.ndarray,
+                pairs: tuple[np.ndarray, np.ndarray]) -> np.ndarray | None:
+    """For each node, the smallest id of its piece when every marked op is joined to each
+    marked operand of the same ``band``, and ``pairs[0][j]`` to ``pairs[1][j]``: one kernel
+    pass over the graph's own edges, so no array of the joining edges is made.  None where
+    :func:`pieces` would be (the caller then joins the edges in numpy)."""
+    size = len(band)
+    arrays = [np.ascontiguousarray(band, dtype=np.int64), np.ascontiguousarray(mark, dtype=np.uint8),
+              *(np.ascontiguousarray(a, dtype=np.int64) for a in pairs)]
+    compiled = _get_kernel() if size >= KERNEL_MIN_NODES and _fits(indptr, tails, size, *arrays) else None
+    if compiled is None:
+        return None
+    return compiled.run("band_pieces", (indptr, tails), [size, *arrays], (size, len(pairs[0])))

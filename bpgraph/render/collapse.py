@@ -32,7 +32,7 @@ Everything here is pure and iterative, and every choice is deterministic.
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterable, NamedTuple, Sequence
 
 import numpy as np
@@ -48,7 +48,7 @@ if TYPE_CHECKING:
 MAX_NODES = 1500
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, slots=True)
 class Group:
     """Nodes drawn as one: a collapsed scope or a depth band.  ``members`` are the ids,
     ascending, as a read-only array (a 100,000-node drawing groups every node: as tuples of
@@ -56,13 +56,9 @@ class Group:
 
     title: str
     members: np.ndarray
+    first: int  # members[0] as an int: where the group is drawn
     scope: str = ""
     ops: tuple[str, ...] = ()
-
-    first: int = field(init=False)  # the smallest member id, where the group is drawn
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "first", int(self.members[0]))
 
     @property
     def key(self) -> str:
@@ -133,9 +129,9 @@ def _sorted_by(labels: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndar
 def _scope_groups(topo: Topology, ids: np.ndarray, labels: np.ndarray, paths: Sequence[str]) -> list[Group]:
     """One group per scope path, ``ids[k]`` going to ``paths[labels[k]]``; ordered by smallest member."""
     ids, labels, starts = _sorted_by(labels, ids)
-    groups = [Group(paths[label], members, scope=paths[label], ops=ops)
-              for members, label, ops in zip(_split(ids, starts), labels[starts].tolist(),
-                                             _top_ops(topo, ids, starts))]
+    groups = [Group(paths[label], members, first, scope=paths[label], ops=ops)
+              for members, first, label, ops in zip(_split(ids, starts), ids[starts].tolist(),
+                                                    labels[starts].tolist(), _top_ops(topo, ids, starts))]
     return sorted(groups, key=lambda grp: grp.first)
 
 
@@ -190,16 +186,13 @@ def _band_groups(graph: Graph, free: np.ndarray, budget: int) -> tuple[list[Grou
     depths (remembered) and the levels behind the first node that is not free.
     """
     topo = topology(graph)
-    is_op, tails, heads = topo.is_op, topo.tails, topo.heads
+    is_op = topo.is_op
     is_free = np.zeros(topo.size, dtype=bool)
     is_free[free] = True
     free_op = is_free & is_op
     ops = np.flatnonzero(free_op)
     depth = op_depths(graph)
     level = _levels(topo, is_free)
-    into_free_op = free_op[heads]
-    inner = into_free_op & free_op[tails]
-    a, b = tails[inner], heads[inner]
     leaf_edges = _joinable_leaf_edges(topo, is_free, level)
     is_loose = is_free & ~is_op
     is_loose[leaf_edges[0]] = False
@@ -211,9 +204,7 @@ def _band_groups(graph: Graph, free: np.ndarray, budget: int) -> tuple[list[Grou
     while True:
         band = level * (top // block + 1) + depth // block  # the block, told apart by level
         leaves, users, shared = _leaf_users(topo.size, *leaf_edges, band)
-        same_band = band[a] == band[b]
-        piece = components(topo.size, np.concatenate([a[same_band], shared[0]]),
-                           np.concatenate([b[same_band], shared[1]]))
+        piece = _band_pieces(topo, band, free_op, shared)
         if _distinct(topo.size, piece[ops]) <= room:
             break
         if block >= top:  # even whole connected pieces do not fit: merge each band outright,
@@ -230,9 +221,24 @@ def _band_groups(graph: Graph, free: np.ndarray, budget: int) -> tuple[list[Grou
     room = budget - len(groups)
     if loose.size and loose.size > room:  # leaves in no group: merge them in id order
         size = -(-loose.size // max(1, room))
-        groups += [Group(f"{chunk.size:,} other leaves", chunk)
+        groups += [Group(f"{chunk.size:,} other leaves", chunk, int(chunk[0]))
                    for chunk in _split(loose, np.arange(0, loose.size, size)) if chunk.size > 1]
     return sorted(groups, key=lambda grp: grp.first), block
+
+
+def _band_pieces(topo: Topology, band: np.ndarray, free_op: np.ndarray,
+                 shared: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """Connected pieces (the smallest id in each) of the edges between free ops of one band,
+    and of the ``shared`` pairs (ops that read one leaf)."""
+    piece = sweeps.band_pieces(topo.indptr, topo.tails, band, free_op, shared)
+    if piece is not None:
+        return piece.astype(np.intp, copy=False)
+    tails, heads = topo.tails, topo.heads
+    inner = free_op[heads] & free_op[tails]
+    a, b = tails[inner], heads[inner]
+    same_band = band[a] == band[b]
+    return components(topo.size, np.concatenate([a[same_band], shared[0]]),
+                      np.concatenate([b[same_band], shared[1]]))
 
 
 def _joinable_leaf_edges(topo: Topology, is_free: np.ndarray, level: np.ndarray
@@ -241,8 +247,10 @@ def _joinable_leaf_edges(topo: Topology, is_free: np.ndarray, level: np.ndarray
     may join a group: a leaf that also feeds a node outside ``free`` (a kept term, a collapsed
     scope) stays out of every group of a higher level than that node's, which that node may
     feed (the group would feed it and be fed by it)."""
-    is_op, tails, heads = topo.is_op, topo.tails, topo.heads
-    from_free_leaf = is_free[tails] & ~is_op[tails]
+    is_op = topo.is_op
+    slots = np.flatnonzero(~is_op[topo.tails])  # operand slots holding a leaf: usually few
+    tails, heads = topo.tails[slots], topo.heads[slots]
+    from_free_leaf = is_free[tails]
     outside = from_free_leaf & ~is_free[heads]
     lowest = _smallest(topo.size, tails[outside], level[heads[outside]])  # lowest level a leaf feeds outside
     into_free_op = from_free_leaf & is_free[heads] & is_op[heads]
@@ -307,9 +315,9 @@ def _pieces(topo: Topology, members: np.ndarray, piece: np.ndarray, depth: np.nd
     member_depth = depth[members]  # -1 for leaves; every piece has at least one op
     lows = np.minimum.reduceat(np.where(member_depth < 0, member_depth.max(), member_depth), starts)
     highs = np.maximum.reduceat(member_depth, starts)
-    return [Group(f"depth {lo}" if lo == hi else f"depths {lo}–{hi}", ids, ops=ops)
-            for ids, lo, hi, ops in zip(_split(members, starts), lows.tolist(), highs.tolist(),
-                                        _top_ops(topo, members, starts))]
+    return [Group(f"depth {lo}" if lo == hi else f"depths {lo}–{hi}", ids, first, ops=ops)
+            for ids, first, lo, hi, ops in zip(_split(members, starts), members[starts].tolist(), lows.tolist(),
+                                               highs.tolist(), _top_ops(topo, members, starts))]
 
 
 def plan(graph: Graph, collapse: Iterable[str] = (), max_nodes: int = MAX_NODES,

@@ -389,14 +389,23 @@ def _node_unit(ctx: _Context, node_id: int) -> _Unit:
     return _Unit(str(node_id), f"n{node_id}", "\\n".join(lines), styling)
 
 
-def _group_unit(ctx: _Context, group: _collapse.Group, reached: bool) -> _Unit:
-    """A collapsed group's node; ``reached`` when the root depends on one of its members."""
-    members = group.members
-    faded = not reached or (ctx.lit is not None and ctx.lit.isdisjoint(members.tolist()))
-    detail = f"{members.size:,} nodes · {', '.join(group.ops)}" if group.ops else f"{members.size:,} nodes"
-    key = group.key
-    return _Unit(key, key, f"{label_text(group.title)}\\n{label_text(detail)}",  # label() of two lines
-                 _styling(ctx, ("group", faded, False, False, ())))
+def _group_units(ctx: _Context, groups: Sequence[_collapse.Group], reached: list[bool]) -> list[_Unit]:
+    """Each collapsed group's node; ``reached[k]`` when the root depends on a member of group k.
+
+    A big drawing is mostly groups (1,500 of them for a 100,000-node graph), so this is one
+    loop with the few distinct op lists escaped once.
+    """
+    lit = ctx.lit
+    styling = {faded: _styling(ctx, ("group", faded, False, False, ())) for faded in (False, True)}
+    op_lists = {ops: f" · {label_text(', '.join(ops))}" if ops else "" for ops in {g.ops for g in groups}}
+    units = []
+    for group, hit in zip(groups, reached):
+        members, key = group.members, group.key
+        faded = not hit or (lit is not None and lit.isdisjoint(members.tolist()))
+        title = label_text(group.title) if group.scope else group.title  # bands are titled by bpgraph
+        text = f"{title}\\n{members.size:,} nodes{op_lists[group.ops]}"  # label() of two lines
+        units.append(_Unit(key, key, text, styling[faded]))
+    return units
 
 
 def _edge_attrs(theme: Theme, terms: Sequence[int], lit: bool | None, delivered: bool,
@@ -515,18 +524,19 @@ def build(graph: Graph, root: Tensor | int | str | None = None, *, theme: str | 
     # units in id order: a visible node, or a group placed at its smallest member
     unit, starts = _units(plan)
     statements: list[_Unit] = []
-    scope_of_unit: dict[str, str] = {}
     groups = plan.groups
     reached = (np.bincount(plan.group_of[root_side & (plan.group_of >= 0)], minlength=len(groups)) > 0).tolist()
+    group_units = _group_units(ctx, groups, reached)
+    group_scopes = [group.scope.rpartition("/")[0] for group in groups]  # a scope's group sits in its parent
+    unit_scopes: list[str] = []
     for i, k in zip(starts.tolist(), plan.group_of[starts].tolist()):
         if k < 0:
             statements.append(_node_unit(ctx, i))
-            scope_of_unit[str(i)] = topo.scope(i)
+            unit_scopes.append(topo.scope(i))
         else:
-            group = groups[k]
-            statements.append(_group_unit(ctx, group, reached[k]))
-            scope_of_unit[group.key] = group.scope.rpartition("/")[0]
-    _emit_clustered(digraph, theme, statements, scope_of_unit)
+            statements.append(group_units[k])
+            unit_scopes.append(group_scopes[k])
+    _emit_clustered(digraph, theme, statements, unit_scopes)
 
     # edges between units; a repeated operand or several edges between two units draw once
     pending = (None if frame is None or ctx.grads is None
@@ -534,16 +544,14 @@ def build(graph: Graph, root: Tensor | int | str | None = None, *, theme: str | 
     styles: dict[tuple[Any, ...], str] = {}  # edges share a handful of styles
     masks: set[int] = set()
     keys = [statement.key for statement in statements]
-    body = digraph.body
-    for tail, head, mask, lit, delivered, waiting in _merged_edges(
-            topo, unit, reach, lit_edges, None if frame is None else frame.delivered, pending):
+    tails, heads, meanings = _merged_edges(topo, unit, reach, lit_edges,
+                                           None if frame is None else frame.delivered, pending)
+    for meaning in set(meanings):
+        mask = meaning[0]
         masks.add(mask)
-        meaning = (mask, None if lit_edges is None else lit, delivered, waiting)
-        styling = styles.get(meaning)
-        if styling is None:
-            carried = [k for k in range(len(terms)) if mask >> k & 1]
-            styling = styles[meaning] = style_text(_edge_attrs(theme, carried, *meaning[1:]))
-        body.append(edge_statement(keys[tail], keys[head], styling))
+        carried = [k for k in range(len(terms)) if mask >> k & 1]
+        styles[meaning] = style_text(_edge_attrs(theme, carried, *meaning[1:]))
+    digraph.body += [edge_statement(keys[t], keys[h], styles[m]) for t, h, m in zip(tails, heads, meanings)]
 
     if legend:
         drawn_kinds = set(kind_of.values()) | ({"group"} if plan.groups else set())
@@ -569,15 +577,15 @@ def _units(plan: _collapse.Plan) -> tuple[np.ndarray, np.ndarray]:
 
 def _merged_edges(topo: Topology, unit: np.ndarray, reach: TermReach,
                   lit_edges: set[tuple[int, int]] | None, delivered: Iterable[tuple[int, int]] | None,
-                  pending: list[int] | None) -> Iterator[tuple[int, int, int, bool, bool, bool]]:
-    """``(tail unit, head unit, terms mask, lit, delivered, pending head)`` per pair of units
-    joined by at least one edge, in drawing order; each flag is true when any of the pair's
-    edges has it."""
+                  pending: list[int] | None) -> tuple[list[int], list[int], list[tuple[int, bool | None, bool, bool]]]:
+    """Tail units, head units and meanings ``(terms mask, lit, delivered, pending head)``, one
+    per pair of units joined by at least one edge, in drawing order; each flag is true when any
+    of the pair's edges has it, and ``lit`` is None without highlighted paths."""
     size = topo.size
     cross = unit[topo.tails] != unit[topo.heads]
     tails, heads = topo.tails[cross], topo.heads[cross]
     if not tails.size:
-        return
+        return [], [], []
     pairs = unit[tails] * size + unit[heads]
     order = np.argsort(pairs, kind="stable")
     pairs, tails, heads = pairs[order], tails[order], heads[order]
@@ -593,10 +601,10 @@ def _merged_edges(topo: Topology, unit: np.ndarray, reach: TermReach,
     if pending is not None:
         waiting[pending] = True
     masks = np.bitwise_or.reduceat(reach.masks(tails, heads), starts).tolist()
-    for tail_head, mask, lit, sent, wait in zip(
-            pairs[starts].tolist(), masks, any_of(lit_edges), any_of(delivered),
-            np.logical_or.reduceat(waiting[heads], starts).tolist()):
-        yield tail_head // size, tail_head % size, mask, lit, sent, wait
+    lit = any_of(lit_edges) if lit_edges is not None else [None] * starts.size
+    meanings = list(zip(masks, lit, any_of(delivered), np.logical_or.reduceat(waiting[heads], starts).tolist()))
+    ends = pairs[starts]
+    return (ends // size).tolist(), (ends % size).tolist(), meanings
 
 
 def _caption_lines(graph: Graph, root_id: int, caption: str | bool | None,
@@ -621,11 +629,15 @@ def frame_caption(graph: Graph, root_id: int, frame: Frame) -> str:
 
 
 def _emit_clustered(digraph: graphviz.Digraph, theme: Theme, statements: list[_Unit],
-                    scope_of: dict[str, str]) -> None:
-    """Write node statements, each scope's nodes inside a (nested) ``cluster_<k>`` subgraph."""
+                    scopes: list[str]) -> None:
+    """Write node statements, each scope's nodes (``scopes[k]`` is the scope of
+    ``statements[k]``) inside a (nested) ``cluster_<k>`` subgraph."""
+    if not any(scopes):  # no scopes: no clusters
+        digraph.body += [node_statement(*unit) for unit in statements]
+        return
     paths: dict[str, None] = {}  # in order of first appearance, so clusters follow the recording
-    for unit in statements:
-        scope, chain = scope_of[unit.key], []
+    for scope in scopes:
+        chain = []
         while scope and scope not in paths:
             chain.append(scope)
             scope = scope.rpartition("/")[0]
@@ -639,7 +651,7 @@ def _emit_clustered(digraph: graphviz.Digraph, theme: Theme, statements: list[_U
                      style="rounded,filled", color=theme.cluster_border, fillcolor=theme.cluster_fill,
                      fontcolor=theme.text, fontsize=fmt_number(theme.small_fontsize + 1))
         clusters[path] = cluster
-    for unit in statements:
-        clusters[scope_of[unit.key]].body.append(node_statement(*unit))
+    for unit, scope in zip(statements, scopes):
+        clusters[scope].body.append(node_statement(*unit))
     for path in sorted(ordered, key=lambda p: -p.count("/")):
         clusters[path.rpartition("/")[0]].subgraph(clusters[path])
