@@ -140,39 +140,67 @@ class _Scope:
         graph = self._graph
         graph._scopes.append(self._name)
         graph._scope = "/".join(graph._scopes)  # joined once here, not for every node recorded
+        graph._columns.scope_from(len(graph._nodes), graph._scope)
 
     def __exit__(self, *exc_info: object) -> None:
         graph = self._graph
         graph._scopes.pop()
         graph._scope = "/".join(graph._scopes)
+        graph._columns.scope_from(len(graph._nodes), graph._scope)
 
 
 class _Columns:
-    """Each node's structure again, appended as it is recorded: operand ids in one flat array,
-    where each node's operands end, and a code for its (kind, op, scope).
+    """Each node's structure again, as flat arrays: operand ids node after node, where each
+    node's operands end, and a code for its op (or leaf kind); plus the ids where the current
+    scope changed.
 
     A drawing of a big graph reads every node's structure; from these it is a few numpy views
     (:func:`bpgraph.topology.topology`) instead of a Python pass over 100,000 attribute dicts.
-    Three appends per node while recording; the node dicts stay the source of truth.
+    Recording only appends each node's operand tuple and op (or kind) to two lists (about
+    50 ns); every :data:`FLUSH` nodes, and before a drawing reads them, those go into the
+    arrays in a few C-speed calls, so a small graph recorded and dropped in a training loop
+    never pays for the arrays at all.  The node dicts stay the source of truth.
     """
 
-    __slots__ = ("tails", "ends", "codes", "classes")
+    __slots__ = ("tails", "ends", "codes", "classes", "scope_marks", "operands", "keys")
+
+    #: How many recorded nodes wait in the lists before they go into the arrays.
+    FLUSH = 4096
 
     def __init__(self) -> None:
         self.tails = array("q")  # every node's operands, node after node
         self.ends = array("q")  # node i's operands are tails[ends[i-1]:ends[i]]
-        self.codes = array("q")  # node i's (kind, op, scope) is classes' key number codes[i]
-        self.classes: dict[tuple[str, str | None, str], int] = {}
+        self.codes = array("q")  # node i's op (or leaf kind) is key number codes[i] of classes
+        self.classes: dict[str, int] = {}  # op names and leaf kinds: no op is named like a kind
+        self.scope_marks: list[tuple[int, str]] = []  # (first node id, scope) each time it changed
+        self.operands: list[tuple[int, ...]] = []  # recorded since the last flush
+        self.keys: list[str] = []  # their op names, or kinds for leaves
 
-    def add(self, kind: str, op: str | None, scope: str, operands: tuple[int, ...]) -> None:
-        classes = self.classes
-        key = (kind, op, scope)
-        code = classes.get(key)
-        if code is None:
-            code = classes[key] = len(classes)
-        self.codes.append(code)
-        self.tails.extend(operands)
-        self.ends.append(len(self.tails))
+    def flush(self) -> None:
+        """Move the nodes recorded since the last flush into the arrays."""
+        operands, keys, classes = self.operands, self.keys, self.classes
+        if not keys:
+            return
+        for key in dict.fromkeys(keys):
+            if key not in classes:
+                classes[key] = len(classes)
+        self.codes.extend(map(classes.__getitem__, keys))
+        ends = itertools.accumulate(map(len, operands), initial=len(self.tails))
+        self.ends.extend(itertools.islice(ends, 1, None))  # the initial value is the last end already
+        self.tails.extend(itertools.chain.from_iterable(operands))
+        operands.clear()
+        keys.clear()
+
+    def scope_from(self, node_id: int, scope: str) -> None:
+        """Nodes from ``node_id`` on are recorded in ``scope`` (until the next mark)."""
+        marks = self.scope_marks
+        if marks and marks[-1][0] == node_id:
+            marks.pop()
+        if (marks[-1][1] if marks else "") != scope:
+            marks.append((node_id, scope))
+
+
+assert not set(KINDS) & set(_ops.OPS), "an op named like a node kind would share its column code"
 
 
 class Graph:
@@ -264,8 +292,12 @@ class Graph:
                     self._uses[o] += 1
         if "_columns" not in state:  # pickled before the columns were kept
             self._columns = _Columns()
-            for attrs in self._nodes.values():
-                self._columns.add(attrs["kind"], attrs["op"], attrs["scope"], attrs["operands"])
+            columns = self._columns
+            for node_id, attrs in self._nodes.items():
+                columns.scope_from(node_id, attrs["scope"])
+                columns.operands.append(attrs["operands"])
+                columns.keys.append(attrs["op"] or attrs["kind"])
+            columns.flush()
 
     def uses(self, ref: Tensor | int | str) -> int:
         """How many operand slots hold ``ref`` (``y = x * x`` uses x twice): no graph walk."""
@@ -470,7 +502,11 @@ class Graph:
         uses.append(0)
         for o in operands:
             uses[o] += 1
-        self._columns.add(kind, op, self._scope, operands)
+        columns = self._columns
+        columns.operands.append(operands)
+        columns.keys.append(op or kind)
+        if len(columns.keys) >= columns.FLUSH:
+            columns.flush()
         self._by_name[name] = node_id
         return Tensor(self, node_id)
 

@@ -70,22 +70,28 @@ def topology(graph: Graph) -> Topology:
 
 def _make_topology(graph: Graph) -> Topology:
     columns = graph._columns
+    columns.flush()
     n = len(columns.codes)
     indptr = np.zeros(n + 1, dtype=np.intp)
     indptr[1:] = np.frombuffer(columns.ends, dtype=np.int64, count=n)
     tails = np.frombuffer(columns.tails, dtype=np.int64, count=int(indptr[-1])).astype(np.intp)
     heads = np.repeat(np.arange(n, dtype=np.intp), np.diff(indptr))
     codes = np.frombuffer(columns.codes, dtype=np.int64, count=n)
-    kinds, ops, scopes = zip(*columns.classes) if columns.classes else ((), (), ())
-    op_names = tuple(sorted({op for op in ops if op is not None}))
-    scope_names = tuple(sorted(set(scopes)))
-    op_of_class = np.array([op_names.index(op) if op is not None else -1 for op in ops], dtype=np.intp)
-    kind_of_class = np.array([KINDS.index(kind) for kind in kinds], dtype=np.int8)
-    scope_of_class = np.array([scope_names.index(scope) for scope in scopes], dtype=np.intp)
-    arrays = indptr, tails, heads, kind_of_class[codes], op_of_class[codes], scope_of_class[codes]
+    keys = list(columns.classes)  # op names and leaf kinds, in code order
+    op_names = tuple(sorted(key for key in keys if key not in KINDS))
+    op_of_class = np.array([-1 if key in KINDS else op_names.index(key) for key in keys], dtype=np.intp)
+    kind_of_class = np.array([KINDS.index(key if key in KINDS else "op") for key in keys], dtype=np.int8)
+    marks = [(start, scope) for start, scope in columns.scope_marks if start < n]
+    starts = np.array([0] + [start for start, _ in marks] + [n], dtype=np.intp)
+    scopes = [""] + [scope for _, scope in marks]  # scope of the ids from starts[k] to starts[k+1]
+    lengths = np.diff(starts)
+    scope_names = tuple(sorted({scope for scope, length in zip(scopes, lengths.tolist()) if length}))
+    index = {scope: k for k, scope in enumerate(scope_names)}
+    scope_index = np.repeat(np.array([index.get(scope, -1) for scope in scopes], dtype=np.intp), lengths)
+    arrays = indptr, tails, heads, kind_of_class[codes], op_of_class[codes], scope_index
     for array in arrays:
         array.flags.writeable = False
-    return Topology(indptr, tails, heads, arrays[3], op_names, arrays[4], scope_names, arrays[5])
+    return Topology(indptr, tails, heads, arrays[3], op_names, arrays[4], scope_names, scope_index)
 
 
 def op_depths(graph: Graph) -> np.ndarray:

@@ -158,3 +158,42 @@ def test_topology_is_read_only_and_an_empty_term_list_reaches_nothing():
                                                topo.scope_index))
     assert not topo.indptr.flags.writeable and isinstance(topo.op_names, tuple)
     assert term_edges(g, y, []) == {} and term_reach(g, y, []).terms == ()
+
+
+@given(st.lists(st.tuples(st.sampled_from(["enter a", "enter b", "exit", "leaf", "tanh", "mul", "const"]),
+                          st.integers(0, 1000)), max_size=60))
+def test_columns_kept_while_recording_match_every_node_dict(steps):
+    """kind, op, scope and operands of each node, as the record-time columns give them,
+    equal the node dicts, whatever order scopes are entered, left empty or nested in, and
+    however the recording is cut into flushes."""
+    import contextlib
+
+    from bpgraph.graph import _Columns
+
+    g = bp.Graph()
+    nodes = [g.param(np.ones(2), name="p")]
+    flush = _Columns.FLUSH
+    with contextlib.ExitStack() as stack:
+        _Columns.FLUSH = 3  # flushed while recording too, not only when the topology is read
+        stack.callback(setattr, _Columns, "FLUSH", flush)
+        depth = []
+        for action, pick in steps:
+            if action.startswith("enter"):
+                depth.append(stack.enter_context(contextlib.ExitStack()))
+                depth[-1].enter_context(g.scope(action.split()[1]))
+            elif action == "exit" and depth:
+                depth.pop().close()
+            elif action == "leaf":
+                nodes.append(g.input(np.ones(2)))
+            elif action == "const":
+                nodes.append(nodes[pick % len(nodes)] * 3.0)
+            elif action == "tanh":
+                nodes.append(bp.tanh(nodes[pick % len(nodes)]))
+            else:
+                nodes.append(nodes[pick % len(nodes)] * nodes[(pick // 7) % len(nodes)])
+    topo = topology(g)
+    for i, attrs in g.nodes.items():
+        assert topo.kind(i) == attrs["kind"] and topo.scope(i) == attrs["scope"]
+        assert (topo.op_names[topo.op_index[i]] if topo.op_index[i] >= 0 else None) == attrs["op"]
+        assert topo.tails[topo.indptr[i]:topo.indptr[i + 1]].tolist() == list(attrs["operands"])
+    assert list(topo.scope_names) == sorted({a["scope"] for a in g.nodes.values()})
