@@ -233,6 +233,8 @@ class _Kernel:
         self.functions = {name: exports[name] for name in (*_PYTHON, "pieces", "band_pieces")}
         self.lock = threading.Lock()  # a wasmtime Store is not for two threads at once
         self.structure: tuple[np.ndarray, np.ndarray] | None = None  # what memory holds first
+        self.view: np.ndarray | None = None  # see _view
+        self.view_at = (0, 0)
         self.offsets = (0, 0)
 
     def run(self, name: str, structure: tuple[np.ndarray, np.ndarray], values: list[np.ndarray | int],
@@ -276,9 +278,13 @@ class _Kernel:
             self.memory.grow(self.store, pages - self.memory.size(self.store))
 
     def _view(self) -> np.ndarray:
-        """The module's memory as bytes (found again after every call: growing may move it)."""
+        """The module's memory as bytes (made again only when growing has moved or resized it)."""
         base = ctypes.addressof(self.memory.data_ptr(self.store).contents)
-        return np.ctypeslib.as_array((ctypes.c_uint8 * self.memory.data_len(self.store)).from_address(base))
+        size = self.memory.data_len(self.store)
+        if self.view is None or self.view_at != (base, size):
+            self.view = np.ctypeslib.as_array((ctypes.c_uint8 * size).from_address(base))
+            self.view_at = (base, size)
+        return self.view
 
 
 def _fits(first: np.ndarray, second: np.ndarray, *values: np.ndarray | int) -> bool:
