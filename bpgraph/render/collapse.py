@@ -179,16 +179,15 @@ def _digits(number: int, base: int, count: int) -> list[int]:
     return digits[::-1]
 
 
-def _band_groups(graph: Graph, free: np.ndarray, budget: int) -> tuple[list[Group], int]:
-    """Group ``free`` nodes by depth bands (see the module docstring); returns groups and B.
+def _band_groups(graph: Graph, is_free: np.ndarray, budget: int) -> tuple[list[Group], int]:
+    """Group the nodes marked in ``is_free`` by depth bands (see the module docstring);
+    returns groups and B.
 
     Runs on :mod:`bpgraph.topology` arrays, so the only Python loops over nodes are the
     depths (remembered) and the levels behind the first node that is not free.
     """
     topo = topology(graph)
     is_op = topo.is_op
-    is_free = np.zeros(topo.size, dtype=bool)
-    is_free[free] = True
     free_op = is_free & is_op
     ops = np.flatnonzero(free_op)
     depth = op_depths(graph)
@@ -341,14 +340,14 @@ def _plan(graph: Graph, requested: list[str], max_nodes: int, keep: list[int]) -
     topo = topology(graph)
     total = topo.size
     scopes, scope_of = topo.scope_names, topo.scope_index  # rules are decided per distinct scope
+    # per distinct scope, then looked up per node (masks, not id arrays: a drawing of a
+    # 100,000-node graph is mostly these passes, and their memory)
     nesting = np.array([s.count("/") + 1 if s else 0 for s in scopes], dtype=np.intp)
-    everyone = np.arange(total, dtype=np.intp)
-
-    outermost = [next((k for k, name in enumerate(requested)
-                       if s == name or s.startswith(name + "/")), -1) for s in scopes]
-    by_request = np.array(outermost, dtype=np.intp)[scope_of]
-    explicit = by_request >= 0
-    groups = _scope_groups(topo, everyone[explicit], by_request[explicit], requested)
+    outermost = np.array([next((k for k, name in enumerate(requested)
+                                if s == name or s.startswith(name + "/")), -1) for s in scopes], dtype=np.intp)
+    explicit = (outermost >= 0)[scope_of]
+    ids = np.flatnonzero(explicit)
+    groups = _scope_groups(topo, ids, outermost[scope_of[ids]], requested)
     result = _finish(groups, total)
     if result.units <= max_nodes:
         return result
@@ -356,10 +355,10 @@ def _plan(graph: Graph, requested: list[str], max_nodes: int, keep: list[int]) -
     kept = np.zeros(total, dtype=bool)
     kept[keep] = True
     free = ~explicit & ~kept
-    depth_of = nesting[scope_of]
-    max_depth = int(depth_of[~explicit].max(initial=0))
+    present = np.bincount(scope_of[~explicit], minlength=len(scopes)) > 0
+    max_depth = int(nesting[present].max(initial=0))
     for level in range(max_depth, 0, -1):
-        level_groups = _prefix_groups(topo, scopes, scope_of, free & (depth_of >= level), level)
+        level_groups = _prefix_groups(topo, scopes, scope_of, free & (nesting >= level)[scope_of], level)
         attempt = _finish(groups + level_groups, total)
         if attempt.units <= max_nodes:
             return attempt.noted(f"{total:,} nodes exceed max_nodes={max_nodes:,}: collapsed "
@@ -367,25 +366,26 @@ def _plan(graph: Graph, requested: list[str], max_nodes: int, keep: list[int]) -
                                  f"(drawing {attempt.units:,} nodes)")
 
     if max_depth:  # every top-level scope collapsed, then band what is left outside scopes
-        scoped = free & (depth_of > 0)
+        scoped = free & (nesting > 0)[scope_of]
         level_groups = _prefix_groups(topo, scopes, scope_of, scoped, 1)
-        rest = everyone[free & ~scoped]
+        rest = free & ~scoped
+        count = int(np.count_nonzero(rest))
         units = len(groups) + len(level_groups) + total - int(explicit.sum()) - int(scoped.sum())
-        bands, block = _band_groups(graph, rest, max_nodes - (units - rest.size))
+        bands, block = _band_groups(graph, rest, max_nodes - (units - count))
         attempt = _finish(groups + level_groups + bands, total)
         if attempt.units <= max_nodes:
             return attempt.noted(
                 f"{total:,} nodes exceed max_nodes={max_nodes:,}: collapsed {len(level_groups):,} "
-                f"top-level scopes" + (f" and grouped {rest.size:,} unscoped nodes into "
+                f"top-level scopes" + (f" and grouped {count:,} unscoped nodes into "
                                        f"{len(bands):,} depth bands of {block}" if bands else "")
                 + f" (drawing {attempt.units:,} nodes)")
 
-    free_all = everyone[~kept]
-    bands, block = _band_groups(graph, free_all, max_nodes - (total - free_all.size))
+    count = total - len(keep)
+    bands, block = _band_groups(graph, ~kept, max_nodes - (total - count))
     attempt = _finish(bands, total)
     return attempt.noted(f"{total:,} nodes exceed max_nodes={max_nodes:,}"
                          + (" and scopes do not bring them under it" if max_depth else "")
-                         + f": grouped {free_all.size:,} nodes into {len(bands):,} depth bands "
+                         + f": grouped {count:,} nodes into {len(bands):,} depth bands "
                          f"of {block} (drawing {attempt.units:,} nodes)")
 
 
