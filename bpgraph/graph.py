@@ -25,7 +25,8 @@ when :attr:`Graph.nx` or :meth:`Graph.successors` next asks for it, in one pass 
 straight into its adjacency dicts (what ``add_node``/``add_edge`` would do); the DiGraph itself
 is made then too.  Recording and backward never need the edges: operands are on the nodes.
 (Three dicts per node fewer while recording also means far less work for Python's garbage
-collector on large graphs.)
+collector on large graphs.)  Each node's operands and op also go, in bulk, into flat columns
+(:class:`_Columns`) that a drawing reads as numpy arrays instead of every node dict.
 """
 
 from __future__ import annotations

@@ -2,13 +2,18 @@
 
 Each op's depth, which cost terms each node feeds, and which it is fed by: every node's answer
 needs the answers of its operands (or of its users) first, so along a 100,000-op chain there
-is nothing to do in bulk.  (Connected pieces, :func:`pieces`, can be found in numpy, in rounds
-that grow with the logarithm of a piece's length; on big graphs the kernel does it in one.)  In Python they cost about 250 ns a node, several times the Graphviz
+is nothing to do in bulk.  In Python they cost about 250 ns a node, several times the Graphviz
 layout of the collapsed picture at 100,000 nodes.  So each sweep is written twice, side by
 side: as a plain Python loop (the reference, and what small graphs use) and as a few lines of
 WebAssembly text that wasmtime (already installed for the embedded Graphviz) compiles to
-machine code, used from :data:`KERNEL_MIN_NODES` nodes up.  The test suite checks that both
-give the same arrays on random graphs.
+machine code, used from :data:`KERNEL_MIN_NODES` visited nodes up.  The test suite checks
+that both give the same arrays on random graphs.
+
+Connected pieces (:func:`pieces`, :func:`band_pieces`) are a union-find in the same kernel;
+their reference is the numpy version in :func:`bpgraph.topology.components`, in rounds that
+grow with the logarithm of a piece's length, which small graphs and machines without
+wasmtime use.  Where the kernel cannot be loaded nothing fails: the Python and numpy
+versions serve.
 
 Every sweep reads the graph as :class:`bpgraph.topology.Topology` arrays: node i's operands
 are ``tails[indptr[i]:indptr[i + 1]]``, and ids are a topological order (operands come first).
@@ -42,6 +47,32 @@ _I, _K, _O = "(local.get $i)", "(local.get $k)", "(local.get $o)"
 _OPERAND = f"(local.set $o (i32.load {_at('tp', _K, 2)}))"
 _NEXT_SLOT = "(local.set $k (i32.add (local.get $k) (i32.const 1)))"
 
+def _up_the_ids(name: str, params: str, combine: str) -> str:
+    """WebAssembly text of an exported function that, for i in [start, stop), folds each
+    operand o of i into acc = v[i] with ``combine`` and stores acc back in v[i]."""
+    return f"""(func (export "{name}") (param $ip i32) (param $tp i32) (param $v i32) {params}
+                                (param $start i32) (param $stop i32)
+    (local $i i32) (local $k i32) (local $end i32) (local $o i32) (local $acc i64) (local $x i64)
+    (local.set $i (local.get $start))
+    (block $done (loop $node
+      (br_if $done (i32.ge_u (local.get $i) (local.get $stop)))
+      (local.set $acc (i64.load {_at('v', _I, 3)}))
+      {_slots(_I)}
+      (block $last (loop $operand
+        (br_if $last (i32.ge_u (local.get $k) (local.get $end)))
+        {_OPERAND}
+        {combine}
+        {_NEXT_SLOT}
+        (br $operand)))
+      (i64.store {_at('v', _I, 3)} (local.get $acc))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br $node))))"""
+
+
+_LONGEST_STEP = (f"(local.set $x (i64.add (i64.load {_at('v', _O, 3)}) (i64.load {_at('add', _O, 3)})))"
+                 "(if (i64.gt_s (local.get $x) (local.get $acc)) (then (local.set $acc (local.get $x))))")
+_OR_UP_STEP = f"(local.set $acc (i64.or (local.get $acc) (i64.load {_at('v', _O, 3)})))"
+
 # Functions over i32 byte offsets into the module's memory: indptr ($ip) and tails ($tp) are
 # i32 arrays, values ($v, $add, $p) i64.  Each is the loop of the Python function of the same
 # name below (pieces: of the numpy rounds in bpgraph.topology.components).
@@ -50,24 +81,7 @@ _WAT = f"""
   (memory (export "memory") 1)
 
   ;; for i in [start, stop): v[i] = max(v[i], max over operands o of v[o] + add[o])
-  (func (export "longest") (param $ip i32) (param $tp i32) (param $v i32) (param $add i32)
-                           (param $start i32) (param $stop i32)
-    (local $i i32) (local $k i32) (local $end i32) (local $o i32) (local $best i64) (local $x i64)
-    (local.set $i (local.get $start))
-    (block $done (loop $node
-      (br_if $done (i32.ge_u (local.get $i) (local.get $stop)))
-      (local.set $best (i64.load {_at('v', _I, 3)}))
-      {_slots(_I)}
-      (block $last (loop $operand
-        (br_if $last (i32.ge_u (local.get $k) (local.get $end)))
-        {_OPERAND}
-        (local.set $x (i64.add (i64.load {_at('v', _O, 3)}) (i64.load {_at('add', _O, 3)})))
-        (if (i64.gt_s (local.get $x) (local.get $best)) (then (local.set $best (local.get $x))))
-        {_NEXT_SLOT}
-        (br $operand)))
-      (i64.store {_at('v', _I, 3)} (local.get $best))
-      (local.set $i (i32.add (local.get $i) (i32.const 1)))
-      (br $node))))
+  {_up_the_ids('longest', '(param $add i32)', _LONGEST_STEP)}
 
   ;; for i from top down to 0: each operand o of i gets v[o] |= v[i]
   (func (export "or_down") (param $ip i32) (param $tp i32) (param $v i32) (param $top i32)
@@ -88,22 +102,7 @@ _WAT = f"""
       (br $node))))
 
   ;; for i in [start, stop): v[i] |= v[o] for each operand o of i
-  (func (export "or_up") (param $ip i32) (param $tp i32) (param $v i32) (param $start i32) (param $stop i32)
-    (local $i i32) (local $k i32) (local $end i32) (local $o i32) (local $bits i64)
-    (local.set $i (local.get $start))
-    (block $done (loop $node
-      (br_if $done (i32.ge_u (local.get $i) (local.get $stop)))
-      (local.set $bits (i64.load {_at('v', _I, 3)}))
-      {_slots(_I)}
-      (block $last (loop $operand
-        (br_if $last (i32.ge_u (local.get $k) (local.get $end)))
-        {_OPERAND}
-        (local.set $bits (i64.or (local.get $bits) (i64.load {_at('v', _O, 3)})))
-        {_NEXT_SLOT}
-        (br $operand)))
-      (i64.store {_at('v', _I, 3)} (local.get $bits))
-      (local.set $i (i32.add (local.get $i) (i32.const 1)))
-      (br $node))))
+  {_up_the_ids('or_up', '', _OR_UP_STEP)}
 
   ;; The root of x in the parent array at $p, halving the path on the way.
   (func $find (param $p i32) (param $x i32) (result i32)

@@ -2,11 +2,14 @@
 
 A drawing of a 100,000-node graph reads every node several times (the depth bands it
 collapses into, the edges between what it draws) while Graphviz lays out at most a couple
-of thousand.  So each node is read once here, into arrays, and those passes run in numpy;
-the few that are sequential by nature (each op's depth, which cost terms each node feeds)
-are plain loops over these lists, and remembered until the graph grows.
+of thousand.  So the graph keeps each node's operands and op as flat columns while it
+records (:class:`bpgraph.graph._Columns`), this module turns them into arrays without
+touching the node dicts, and those passes run in numpy; the few that are sequential by
+nature (each op's depth, which cost terms each node feeds) are the sweeps of
+:mod:`bpgraph.sweeps`.  Everything is remembered until the graph grows.
 
-Everything is derived from :attr:`bpgraph.Graph.nodes`, which stays the one source of truth.
+The node dicts of :attr:`bpgraph.Graph.nodes` stay the one source of truth: the columns are
+written in the same call that writes a node, and tests check them against the dicts.
 """
 
 from __future__ import annotations

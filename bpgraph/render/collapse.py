@@ -183,8 +183,9 @@ def _band_groups(graph: Graph, is_free: np.ndarray, budget: int) -> tuple[list[G
     """Group the nodes marked in ``is_free`` by depth bands (see the module docstring);
     returns groups and B.
 
-    Runs on :mod:`bpgraph.topology` arrays, so the only Python loops over nodes are the
-    depths (remembered) and the levels behind the first node that is not free.
+    Runs on :mod:`bpgraph.topology` arrays; what is sequential (depths, levels, the pieces
+    of each band) runs in the :mod:`bpgraph.sweeps` kernel on big graphs, so no Python loop
+    goes over the nodes, only over the groups made.
     """
     topo = topology(graph)
     is_op = topo.is_op
