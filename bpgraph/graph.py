@@ -170,7 +170,7 @@ class _Columns:
 
     def __init__(self) -> None:
         self.tails = array("q")  # every node's operands, node after node
-        self.ends = array("q")  # node i's operands are tails[ends[i-1]:ends[i]]
+        self.ends = array("q", [0])  # node i's operands are tails[ends[i]:ends[i+1]]
         self.codes = array("q")  # node i's op (or leaf kind) is key number codes[i] of classes
         self.classes: dict[str, int] = {}  # op names and leaf kinds: no op is named like a kind
         self.scope_marks: list[tuple[int, str]] = []  # (first node id, scope) each time it changed
@@ -178,17 +178,29 @@ class _Columns:
         self.keys: list[str] = []  # their op names, or kinds for leaves
 
     def flush(self) -> None:
-        """Move the nodes recorded since the last flush into the arrays."""
+        """Move the nodes recorded since the last flush into the arrays.
+
+        A drawing reads the arrays through numpy views, without copying them; an array that a
+        view still holds cannot grow, so it is copied once first (the old views keep the old
+        one, which is what they describe).
+        """
         operands, keys, classes = self.operands, self.keys, self.classes
         if not keys:
             return
         for key in dict.fromkeys(keys):
             if key not in classes:
                 classes[key] = len(classes)
-        self.codes.extend(map(classes.__getitem__, keys))
         ends = itertools.accumulate(map(len, operands), initial=len(self.tails))
-        self.ends.extend(itertools.islice(ends, 1, None))  # the initial value is the last end already
-        self.tails.extend(itertools.chain.from_iterable(operands))
+        additions = ((self.codes, map(classes.__getitem__, keys)), (self.ends, itertools.islice(ends, 1, None)),
+                     (self.tails, itertools.chain.from_iterable(operands)))
+        for name, (column, values) in zip(("codes", "ends", "tails"), additions):
+            values = array("q", values)  # one resize below, which fails whole or not at all
+            try:
+                column.extend(values)
+            except BufferError:  # a view of it is still alive
+                column = array("q", column)
+                column.extend(values)
+                setattr(self, name, column)
         operands.clear()
         keys.clear()
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 import atexit
 import ctypes
 import threading
+from array import array
 import numpy as np
 
 #: Graphs with fewer nodes than this sweep in Python: fast enough, and no wasmtime import
@@ -254,8 +255,10 @@ class _Kernel:
                 memory = self._view()
                 memory[:ends[0].nbytes] = ends[0].view(np.uint8)
                 memory[ends[0].nbytes:ends[0].nbytes + ends[1].nbytes] = ends[1].view(np.uint8)
-                # kept for next time only when read-only (as Topology's are): nobody can change them
-                fixed = all(isinstance(a, np.ndarray) and a.flags.owndata and not a.flags.writeable
+                # kept for next time only when read-only all the way down (as Topology's arrays,
+                # and the append-only columns they view): nobody can change them
+                fixed = all(isinstance(a, np.ndarray) and not a.flags.writeable
+                            and (a.flags.owndata or isinstance(getattr(a.base, "obj", None), array))
                             for a in structure)
                 self.structure, self.offsets = (structure if fixed else None), (0, ends[0].nbytes)
             at = -(-(self.offsets[1] + len(structure[1]) * 4) // 8) * 8

@@ -75,9 +75,9 @@ def _make_topology(graph: Graph) -> Topology:
     columns = graph._columns
     columns.flush()
     n = len(columns.codes)
-    indptr = np.zeros(n + 1, dtype=np.intp)
-    indptr[1:] = np.frombuffer(columns.ends, dtype=np.int64, count=n)
-    tails = np.frombuffer(columns.tails, dtype=np.int64, count=int(indptr[-1])).astype(np.intp)
+    # views of the columns, not copies (they only ever grow, and flush copies one a view holds)
+    indptr = np.frombuffer(columns.ends, dtype=np.int64, count=n + 1)
+    tails = np.frombuffer(columns.tails, dtype=np.int64, count=int(indptr[-1]))
     # node i heads slots indptr[i]:indptr[i+1], so a slot's head is how many ends lie at or
     # before it (a count and a running sum: twice as fast as np.repeat)
     heads = np.cumsum(np.bincount(indptr[1:n], minlength=len(tails) + 1)[:len(tails)]).astype(np.intp, copy=False)

@@ -197,3 +197,26 @@ def test_columns_kept_while_recording_match_every_node_dict(steps):
         assert (topo.op_names[topo.op_index[i]] if topo.op_index[i] >= 0 else None) == attrs["op"]
         assert topo.tails[topo.indptr[i]:topo.indptr[i + 1]].tolist() == list(attrs["operands"])
     assert list(topo.scope_names) == sorted({a["scope"] for a in g.nodes.values()})
+
+
+def test_columns_grow_while_an_earlier_topology_still_views_them(monkeypatch):
+    """A drawing's topology views the columns without copying; recording more nodes after it
+    (through flushes, which must copy an array a view still holds) leaves the old topology
+    describing the old graph and gives the new one every node, none lost or doubled."""
+    from bpgraph.graph import _Columns
+
+    monkeypatch.setattr(_Columns, "FLUSH", 5)
+    g = bp.Graph()
+    y = x = g.param(np.ones(2), name="x")
+    for _ in range(12):
+        y = bp.tanh(y) * x
+    before = topology(g)
+    size = before.size
+    for _ in range(12):
+        y = bp.maximum(bp.tanh(y), x)
+    after = topology(g)
+    for topo, count in ((before, size), (after, len(g))):
+        assert topo.size == count and topo.indptr[-1] == len(topo.tails)
+        for i in range(count):
+            assert topo.tails[topo.indptr[i]:topo.indptr[i + 1]].tolist() == list(g.nodes[i]["operands"])
+            assert topo.kind(i) == g.nodes[i]["kind"]
