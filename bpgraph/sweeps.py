@@ -38,14 +38,20 @@ def _at(base: str, index: str, shift: int) -> str:
     return f"(i32.add (local.get ${base}) (i32.shl {index} (i32.const {shift})))"
 
 
+def _index(base: str, index: str) -> str:
+    """WebAssembly text for element ``index`` of the int64 structure array at ``base`` (indptr,
+    tails, edge ends: numpy's own int64, copied in without conversion), as an i32."""
+    return f"(i32.wrap_i64 (i64.load {_at(base, index, 3)}))"
+
+
 def _slots(node: str) -> str:
     """Set $k and $end to the first and past-the-last operand slots of ``node``."""
-    return (f"(local.set $k (i32.load {_at('ip', node, 2)}))"
-            f"(local.set $end (i32.load {_at('ip', f'(i32.add {node} (i32.const 1))', 2)}))")
+    return (f"(local.set $k {_index('ip', node)})"
+            f"(local.set $end {_index('ip', f'(i32.add {node} (i32.const 1))')})")
 
 
 _I, _K, _O = "(local.get $i)", "(local.get $k)", "(local.get $o)"
-_OPERAND = f"(local.set $o (i32.load {_at('tp', _K, 2)}))"
+_OPERAND = f"(local.set $o {_index('tp', _K)})"
 _NEXT_SLOT = "(local.set $k (i32.add (local.get $k) (i32.const 1)))"
 
 def _up_the_ids(name: str, params: str, combine: str) -> str:
@@ -75,8 +81,8 @@ _LONGEST_STEP = (f"(local.set $x (i64.add (i64.load {_at('v', _O, 3)}) (i64.load
 _OR_UP_STEP = f"(local.set $acc (i64.or (local.get $acc) (i64.load {_at('v', _O, 3)})))"
 
 # Functions over i32 byte offsets into the module's memory: indptr ($ip) and tails ($tp) are
-# i32 arrays, values ($v, $add, $p) i64.  Each is the loop of the Python function of the same
-# name below (pieces: of the numpy rounds in bpgraph.topology.components).
+# int64 arrays read as i32, values ($v, $add, $p) i64.  Each is the loop of the Python function
+# of the same name below (pieces: of the numpy rounds in bpgraph.topology.components).
 _WAT = f"""
 (module
   (memory (export "memory") 1)
@@ -174,14 +180,14 @@ _WAT = f"""
       (br $pair)))
     (call $flatten (local.get $p) (local.get $size)))
 
-  ;; union-find over the edges a[k] -- b[k] (i32 arrays at $ap, $bp) into parents p; then
+  ;; union-find over the edges a[k] -- b[k] (int64 arrays at $ap, $bp) into parents p; then
   ;; every node takes its root
   (func (export "pieces") (param $ap i32) (param $bp i32) (param $p i32) (param $edges i32) (param $size i32)
     (local $k i32)
     (call $singletons (local.get $p) (local.get $size))
     (block $done (loop $edge
       (br_if $done (i32.ge_u (local.get $k) (local.get $edges)))
-      (call $union (local.get $p) (i32.load {_at('ap', _K, 2)}) (i32.load {_at('bp', _K, 2)}))
+      (call $union (local.get $p) {_index('ap', _K)} {_index('bp', _K)})
       {_NEXT_SLOT}
       (br $edge)))
     (call $flatten (local.get $p) (local.get $size)))
@@ -239,7 +245,7 @@ class _Kernel:
 
     def run(self, name: str, structure: tuple[np.ndarray, np.ndarray], values: list[np.ndarray | int],
             bounds: tuple[int, ...]) -> np.ndarray:
-        """Copy ``structure`` in as int32 (indptr and tails, or the two ends of each edge) and
+        """Copy ``structure`` in as int64 (indptr and tails, or the two ends of each edge) and
         the contiguous ``values`` after it, run ``name``, and return ``values[0]`` as int64, as
         it is afterwards (the array the sweep writes; given as a length, it is only room that
         the kernel fills itself).
@@ -250,7 +256,7 @@ class _Kernel:
         with self.lock:
             known = self.structure is not None and all(a is b for a, b in zip(structure, self.structure))
             if not known:
-                ends = [np.ascontiguousarray(a, dtype=np.int32) for a in structure]
+                ends = [np.ascontiguousarray(a, dtype=np.int64) for a in structure]
                 self._fit(ends[0].nbytes + ends[1].nbytes)
                 memory = self._view()
                 memory[:ends[0].nbytes] = ends[0].view(np.uint8)
@@ -261,7 +267,7 @@ class _Kernel:
                             and (a.flags.owndata or isinstance(getattr(a.base, "obj", None), array))
                             for a in structure)
                 self.structure, self.offsets = (structure if fixed else None), (0, ends[0].nbytes)
-            at = -(-(self.offsets[1] + len(structure[1]) * 4) // 8) * 8
+            at = self.offsets[1] + len(structure[1]) * 8
             offsets, sizes = [], [8 * a if isinstance(a, int) else a.nbytes for a in values]
             for size in sizes:
                 offsets.append(at)
@@ -290,11 +296,11 @@ class _Kernel:
 
 
 def _fits(first: np.ndarray, second: np.ndarray, *values: np.ndarray | int) -> bool:
-    """Whether the kernel's memory can hold an int32 structure and these values (an int: that
-    many int64s) with i32 byte offsets: 2 GiB, some 100 million nodes; larger graphs sweep in
+    """Whether the kernel's memory can hold an int64 structure and these values (an int: that
+    many int64s) with i32 byte offsets: 2 GiB, some 50 million nodes; larger graphs sweep in
     Python."""
     room = sum(8 * v if isinstance(v, int) else 8 * len(v) for v in values)
-    return 4 * (len(first) + len(second)) + room + 8 * len(values) < 2**31
+    return 8 * (len(first) + len(second)) + room + 8 * len(values) < 2**31
 
 
 _kernel: _Kernel | None = None
