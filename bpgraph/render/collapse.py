@@ -123,9 +123,11 @@ def _sorted_by(labels: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndar
     """``ids`` (ascending) sorted by label then id, their labels in that order, and where each
     label starts."""
     # stable, so ids stay ascending within a label; labels mostly come in ascending runs along
-    # the ids (bands follow them), which numpy's stable sort (timsort) takes in about one pass
-    order = np.argsort(labels, kind="stable")
-    ids, labels = ids[order], labels[order]
+    # the ids (bands follow them), which numpy's stable sort (timsort) takes in about one pass,
+    # and often already sorted: then no sort and no new arrays at all
+    if labels.size and not (labels[1:] >= labels[:-1]).all():
+        order = np.argsort(labels, kind="stable")
+        ids, labels = ids[order], labels[order]
     starts = np.flatnonzero(np.diff(labels, prepend=labels[:1] - 1)) if labels.size else labels
     return ids, labels, starts
 
@@ -149,11 +151,14 @@ def _split(ids: np.ndarray, starts: np.ndarray) -> list[np.ndarray]:
 def _top_ops(topo: Topology, ids: np.ndarray, starts: np.ndarray, n: int = 3) -> list[tuple[str, ...]]:
     """For each run ``ids[starts[k]:starts[k+1]]``, its ``n`` most frequent ops (ties by name)."""
     names, code = topo.op_names, topo.op_index
-    run = np.repeat(np.arange(starts.size), np.diff(starts, append=ids.size))
-    codes = code[ids]
-    run, codes = run[codes >= 0], codes[codes >= 0]  # leaves have no op
     width = max(len(names), 1)
-    counts = np.bincount(run * width + codes, minlength=starts.size * width)  # runs x ops: small
+    codes = code[ids]
+    if width <= 8 and starts.size:  # a few ops (the usual case): one count per op, no run array
+        counts = np.stack([np.add.reduceat(codes == c, starts) for c in range(width)], axis=1).reshape(-1)
+    else:
+        run = np.repeat(np.arange(starts.size), np.diff(starts, append=ids.size))
+        run, codes = run[codes >= 0], codes[codes >= 0]  # leaves have no op
+        counts = np.bincount(run * width + codes, minlength=starts.size * width)  # runs x ops: small
     pairs = np.flatnonzero(counts)
     counts = counts[pairs]
     runs, codes = pairs // width, pairs % width
