@@ -111,6 +111,23 @@ _WAT = f"""
   ;; for i in [start, stop): v[i] |= v[o] for each operand o of i
   {_up_the_ids('or_up', '', _OR_UP_STEP)}
 
+  ;; out[k] = 1 (a byte) for each operand slot k whose operand lies in another unit than its
+  ;; node, by the int64 unit of each node
+  (func (export "crossing") (param $ip i32) (param $tp i32) (param $out i32) (param $unit i32) (param $size i32)
+    (local $i i32) (local $k i32) (local $end i32) (local $o i32) (local $u i64)
+    (block $done (loop $node
+      (br_if $done (i32.ge_u (local.get $i) (local.get $size)))
+      (local.set $u (i64.load {_at('unit', _I, 3)}))
+      {_slots(_I)}
+      (block $last (loop $operand
+        (br_if $last (i32.ge_u (local.get $k) (local.get $end)))
+        {_OPERAND}
+        (i32.store8 {_at('out', _K, 0)} (i64.ne (i64.load {_at('unit', _O, 3)}) (local.get $u)))
+        {_NEXT_SLOT}
+        (br $operand)))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br $node))))
+
   ;; The root of x in the parent array at $p, halving the path on the way.
   (func $find (param $p i32) (param $x i32) (result i32)
     (local $up i32)
@@ -236,7 +253,7 @@ class _Kernel:
         instance = wasmtime.Instance(self.store, wasmtime.Module(self.store.engine, _WAT), [])
         exports = instance.exports(self.store)
         self.memory = exports["memory"]
-        self.functions = {name: exports[name] for name in (*_PYTHON, "pieces", "band_pieces")}
+        self.functions = {name: exports[name] for name in (*_PYTHON, "pieces", "band_pieces", "crossing")}
         self.lock = threading.Lock()  # a wasmtime Store is not for two threads at once
         self.structure: tuple[np.ndarray, np.ndarray] | None = None  # what memory holds first
         self.view: np.ndarray | None = None  # see _view
@@ -394,3 +411,16 @@ def band_pieces(indptr: np.ndarray, tails: np.ndarray, band: np.ndarray, mark: n
     if compiled is None:
         return None
     return compiled.run("band_pieces", (indptr, tails), [size, *arrays], (size, len(pairs[0])))
+
+
+def crossing(indptr: np.ndarray, tails: np.ndarray, unit: np.ndarray) -> np.ndarray | None:
+    """Per operand slot: does its operand lie in another unit than its node (``unit`` per
+    node)?  One kernel pass, without two gathers the size of the edges; None where
+    :func:`pieces` would be (the caller compares ``unit[tails]`` and ``unit[heads]``)."""
+    size, slots = len(unit), len(tails)
+    unit = np.ascontiguousarray(unit, dtype=np.int64)
+    compiled = _get_kernel() if size >= KERNEL_MIN_NODES and _fits(indptr, tails, -(-slots // 8), unit) else None
+    if compiled is None:
+        return None
+    words = compiled.run("crossing", (indptr, tails), [-(-slots // 8), unit], (size,))
+    return words.view(np.uint8)[:slots].view(bool)

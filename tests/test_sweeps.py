@@ -290,3 +290,29 @@ def test_a_big_drawing_plan_is_the_same_with_and_without_the_kernel(big, monkeyp
         plans.append(([(grp.title, np.asarray(grp.members).tolist(), grp.scope, grp.ops) for grp in p.groups],
                       p.group_of.tolist()))
     assert plans[0][0] and plans[0] == plans[1]
+
+
+def test_crossing_slots_and_band_pieces_match_numpy_on_a_big_dag():
+    """The two kernel passes a drawing uses beyond the sweeps: which operand slots cross
+    between drawn units, and the pieces of each band, equal their numpy definitions."""
+    rng = np.random.default_rng(5)
+    n = sweeps.KERNEL_MIN_NODES + 700
+    operands = [[]] + [rng.integers(0, i, size=rng.integers(0, 4)).tolist() for i in range(1, n)]
+    indptr, tails = csr(operands)
+    heads = np.repeat(np.arange(n), np.diff(indptr))
+    unit = rng.integers(0, 50, size=n) // 3
+    cross = sweeps.crossing(indptr, tails, unit)
+    assert cross is not None and cross.tolist() == (unit[tails] != unit[heads]).tolist()
+
+    band, mark = rng.integers(0, 6, size=n), rng.random(n) < 0.8
+    pairs = (rng.integers(0, n, size=30), rng.integers(0, n, size=30))
+    got = sweeps.band_pieces(indptr, tails, band, mark, pairs)
+    inner = mark[heads] & mark[tails] & (band[heads] == band[tails])
+    g = nx.Graph()
+    g.add_nodes_from(range(n))
+    g.add_edges_from(zip(tails[inner].tolist(), heads[inner].tolist()))
+    g.add_edges_from(zip(*(p.tolist() for p in pairs)))
+    expected = np.empty(n, dtype=np.int64)
+    for piece in nx.connected_components(g):
+        expected[list(piece)] = min(piece)
+    assert got is not None and got.tolist() == expected.tolist()

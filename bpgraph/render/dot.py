@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator, NamedTuple, Sequence
 import graphviz
 import numpy as np
 
+from .. import sweeps
 from ..analysis import TermReach, descendants, term_reach
 from ..errors import GraphError
 from ..topology import Topology, topology
@@ -564,15 +565,14 @@ def build(graph: Graph, root: Tensor | int | str | None = None, *, theme: str | 
 def _units(plan: _collapse.Plan) -> tuple[np.ndarray, np.ndarray]:
     """Each node's unit (its index in drawing order) and the id each unit is drawn at: a node
     drawn as itself, or a group at its smallest member."""
-    size = plan.group_of.size
-    at = np.arange(size, dtype=np.intp)  # the id of the unit each node is drawn in
     grouped = plan.group_of >= 0
     first = np.array([group.first for group in plan.groups], dtype=np.intp)
-    at[grouped] = first[plan.group_of[grouped]]
-    starts = np.flatnonzero(at == np.arange(size))
-    index = np.zeros(size, dtype=np.intp)
-    index[starts] = np.arange(starts.size)
-    return index[at], starts
+    is_start = ~grouped  # the ids units are drawn at: ungrouped nodes and each group's first
+    is_start[first] = True
+    unit = np.cumsum(is_start)  # a start's place among the starts, plus one
+    unit -= 1
+    unit[grouped] = unit[first][plan.group_of[grouped]]
+    return unit, np.flatnonzero(is_start)
 
 
 def _merged_edges(topo: Topology, unit: np.ndarray, reach: TermReach,
@@ -582,7 +582,9 @@ def _merged_edges(topo: Topology, unit: np.ndarray, reach: TermReach,
     per pair of units joined by at least one edge, in drawing order; each flag is true when any
     of the pair's edges has it, and ``lit`` is None without highlighted paths."""
     size = topo.size
-    cross = unit[topo.tails] != unit[topo.heads]
+    cross = sweeps.crossing(topo.indptr, topo.tails, unit)
+    if cross is None:
+        cross = unit[topo.tails] != unit[topo.heads]
     tails, heads = topo.tails[cross], topo.heads[cross]
     if not tails.size:
         return [], [], []
