@@ -54,28 +54,32 @@ _I, _K, _O = "(local.get $i)", "(local.get $k)", "(local.get $o)"
 _OPERAND = f"(local.set $o {_index('tp', _K)})"
 _NEXT_SLOT = "(local.set $k (i32.add (local.get $k) (i32.const 1)))"
 
-def _up_the_ids(name: str, params: str, combine: str) -> str:
-    """WebAssembly text of an exported function that, for i in [start, stop), folds each
-    operand o of i into acc = v[i] with ``combine`` and stores acc back in v[i]."""
+def _node_loop(name: str, params: str, enter: str, step: str, leave: str) -> str:
+    """WebAssembly text of an exported function that, for each node i in [start, stop), runs
+    ``enter``, then ``step`` for each of its operand slots k (operand $o), then ``leave``."""
     return f"""(func (export "{name}") (param $ip i32) (param $tp i32) (param $v i32) {params}
                                 (param $start i32) (param $stop i32)
     (local $i i32) (local $k i32) (local $end i32) (local $o i32) (local $acc i64) (local $x i64)
     (local.set $i (local.get $start))
     (block $done (loop $node
       (br_if $done (i32.ge_u (local.get $i) (local.get $stop)))
-      (local.set $acc (i64.load {_at('v', _I, 3)}))
+      {enter}
       {_slots(_I)}
       (block $last (loop $operand
         (br_if $last (i32.ge_u (local.get $k) (local.get $end)))
         {_OPERAND}
-        {combine}
+        {step}
         {_NEXT_SLOT}
         (br $operand)))
-      (i64.store {_at('v', _I, 3)} (local.get $acc))
+      {leave}
       (local.set $i (i32.add (local.get $i) (i32.const 1)))
       (br $node))))"""
 
 
+_LOAD_UNIT = f"(local.set $x (i64.load {_at('unit', _I, 3)}))"
+_MARK_CROSSING = f"(i32.store8 {_at('v', _K, 0)} (i64.ne (i64.load {_at('unit', _O, 3)}) (local.get $x)))"
+_LOAD_ACC = f"(local.set $acc (i64.load {_at('v', _I, 3)}))"
+_STORE_ACC = f"(i64.store {_at('v', _I, 3)} (local.get $acc))"
 _LONGEST_STEP = (f"(local.set $x (i64.add (i64.load {_at('v', _O, 3)}) (i64.load {_at('add', _O, 3)})))"
                  "(if (i64.gt_s (local.get $x) (local.get $acc)) (then (local.set $acc (local.get $x))))")
 _OR_UP_STEP = f"(local.set $acc (i64.or (local.get $acc) (i64.load {_at('v', _O, 3)})))"
@@ -88,7 +92,7 @@ _WAT = f"""
   (memory (export "memory") 1)
 
   ;; for i in [start, stop): v[i] = max(v[i], max over operands o of v[o] + add[o])
-  {_up_the_ids('longest', '(param $add i32)', _LONGEST_STEP)}
+  {_node_loop('longest', '(param $add i32)', _LOAD_ACC, _LONGEST_STEP, _STORE_ACC)}
 
   ;; for i from top down to 0: each operand o of i gets v[o] |= v[i]
   (func (export "or_down") (param $ip i32) (param $tp i32) (param $v i32) (param $top i32)
@@ -109,24 +113,11 @@ _WAT = f"""
       (br $node))))
 
   ;; for i in [start, stop): v[i] |= v[o] for each operand o of i
-  {_up_the_ids('or_up', '', _OR_UP_STEP)}
+  {_node_loop('or_up', '', _LOAD_ACC, _OR_UP_STEP, _STORE_ACC)}
 
-  ;; out[k] = 1 (a byte) for each operand slot k whose operand lies in another unit than its
+  ;; v[k] = 1 (a byte) for each operand slot k whose operand lies in another unit than its
   ;; node, by the int64 unit of each node
-  (func (export "crossing") (param $ip i32) (param $tp i32) (param $out i32) (param $unit i32) (param $size i32)
-    (local $i i32) (local $k i32) (local $end i32) (local $o i32) (local $u i64)
-    (block $done (loop $node
-      (br_if $done (i32.ge_u (local.get $i) (local.get $size)))
-      (local.set $u (i64.load {_at('unit', _I, 3)}))
-      {_slots(_I)}
-      (block $last (loop $operand
-        (br_if $last (i32.ge_u (local.get $k) (local.get $end)))
-        {_OPERAND}
-        (i32.store8 {_at('out', _K, 0)} (i64.ne (i64.load {_at('unit', _O, 3)}) (local.get $u)))
-        {_NEXT_SLOT}
-        (br $operand)))
-      (local.set $i (i32.add (local.get $i) (i32.const 1)))
-      (br $node))))
+  {_node_loop('crossing', '(param $unit i32)', _LOAD_UNIT, _MARK_CROSSING, '')}
 
   ;; The root of x in the parent array at $p, halving the path on the way.
   (func $find (param $p i32) (param $x i32) (result i32)
@@ -422,5 +413,5 @@ def crossing(indptr: np.ndarray, tails: np.ndarray, unit: np.ndarray) -> np.ndar
     compiled = _get_kernel() if size >= KERNEL_MIN_NODES and _fits(indptr, tails, -(-slots // 8), unit) else None
     if compiled is None:
         return None
-    words = compiled.run("crossing", (indptr, tails), [-(-slots // 8), unit], (size,))
+    words = compiled.run("crossing", (indptr, tails), [-(-slots // 8), unit], (0, size))
     return words.view(np.uint8)[:slots].view(bool)
