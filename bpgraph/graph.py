@@ -37,6 +37,7 @@ from array import array
 import itertools
 import os
 import sys
+import threading
 import warnings
 from types import MappingProxyType
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence, TypeVar
@@ -184,6 +185,10 @@ class _Columns:
         view still holds cannot grow, so it is copied once first (the old views keep the old
         one, which is what they describe).
         """
+        with _FLUSHING:  # two threads drawing one graph must not both append the same nodes
+            self._flush()
+
+    def _flush(self) -> None:
         operands, keys, classes = self.operands, self.keys, self.classes
         if not keys:
             return
@@ -214,6 +219,7 @@ class _Columns:
 
 
 assert not set(KINDS) & set(_ops.OPS), "an op named like a node kind would share its column code"
+_FLUSHING = threading.Lock()  # see _Columns.flush: one for all graphs (a Graph must pickle)
 
 
 class Graph:

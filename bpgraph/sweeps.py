@@ -315,16 +315,21 @@ _kernel: _Kernel | None = None
 _kernel_failed = False
 
 
+_making = threading.Lock()
+
+
 def _get_kernel() -> _Kernel | None:
     """The compiled kernel, or None where wasmtime cannot be loaded (the Python loops serve)."""
     global _kernel, _kernel_failed
     if _kernel is None and not _kernel_failed:
-        try:
-            _kernel = _Kernel()
-        except Exception:  # no wasmtime, or no executable memory here: fall back, never fail
-            _kernel_failed = True
-        else:
-            atexit.register(_drop_kernel)  # while wasmtime can still free it, not at teardown
+        with _making:  # one kernel, even when two threads draw their first big graph at once
+            if _kernel is None and not _kernel_failed:
+                try:
+                    _kernel = _Kernel()
+                except Exception:  # no wasmtime, or no executable memory here: fall back, never fail
+                    _kernel_failed = True
+                else:
+                    atexit.register(_drop_kernel)  # while wasmtime can still free it, not at teardown
     return _kernel
 
 

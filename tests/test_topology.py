@@ -220,3 +220,27 @@ def test_columns_grow_while_an_earlier_topology_still_views_them(monkeypatch):
         for i in range(count):
             assert topo.tails[topo.indptr[i]:topo.indptr[i + 1]].tolist() == list(g.nodes[i]["operands"])
             assert topo.kind(i) == g.nodes[i]["kind"]
+
+
+def test_threads_drawing_one_graph_at_once_flush_its_columns_once():
+    """Several threads asking for the topology of the same freshly recorded graph (as drawing
+    it from several threads does) move the waiting nodes into the columns exactly once."""
+    import sys
+    import threading
+
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # make the threads interleave inside the flush
+    try:
+        for _ in range(5):
+            g = bp.Graph()
+            y = g.param(np.ones(1), name="x")
+            for _ in range(3000):
+                y = bp.tanh(y)
+            threads = [threading.Thread(target=topology, args=(g,)) for _ in range(4)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            assert len(g._columns.codes) == len(g) and topology(g).size == len(g)
+    finally:
+        sys.setswitchinterval(switch)
