@@ -9,7 +9,7 @@ WebAssembly text that wasmtime (already installed for the embedded Graphviz) com
 machine code, used from :data:`KERNEL_MIN_NODES` visited nodes up.  The test suite checks
 that both give the same arrays on random graphs.
 
-Connected pieces (:func:`pieces`, :func:`band_pieces`) are a union-find in the same kernel;
+Connected pieces (:func:`band_pieces`) are a union-find in the same kernel;
 their reference is the numpy version in :func:`bpgraph.topology.components`, in rounds that
 grow with the logarithm of a piece's length, which small graphs and machines without
 wasmtime use.  Where the kernel cannot be loaded nothing fails: the Python and numpy
@@ -86,7 +86,7 @@ _OR_UP_STEP = f"(local.set $acc (i64.or (local.get $acc) (i64.load {_at('v', _O,
 
 # Functions over i32 byte offsets into the module's memory: indptr ($ip) and tails ($tp) are
 # int64 arrays read as i32, values ($v, $add, $p) i64.  Each is the loop of the Python function
-# of the same name below (pieces: of the numpy rounds in bpgraph.topology.components).
+# of the same name below (band_pieces: of the numpy rounds in bpgraph.topology.components).
 _WAT = f"""
 (module
   (memory (export "memory") 1)
@@ -183,21 +183,9 @@ _WAT = f"""
     (local.set $k (i32.const 0))
     (block $extra (loop $pair
       (br_if $extra (i32.ge_u (local.get $k) (local.get $pairs)))
-      (call $union (local.get $p) (i32.wrap_i64 (i64.load {_at('x', _K, 3)})) (i32.wrap_i64 (i64.load {_at('y', _K, 3)})))
+      (call $union (local.get $p) {_index('x', _K)} {_index('y', _K)})
       {_NEXT_SLOT}
       (br $pair)))
-    (call $flatten (local.get $p) (local.get $size)))
-
-  ;; union-find over the edges a[k] -- b[k] (int64 arrays at $ap, $bp) into parents p; then
-  ;; every node takes its root
-  (func (export "pieces") (param $ap i32) (param $bp i32) (param $p i32) (param $edges i32) (param $size i32)
-    (local $k i32)
-    (call $singletons (local.get $p) (local.get $size))
-    (block $done (loop $edge
-      (br_if $done (i32.ge_u (local.get $k) (local.get $edges)))
-      (call $union (local.get $p) {_index('ap', _K)} {_index('bp', _K)})
-      {_NEXT_SLOT}
-      (br $edge)))
     (call $flatten (local.get $p) (local.get $size)))
 )
 """
@@ -244,7 +232,7 @@ class _Kernel:
         instance = wasmtime.Instance(self.store, wasmtime.Module(self.store.engine, _WAT), [])
         exports = instance.exports(self.store)
         self.memory = exports["memory"]
-        self.functions = {name: exports[name] for name in (*_PYTHON, "pieces", "band_pieces", "crossing")}
+        self.functions = {name: exports[name] for name in (*_PYTHON, "band_pieces", "crossing")}
         self.lock = threading.Lock()  # a wasmtime Store is not for two threads at once
         self.structure: tuple[np.ndarray, np.ndarray] | None = None  # what memory holds first
         self.view: np.ndarray | None = None  # see _view
@@ -253,7 +241,7 @@ class _Kernel:
 
     def run(self, name: str, structure: tuple[np.ndarray, np.ndarray], values: list[np.ndarray | int],
             bounds: tuple[int, ...]) -> np.ndarray:
-        """Copy ``structure`` in as int64 (indptr and tails, or the two ends of each edge) and
+        """Copy ``structure`` in as int64 (indptr and tails) and
         the contiguous ``values`` after it, run ``name``, and return ``values[0]`` as int64, as
         it is afterwards (the array the sweep writes; given as a length, it is only room that
         the kernel fills itself).
@@ -383,23 +371,13 @@ def or_up(indptr: np.ndarray, tails: np.ndarray, bits: np.ndarray, start: int, s
     return _sweep("or_up", indptr, tails, [bits], (int(start), int(stop)), int(stop) - int(start), kernel)
 
 
-def pieces(size: int, a: np.ndarray, b: np.ndarray) -> np.ndarray | None:
-    """For each of ``size`` nodes, the smallest id of its connected piece, the edges being
-    ``a[k] -- b[k]``: one union-find pass in the kernel.  None below :data:`KERNEL_MIN_NODES`
-    nodes or where the kernel cannot be loaded: :func:`bpgraph.topology.components` then
-    does it in numpy."""
-    compiled = _get_kernel() if size >= KERNEL_MIN_NODES and _fits(a, b, size) else None
-    if compiled is None:
-        return None
-    return compiled.run("pieces", (a, b), [size], (len(a), size))
-
-
 def band_pieces(indptr: np.ndarray, tails: np.ndarray, band: np.ndarray, mark: np.ndarray,
                 pairs: tuple[np.ndarray, np.ndarray]) -> np.ndarray | None:
     """For each node, the smallest id of its piece when every marked op is joined to each
     marked operand of the same ``band``, and ``pairs[0][j]`` to ``pairs[1][j]``: one kernel
     pass over the graph's own edges, so no array of the joining edges is made.  None where
-    :func:`pieces` would be (the caller then joins the edges in numpy)."""
+    below :data:`KERNEL_MIN_NODES` nodes or where the kernel cannot be loaded (the caller then
+    joins the edges in numpy, :func:`bpgraph.topology.components`)."""
     size = len(band)
     arrays = [np.ascontiguousarray(band, dtype=np.int64), np.ascontiguousarray(mark, dtype=np.uint8),
               *(np.ascontiguousarray(a, dtype=np.int64) for a in pairs)]
@@ -412,7 +390,7 @@ def band_pieces(indptr: np.ndarray, tails: np.ndarray, band: np.ndarray, mark: n
 def crossing(indptr: np.ndarray, tails: np.ndarray, unit: np.ndarray) -> np.ndarray | None:
     """Per operand slot: does its operand lie in another unit than its node (``unit`` per
     node)?  One kernel pass, without two gathers the size of the edges; None where
-    :func:`pieces` would be (the caller compares ``unit[tails]`` and ``unit[heads]``)."""
+    :func:`band_pieces` would be (the caller compares ``unit[tails]`` and ``unit[heads]``)."""
     size, slots = len(unit), len(tails)
     unit = np.ascontiguousarray(unit, dtype=np.int64)
     compiled = _get_kernel() if size >= KERNEL_MIN_NODES and _fits(indptr, tails, -(-slots // 8), unit) else None

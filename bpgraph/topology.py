@@ -122,11 +122,9 @@ def components(size: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     Union-find done for all edges at once: every edge hooks the larger of its two roots under
     the smaller, then every node jumps to its root; repeated until no edge joins two roots.
     The number of rounds grows with the logarithm of a piece's length, not with the length.
-    Big graphs take one pass of the compiled union-find instead (:func:`bpgraph.sweeps.pieces`).
+    (Drawings of big graphs join their bands' pieces in the kernel instead:
+    :func:`bpgraph.sweeps.band_pieces`.)
     """
-    compiled = sweeps.pieces(size, a, b)
-    if compiled is not None:
-        return compiled.astype(np.intp, copy=False)
     root = np.arange(size, dtype=np.intp)
     while a.size:
         ra, rb = root[a], root[b]
