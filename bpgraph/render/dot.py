@@ -296,15 +296,6 @@ class _Context(NamedTuple):
     styles: dict[tuple[Any, ...], str]  # node styling text by node state (see _node_styling)
 
 
-class _Unit(NamedTuple):
-    """One node statement: a graph node or a collapsed group."""
-
-    key: str
-    ident: str
-    text: str
-    styling: str
-
-
 def _label_lines(ctx: _Context, node_id: int) -> tuple[list[str], list[str]]:
     """Escaped label lines as drawn now, and as drawn once every gradient is known (frames)."""
     attrs = ctx.graph.nodes[node_id]
@@ -379,7 +370,8 @@ def _styling(ctx: _Context, state: tuple[Any, ...]) -> str:
     return styling
 
 
-def _node_unit(ctx: _Context, node_id: int) -> _Unit:
+def _node_line(ctx: _Context, node_id: int) -> str:
+    """The node statement of a node drawn as itself."""
     kind, lit, frame = ctx.kind_of[node_id], ctx.lit, ctx.frame
     dim = not ctx.root_side[node_id] or (lit is not None and node_id not in lit) or (
         frame is not None and ctx.grads is not None and node_id in ctx.grads and node_id not in frame.done)
@@ -387,11 +379,12 @@ def _node_unit(ctx: _Context, node_id: int) -> _Unit:
     lines, final = _label_lines(ctx, node_id)
     box = () if frame is None else tuple(_box_size(ctx, ctx.theme.nodes[kind].shape, final).items())
     styling = _styling(ctx, (kind, dim, lit is not None, current, box))
-    return _Unit(str(node_id), f"n{node_id}", "\\n".join(lines), styling)
+    return node_statement(str(node_id), f"n{node_id}", "\\n".join(lines), styling)
 
 
-def _group_units(ctx: _Context, groups: Sequence[_collapse.Group], reached: list[bool]) -> list[_Unit]:
-    """Each collapsed group's node; ``reached[k]`` when the root depends on a member of group k.
+def _group_lines(ctx: _Context, groups: Sequence[_collapse.Group], reached: list[bool]) -> list[str]:
+    """Each collapsed group's node statement; ``reached[k]`` when the root depends on a member
+    of group k.
 
     A big drawing is mostly groups (1,500 of them for a 100,000-node graph), so this is one
     loop with the few distinct op lists escaped once.
@@ -399,14 +392,16 @@ def _group_units(ctx: _Context, groups: Sequence[_collapse.Group], reached: list
     lit = ctx.lit
     styling = {faded: _styling(ctx, ("group", faded, False, False, ())) for faded in (False, True)}
     op_lists = {ops: f" · {label_text(', '.join(ops))}" if ops else "" for ops in {g.ops for g in groups}}
-    units = []
-    for group, hit in zip(groups, reached):
-        members, key = group.members, group.key
-        faded = not hit or (lit is not None and lit.isdisjoint(members.tolist()))
+    sizes = [group.members.size for group in groups]
+    counted = {size: f"{size:,} nodes" for size in set(sizes)}  # a handful of sizes; "{:,}" is slow
+    lines = []
+    for group, size, hit in zip(groups, sizes, reached):
+        key = f"g{group.first}"
+        faded = not hit or (lit is not None and lit.isdisjoint(group.members.tolist()))
         title = label_text(group.title) if group.scope else group.title  # bands are titled by bpgraph
-        text = f"{title}\\n{members.size:,} nodes{op_lists[group.ops]}"  # label() of two lines
-        units.append(_Unit(key, key, text, styling[faded]))
-    return units
+        text = f"{title}\\n{counted[size]}{op_lists[group.ops]}"  # label() of two lines
+        lines.append(node_statement(key, key, text, styling[faded]))
+    return lines
 
 
 def _edge_attrs(theme: Theme, terms: Sequence[int], lit: bool | None, delivered: bool,
@@ -524,27 +519,23 @@ def build(graph: Graph, root: Tensor | int | str | None = None, *, theme: str | 
 
     # units in id order: a visible node, or a group placed at its smallest member
     unit, starts = _units(plan)
-    statements: list[_Unit] = []
     groups = plan.groups
     reached = (np.bincount(plan.group_of[root_side & (plan.group_of >= 0)], minlength=len(groups)) > 0).tolist()
-    group_units = _group_units(ctx, groups, reached)
-    group_scopes = [group.scope.rpartition("/")[0] for group in groups]  # a scope's group sits in its parent
-    unit_scopes: list[str] = []
-    for i, k in zip(starts.tolist(), plan.group_of[starts].tolist()):
-        if k < 0:
-            statements.append(_node_unit(ctx, i))
-            unit_scopes.append(topo.scope(i))
-        else:
-            statements.append(group_units[k])
-            unit_scopes.append(group_scopes[k])
-    _emit_clustered(digraph, theme, statements, unit_scopes)
+    group_lines = _group_lines(ctx, groups, reached)
+    drawn_at = list(zip(starts.tolist(), plan.group_of[starts].tolist()))  # (id, group or -1) per unit
+    lines = [group_lines[k] if k >= 0 else _node_line(ctx, i) for i, k in drawn_at]
+    keys = [f"g{i}" if k >= 0 else str(i) for i, k in drawn_at]  # what edges name each unit by
+    if any(topo.scope_names):
+        group_scopes = [group.scope.rpartition("/")[0] for group in groups]  # a scope's group sits in its parent
+        _emit_clustered(digraph, theme, lines, [group_scopes[k] if k >= 0 else topo.scope(i) for i, k in drawn_at])
+    else:  # no scopes: no clusters
+        digraph.body += lines
 
     # edges between units; a repeated operand or several edges between two units draw once
     pending = (None if frame is None or ctx.grads is None
                else [v for v in ctx.grads if v not in frame.done])
     styles: dict[tuple[Any, ...], str] = {}  # edges share a handful of styles
     masks: set[int] = set()
-    keys = [statement.key for statement in statements]
     tails, heads, meanings = _merged_edges(topo, unit, reach, lit_edges,
                                            None if frame is None else frame.delivered, pending)
     for meaning in set(meanings):
@@ -630,13 +621,9 @@ def frame_caption(graph: Graph, root_id: int, frame: Frame) -> str:
     return head + f"∂{root}/∂{current} is complete, delivered by {users}"
 
 
-def _emit_clustered(digraph: graphviz.Digraph, theme: Theme, statements: list[_Unit],
-                    scopes: list[str]) -> None:
-    """Write node statements, each scope's nodes (``scopes[k]`` is the scope of
-    ``statements[k]``) inside a (nested) ``cluster_<k>`` subgraph."""
-    if not any(scopes):  # no scopes: no clusters
-        digraph.body += [node_statement(*unit) for unit in statements]
-        return
+def _emit_clustered(digraph: graphviz.Digraph, theme: Theme, lines: list[str], scopes: list[str]) -> None:
+    """Write node statements, each scope's nodes (``scopes[k]`` is the scope of ``lines[k]``)
+    inside a (nested) ``cluster_<k>`` subgraph."""
     paths: dict[str, None] = {}  # in order of first appearance, so clusters follow the recording
     for scope in scopes:
         chain = []
@@ -653,7 +640,7 @@ def _emit_clustered(digraph: graphviz.Digraph, theme: Theme, statements: list[_U
                      style="rounded,filled", color=theme.cluster_border, fillcolor=theme.cluster_fill,
                      fontcolor=theme.text, fontsize=fmt_number(theme.small_fontsize + 1))
         clusters[path] = cluster
-    for unit, scope in zip(statements, scopes):
-        clusters[scope].body.append(node_statement(*unit))
+    for line, scope in zip(lines, scopes):
+        clusters[scope].body.append(line)
     for path in sorted(ordered, key=lambda p: -p.count("/")):
         clusters[path.rpartition("/")[0]].subgraph(clusters[path])
