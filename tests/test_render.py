@@ -609,6 +609,28 @@ def test_a_leaf_read_by_a_kept_node_joins_no_group_that_node_feeds():
     assert nx.is_directed_acyclic_graph(picture)
 
 
+def test_plan_groups_are_columns_that_reorder_and_join_like_lists_of_groups():
+    """A plan keeps its groups as columns (Groups); ordering by smallest member and joining
+    parts give what sorting and concatenating Group objects would, and the objects are made
+    once (Group compares by identity)."""
+    from bpgraph.render.collapse import Groups
+
+    runs = [[7, 9], [2, 3, 11], [5], [0, 4]]
+    parts = Groups(np.concatenate(runs), np.cumsum([0] + [len(r) for r in runs]),
+                   ["a", "b", "c", "d"], ["", "s", "", ""], [("tanh",), (), ("add", "mul"), ()])
+    ordered = parts.ordered()
+    assert [list(grp.members) for grp in ordered] == sorted(runs)
+    assert [grp.title for grp in ordered] == ["d", "b", "c", "a"]
+    assert [grp.first for grp in ordered] == ordered.firsts.tolist() == [0, 2, 5, 7]
+    assert ordered.sizes.tolist() == [2, 3, 1, 2] and ordered[1].scope == "s" and ordered[2].ops == ("add", "mul")
+    assert ordered.ordered() is ordered and ordered[0] is ordered[0] and list(ordered) == list(ordered[:])
+    with pytest.raises(ValueError):
+        ordered.members[0] = 1  # shared by every drawing of the plan
+    joined = Groups.joined([ordered, Groups(np.array([20, 21]), np.array([0, 2]), ["e"], [""], [()])])
+    assert [(grp.title, list(grp.members)) for grp in joined][-2:] == [("a", [7, 9]), ("e", [20, 21])]
+    assert joined.bounds.tolist() == [0, 2, 5, 6, 8, 10] and len(joined) == 5
+
+
 def test_kept_nodes_along_a_chain_split_it_into_groups_and_the_note_says_so():
     """20 kept nodes along a 400-op chain (the last one its end): a group across one would be
     drawn both before and after it, so the drawing keeps the 20 pieces apart and goes over

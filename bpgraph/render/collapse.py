@@ -32,7 +32,7 @@ Everything here is pure and iterative, and every choice is deterministic.
 from __future__ import annotations
 
 import difflib
-from typing import TYPE_CHECKING, Iterable, NamedTuple, Sequence
+from typing import TYPE_CHECKING, Iterable, Iterator, NamedTuple, Sequence, overload
 
 import numpy as np
 
@@ -49,10 +49,8 @@ MAX_NODES = 1500
 
 class Group(NamedTuple):
     """Nodes drawn as one: a collapsed scope or a depth band.  ``members`` are the ids,
-    ascending, as a read-only array (a 100,000-node drawing groups every node: as tuples of
-    Python ints that was most of the plan's time).  A NamedTuple because a drawing makes
-    1,500 of them (a third of the time of a frozen dataclass), compared by identity since
-    ``members`` is an array."""
+    ascending, as a read-only array (a view into :attr:`Groups.members`).  Compared by
+    identity, since ``members`` is an array."""
 
     title: str
     members: np.ndarray
@@ -70,6 +68,92 @@ class Group(NamedTuple):
         return f"g{self.first}"
 
 
+class Groups(Sequence[Group]):
+    """A plan's groups, as columns: group k holds the ids ``members[bounds[k]:bounds[k + 1]]``
+    (ascending), is titled ``titles[k]``, collapses scope ``scopes[k]`` (or "" for a band) and
+    mostly holds the ops ``ops[k]``.
+
+    A drawing of a 100,000-node graph makes 1,500 groups; made as objects, they were a third
+    of its time, so a drawing reads these columns.  As a sequence it gives :class:`Group`
+    objects, made on first use (and then kept: the same objects each time).
+    """
+
+    __slots__ = ("members", "bounds", "titles", "scopes", "ops", "_made")
+
+    def __init__(self, members: np.ndarray, bounds: np.ndarray, titles: Sequence[str],
+                 scopes: Sequence[str], ops: Sequence[tuple[str, ...]]) -> None:
+        self.members = _read_only(np.asarray(members, dtype=np.intp))
+        self.bounds = _read_only(np.asarray(bounds, dtype=np.intp))
+        self.titles, self.scopes, self.ops = tuple(titles), tuple(scopes), tuple(ops)
+        self._made: tuple[Group, ...] | None = None
+
+    @classmethod
+    def joined(cls, parts: Sequence[Groups]) -> Groups:
+        """The groups of ``parts``, one part after another."""
+        if len(parts) == 1:
+            return parts[0]
+        offsets = np.cumsum([0] + [part.members.size for part in parts])
+        return cls(np.concatenate([part.members for part in parts] or [np.zeros(0, np.intp)]),
+                   np.concatenate([[0]] + [part.bounds[1:] + at for part, at in zip(parts, offsets.tolist())]),
+                   [t for part in parts for t in part.titles], [t for part in parts for t in part.scopes],
+                   [t for part in parts for t in part.ops])
+
+    @property
+    def firsts(self) -> np.ndarray:
+        """Each group's smallest member: where it is drawn."""
+        return self.members[self.bounds[:-1]]
+
+    @property
+    def sizes(self) -> np.ndarray:
+        """How many nodes each group holds."""
+        return np.diff(self.bounds)
+
+    def ordered(self) -> Groups:
+        """The same groups, ordered by smallest member (so every plan lists them alike)."""
+        firsts = self.firsts
+        if (firsts[1:] > firsts[:-1]).all():
+            return self
+        order = np.argsort(firsts)
+        sizes = self.sizes[order]
+        bounds = np.concatenate([[0], np.cumsum(sizes)])
+        # member j of the new order comes from its group's old start plus its place in the group
+        source = np.repeat(self.bounds[:-1][order] - bounds[:-1], sizes) + np.arange(self.members.size)
+        pick = order.tolist()
+        return Groups(self.members[source], bounds, [self.titles[k] for k in pick],
+                      [self.scopes[k] for k in pick], [self.ops[k] for k in pick])
+
+    def __len__(self) -> int:
+        return len(self.titles)
+
+    @overload
+    def __getitem__(self, index: int) -> Group: ...
+    @overload
+    def __getitem__(self, index: slice) -> tuple[Group, ...]: ...
+    def __getitem__(self, index: int | slice) -> Group | tuple[Group, ...]:
+        return self._objects()[index]
+
+    def __iter__(self) -> Iterator[Group]:
+        return iter(self._objects())
+
+    def _objects(self) -> tuple[Group, ...]:
+        if self._made is None:
+            bounds = self.bounds.tolist()
+            self._made = tuple(Group(title, self.members[a:b], int(self.members[a]), scope, ops)
+                               for title, scope, ops, a, b in zip(self.titles, self.scopes, self.ops,
+                                                                  bounds, bounds[1:]))
+        return self._made
+
+
+def _read_only(array: np.ndarray) -> np.ndarray:
+    """A read-only view of ``array`` (plans are shared between drawings)."""
+    view = array.view()
+    view.flags.writeable = False
+    return view
+
+
+_NO_GROUPS = Groups(np.zeros(0, np.intp), np.zeros(1, np.intp), (), (), ())
+
+
 class Plan(NamedTuple):
     """Which group each collapsed node belongs to, plus human notes on what was collapsed.
 
@@ -78,7 +162,7 @@ class Plan(NamedTuple):
     plans are shared, see :func:`plan`).
     """
 
-    groups: tuple[Group, ...]
+    groups: Groups
     group_of: np.ndarray
     notes: tuple[str, ...] = ()
 
@@ -132,20 +216,11 @@ def _sorted_by(labels: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndar
     return ids, labels, starts
 
 
-def _scope_groups(topo: Topology, ids: np.ndarray, labels: np.ndarray, paths: Sequence[str]) -> list[Group]:
+def _scope_groups(topo: Topology, ids: np.ndarray, labels: np.ndarray, paths: Sequence[str]) -> Groups:
     """One group per scope path, ``ids[k]`` going to ``paths[labels[k]]``; ordered by smallest member."""
     ids, labels, starts = _sorted_by(labels, ids)
-    groups = [Group(paths[label], members, first, scope=paths[label], ops=ops)
-              for members, first, label, ops in zip(_split(ids, starts), ids[starts].tolist(),
-                                                    labels[starts].tolist(), _top_ops(topo, ids, starts))]
-    return sorted(groups, key=lambda grp: grp.first)
-
-
-def _split(ids: np.ndarray, starts: np.ndarray) -> list[np.ndarray]:
-    """``ids`` cut at ``starts``, as read-only views."""
-    ids = ids.view()
-    ids.flags.writeable = False
-    return [ids[a:b] for a, b in zip(starts.tolist(), starts[1:].tolist() + [len(ids)])]
+    titles = [paths[label] for label in labels[starts].tolist()]
+    return Groups(ids, np.append(starts, ids.size), titles, titles, _top_ops(topo, ids, starts)).ordered()
 
 
 def _top_ops(topo: Topology, ids: np.ndarray, starts: np.ndarray, n: int = 3) -> list[tuple[str, ...]]:
@@ -188,7 +263,7 @@ def _digits(number: int, base: int, count: int) -> list[int]:
     return digits[::-1]
 
 
-def _band_groups(graph: Graph, is_free: np.ndarray, budget: int) -> tuple[list[Group], int]:
+def _band_groups(graph: Graph, is_free: np.ndarray, budget: int) -> tuple[Groups, int]:
     """Group the nodes marked in ``is_free`` by depth bands (see the module docstring);
     returns groups and B.
 
@@ -226,13 +301,23 @@ def _band_groups(graph: Graph, is_free: np.ndarray, budget: int) -> tuple[list[G
             break
         block *= 2
     piece[leaves] = piece[users]
-    groups = _pieces(topo, np.concatenate([ops, leaves]), piece, depth) if ops.size else []
+    groups = _pieces(topo, np.concatenate([ops, leaves]), piece, depth) if ops.size else _NO_GROUPS
     room = budget - len(groups)
     if loose.size and loose.size > room:  # leaves in no group: merge them in id order
-        size = -(-loose.size // max(1, room))
-        groups += [Group(f"{chunk.size:,} other leaves", chunk, int(chunk[0]))
-                   for chunk in _split(loose, np.arange(0, loose.size, size)) if chunk.size > 1]
-    return sorted(groups, key=lambda grp: grp.first), block
+        groups = Groups.joined([groups, _leaf_chunks(loose, -(-loose.size // max(1, room)))]).ordered()
+    return groups, block
+
+
+def _leaf_chunks(leaves: np.ndarray, size: int) -> Groups:
+    """``leaves`` (ascending) in groups of ``size``; a lone leaf left at the end stays itself."""
+    if size < 2:
+        return _NO_GROUPS
+    starts = np.arange(0, leaves.size, size)
+    if leaves.size - starts[-1] == 1:
+        starts, leaves = starts[:-1], leaves[:-1]
+    bounds = np.append(starts, leaves.size)
+    count = starts.size
+    return Groups(leaves, bounds, [f"{n:,} other leaves" for n in np.diff(bounds).tolist()], [""] * count, [()] * count)
 
 
 def _band_pieces(topo: Topology, band: np.ndarray, free_op: np.ndarray,
@@ -315,8 +400,9 @@ def _leaf_users(size: int, leaf: np.ndarray, user: np.ndarray, band: np.ndarray
     return leaves, user[first], (mate[leaf], user)
 
 
-def _pieces(topo: Topology, members: np.ndarray, piece: np.ndarray, depth: np.ndarray) -> list[Group]:
-    """One group per distinct ``piece`` of ``members``, titled by the depths of its ops."""
+def _pieces(topo: Topology, members: np.ndarray, piece: np.ndarray, depth: np.ndarray) -> Groups:
+    """One group per distinct ``piece`` of ``members``, titled by the depths of its ops;
+    ordered by smallest member."""
     is_member = np.zeros(piece.size, dtype=bool)  # ascending without a sort
     is_member[members] = True
     members = np.flatnonzero(is_member)
@@ -324,9 +410,9 @@ def _pieces(topo: Topology, members: np.ndarray, piece: np.ndarray, depth: np.nd
     member_depth = depth[members]  # -1 for leaves; every piece has at least one op
     lows = np.minimum.reduceat(np.where(member_depth < 0, member_depth.max(), member_depth), starts)
     highs = np.maximum.reduceat(member_depth, starts)
-    return [Group(f"depth {lo}" if lo == hi else f"depths {lo}–{hi}", ids, first, "", ops)
-            for ids, first, lo, hi, ops in zip(_split(members, starts), members[starts].tolist(), lows.tolist(),
-                                               highs.tolist(), _top_ops(topo, members, starts))]
+    titles = [f"depth {lo}" if lo == hi else f"depths {lo}–{hi}" for lo, hi in zip(lows.tolist(), highs.tolist())]
+    return Groups(members, np.append(starts, members.size), titles, [""] * len(titles),
+                  _top_ops(topo, members, starts)).ordered()
 
 
 def plan(graph: Graph, collapse: Iterable[str] = (), max_nodes: int = MAX_NODES,
@@ -358,7 +444,7 @@ def _plan(graph: Graph, requested: list[str], max_nodes: int, keep: list[int]) -
     explicit = (outermost >= 0)[scope_of]
     ids = np.flatnonzero(explicit)
     groups = _scope_groups(topo, ids, outermost[scope_of[ids]], requested)
-    result = _finish(groups, total)
+    result = _finish([groups], total)
     if result.units <= max_nodes:
         return result
 
@@ -369,7 +455,7 @@ def _plan(graph: Graph, requested: list[str], max_nodes: int, keep: list[int]) -
     max_depth = int(nesting[present].max(initial=0))
     for level in range(max_depth, 0, -1):
         level_groups = _prefix_groups(topo, scopes, scope_of, free & (nesting >= level)[scope_of], level)
-        attempt = _finish(groups + level_groups, total)
+        attempt = _finish([groups, level_groups], total)
         if attempt.units <= max_nodes:
             return attempt.noted(f"{total:,} nodes exceed max_nodes={max_nodes:,}: collapsed "
                                  f"{len(level_groups):,} scopes at nesting depth {level} "
@@ -382,7 +468,7 @@ def _plan(graph: Graph, requested: list[str], max_nodes: int, keep: list[int]) -
         count = int(np.count_nonzero(rest))
         units = len(groups) + len(level_groups) + total - int(explicit.sum()) - int(scoped.sum())
         bands, block = _band_groups(graph, rest, max_nodes - (units - count))
-        attempt = _finish(groups + level_groups + bands, total)
+        attempt = _finish([groups, level_groups, bands], total)
         if attempt.units <= max_nodes:
             return attempt.noted(
                 f"{total:,} nodes exceed max_nodes={max_nodes:,}: collapsed {len(level_groups):,} "
@@ -392,7 +478,7 @@ def _plan(graph: Graph, requested: list[str], max_nodes: int, keep: list[int]) -
 
     count = total - len(keep)
     bands, block = _band_groups(graph, ~kept, max_nodes - (total - count))
-    attempt = _finish(bands, total)
+    attempt = _finish([bands], total)
     return attempt.noted(f"{total:,} nodes exceed max_nodes={max_nodes:,}"
                          + (" and scopes do not bring them under it" if max_depth else "")
                          + f": grouped {count:,} nodes into {len(bands):,} depth bands "
@@ -400,7 +486,7 @@ def _plan(graph: Graph, requested: list[str], max_nodes: int, keep: list[int]) -
 
 
 def _prefix_groups(topo: Topology, scopes: Sequence[str], scope_of: np.ndarray, chosen: np.ndarray,
-                   level: int) -> list[Group]:
+                   level: int) -> Groups:
     """Groups of the ``chosen`` nodes by the first ``level`` parts of their scope paths."""
     prefixes = sorted({_prefix(s, level) for s in scopes})
     index = {p: k for k, p in enumerate(prefixes)}
@@ -409,11 +495,11 @@ def _prefix_groups(topo: Topology, scopes: Sequence[str], scope_of: np.ndarray, 
     return _scope_groups(topo, ids, prefix_of[scope_of[ids]], prefixes)
 
 
-def _finish(groups: list[Group], total: int) -> Plan:
-    """The plan drawing ``groups`` as single nodes and every other node as itself."""
+def _finish(parts: Sequence[Groups], total: int) -> Plan:
+    """The plan drawing the groups of ``parts`` (in that order) as single nodes and every other
+    node as itself."""
+    groups = Groups.joined(parts)
     group_of = np.full(total, -1, dtype=np.intp)
-    if groups:
-        members = np.concatenate([grp.members for grp in groups])
-        group_of[members] = np.repeat(np.arange(len(groups)), [grp.members.size for grp in groups])
+    group_of[groups.members] = np.repeat(np.arange(len(groups)), groups.sizes)
     group_of.flags.writeable = False
-    return Plan(tuple(groups), group_of)
+    return Plan(groups, group_of)

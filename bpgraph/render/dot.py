@@ -382,25 +382,26 @@ def _node_line(ctx: _Context, node_id: int) -> str:
     return node_statement(str(node_id), f"n{node_id}", "\\n".join(lines), styling)
 
 
-def _group_lines(ctx: _Context, groups: Sequence[_collapse.Group], reached: list[bool]) -> list[str]:
+def _group_lines(ctx: _Context, groups: _collapse.Groups, reached: list[bool]) -> list[str]:
     """Each collapsed group's node statement; ``reached[k]`` when the root depends on a member
     of group k.
 
     A big drawing is mostly groups (1,500 of them for a 100,000-node graph), so this is one
-    loop with the few distinct op lists escaped once.
+    loop over the plan's columns, with the few distinct op lists and sizes written once.
     """
     lit = ctx.lit
     styling = {faded: _styling(ctx, ("group", faded, False, False, ())) for faded in (False, True)}
-    op_lists = {ops: f" · {label_text(', '.join(ops))}" if ops else "" for ops in {g.ops for g in groups}}
-    sizes = [group.members.size for group in groups]
+    op_lists = {ops: f" · {label_text(', '.join(ops))}" if ops else "" for ops in set(groups.ops)}
+    sizes = groups.sizes.tolist()
     counted = {size: f"{size:,} nodes" for size in set(sizes)}  # a handful of sizes; "{:,}" is slow
+    bounds = groups.bounds.tolist()
     lines = []
-    for group, size, hit in zip(groups, sizes, reached):
-        key = f"g{group.first}"
-        faded = not hit or (lit is not None and lit.isdisjoint(group.members.tolist()))
-        title = label_text(group.title) if group.scope else group.title  # bands are titled by bpgraph
-        text = f"{title}\\n{counted[size]}{op_lists[group.ops]}"  # label() of two lines
-        lines.append(node_statement(key, key, text, styling[faded]))
+    for k, (first, title, scope, ops, size, hit) in enumerate(zip(groups.firsts.tolist(), groups.titles, groups.scopes,
+                                                                  groups.ops, sizes, reached)):
+        key = f"g{first}"
+        faded = not hit or (lit is not None and lit.isdisjoint(groups.members[bounds[k]:bounds[k + 1]].tolist()))
+        title = label_text(title) if scope else title  # bands are titled by bpgraph
+        lines.append(node_statement(key, key, f"{title}\\n{counted[size]}{op_lists[ops]}", styling[faded]))
     return lines
 
 
@@ -526,7 +527,7 @@ def build(graph: Graph, root: Tensor | int | str | None = None, *, theme: str | 
     lines = [group_lines[k] if k >= 0 else _node_line(ctx, i) for i, k in drawn_at]
     keys = [f"g{i}" if k >= 0 else str(i) for i, k in drawn_at]  # what edges name each unit by
     if any(topo.scope_names):
-        group_scopes = [group.scope.rpartition("/")[0] for group in groups]  # a scope's group sits in its parent
+        group_scopes = [scope.rpartition("/")[0] for scope in groups.scopes]  # a scope's group sits in its parent
         _emit_clustered(digraph, theme, lines, [group_scopes[k] if k >= 0 else topo.scope(i) for i, k in drawn_at])
     else:  # no scopes: no clusters
         digraph.body += lines
@@ -557,7 +558,7 @@ def _units(plan: _collapse.Plan) -> tuple[np.ndarray, np.ndarray]:
     """Each node's unit (its index in drawing order) and the id each unit is drawn at: a node
     drawn as itself, or a group at its smallest member."""
     grouped = plan.group_of >= 0
-    first = np.array([group.first for group in plan.groups], dtype=np.intp)
+    first = plan.groups.firsts
     is_start = ~grouped  # the ids units are drawn at: ungrouped nodes and each group's first
     is_start[first] = True
     unit = np.cumsum(is_start)  # a start's place among the starts, plus one
