@@ -140,15 +140,6 @@ _WAT = f"""
     (if (i32.lt_u (local.get $y) (local.get $x))
       (then (i64.store {_at('p', '(local.get $x)', 3)} (i64.extend_i32_u (local.get $y))))))
 
-  ;; p[i] = i: every node its own piece.
-  (func $singletons (param $p i32) (param $size i32)
-    (local $i i32)
-    (block $done (loop $node
-      (br_if $done (i32.ge_u (local.get $i) (local.get $size)))
-      (i64.store {_at('p', _I, 3)} (i64.extend_i32_u (local.get $i)))
-      (local.set $i (i32.add (local.get $i) (i32.const 1)))
-      (br $node))))
-
   ;; Every node takes its root, the smallest id of its piece (a parent is never larger than its
   ;; child, so one pass up the ids does it).
   (func $flatten (param $p i32) (param $size i32)
@@ -160,22 +151,39 @@ _WAT = f"""
       (br $node))))
 
   ;; pieces of the graph's own edges: op i joins operand o when both are marked in $mark (a
-  ;; byte per node) and have the same $band; then the extra pairs x[j] -- y[j]; into parents p
+  ;; byte per node) and have the same $band; then the extra pairs x[j] -- y[j]; into parents p.
+  ;; Nodes come up the ids, so when i is reached nothing points at it yet: it starts as its
+  ;; own root $r, and each joined operand costs one find, not the two of a union.
   (func (export "band_pieces") (param $ip i32) (param $tp i32) (param $p i32) (param $band i32)
                                (param $mark i32) (param $x i32) (param $y i32) (param $size i32) (param $pairs i32)
-    (local $i i32) (local $k i32) (local $end i32) (local $o i32) (local $b i64)
-    (call $singletons (local.get $p) (local.get $size))
+    (local $i i32) (local $k i32) (local $end i32) (local $o i32) (local $b i64) (local $r i32) (local $up i32)
     (block $done (loop $node
       (br_if $done (i32.ge_u (local.get $i) (local.get $size)))
+      (i64.store {_at('p', _I, 3)} (i64.extend_i32_u (local.get $i)))
       (if (i32.load8_u {_at('mark', _I, 0)}) (then
         (local.set $b (i64.load {_at('band', _I, 3)}))
+        (local.set $r (local.get $i))
         {_slots(_I)}
         (block $last (loop $operand
           (br_if $last (i32.ge_u (local.get $k) (local.get $end)))
           {_OPERAND}
           (if (i32.and (i32.load8_u {_at('mark', _O, 0)})
                        (i64.eq (i64.load {_at('band', _O, 3)}) (local.get $b)))
-            (then (call $union (local.get $p) (local.get $i) (local.get $o))))
+            (then
+              ;; $o becomes its root, halving the path ($find, written out: calls are not inlined)
+              (block $found (loop $climb
+                (local.set $up (i32.wrap_i64 (i64.load {_at('p', _O, 3)})))
+                (br_if $found (i32.eq (local.get $up) (local.get $o)))
+                (local.set $up (i32.wrap_i64 (i64.load {_at('p', '(local.get $up)', 3)})))
+                (i64.store {_at('p', _O, 3)} (i64.extend_i32_u (local.get $up)))
+                (local.set $o (local.get $up))
+                (br $climb)))
+              ;; hook the larger root under the smaller; $r stays the root of i
+              (if (i32.lt_u (local.get $o) (local.get $r))
+                (then (i64.store {_at('p', '(local.get $r)', 3)} (i64.extend_i32_u (local.get $o)))
+                      (local.set $r (local.get $o))))
+              (if (i32.lt_u (local.get $r) (local.get $o))
+                (then (i64.store {_at('p', _O, 3)} (i64.extend_i32_u (local.get $r)))))))
           {_NEXT_SLOT}
           (br $operand)))))
       (local.set $i (i32.add (local.get $i) (i32.const 1)))
