@@ -78,9 +78,9 @@ def _make_topology(graph: Graph) -> Topology:
     # views of the columns, not copies (they only ever grow, and flush copies one a view holds)
     indptr = np.frombuffer(columns.ends, dtype=np.int64, count=n + 1)
     tails = np.frombuffer(columns.tails, dtype=np.int64, count=int(indptr[-1]))
-    # node i heads slots indptr[i]:indptr[i+1], so a slot's head is how many ends lie at or
-    # before it (a count and a running sum: twice as fast as np.repeat)
-    heads = np.cumsum(np.bincount(indptr[1:n], minlength=len(tails) + 1)[:len(tails)]).astype(np.intp, copy=False)
+    # node i heads slots indptr[i]:indptr[i+1] (np.repeat: twice as fast, in numpy 2.4, as
+    # counting the ends at or before each slot and summing)
+    heads = np.repeat(np.arange(n, dtype=np.intp), np.diff(indptr))
     codes = np.frombuffer(columns.codes, dtype=np.int64, count=n)
     keys = list(columns.classes)  # op names and leaf kinds, in code order
     op_names = tuple(sorted(key for key in keys if key not in KINDS))
