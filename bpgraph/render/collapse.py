@@ -282,18 +282,24 @@ def _band_groups(graph: Graph, is_free: np.ndarray, budget: int) -> tuple[Groups
     is_loose[leaf_edges[0]] = False
     loose = np.flatnonzero(is_loose)
 
-    top = int(depth[ops].max()) + 1 if ops.size else 1
+    top = max(int(depth.max(where=free_op, initial=-1)), 0) + 1
+    leveled = bool(level.any())
+
+    def bands(block: int) -> np.ndarray:
+        """Each node's block of ``block`` depths, told apart by level (when there are levels)."""
+        return level * (top // block + 1) + depth // block if leveled else depth // block
+
     room = max(1, budget - loose.size)
     start = block = max(1, -(-top // room))
     while True:
-        band = level * (top // block + 1) + depth // block  # the block, told apart by level
+        band = bands(block)
         leaves, users, shared = _leaf_users(topo.size, *leaf_edges, band)
         piece = _band_pieces(topo, band, free_op, shared)
         if _distinct(topo.size, piece[ops]) <= room:
             break
         if block >= top:  # even whole connected pieces do not fit: merge each band outright,
             block = start  # and if that is still too many, each level outright
-            band = level * (top // block + 1) + depth // block
+            band = bands(block)
             if np.unique(band[ops]).size > room:
                 band = level
             leaves, users, _ = _leaf_users(topo.size, *leaf_edges, band)
@@ -301,7 +307,9 @@ def _band_groups(graph: Graph, is_free: np.ndarray, budget: int) -> tuple[Groups
             break
         block *= 2
     piece[leaves] = piece[users]
-    groups = _pieces(topo, np.concatenate([ops, leaves]), piece, depth) if ops.size else _NO_GROUPS
+    is_member = free_op.copy()
+    is_member[leaves] = True
+    groups = _pieces(topo, is_member, piece, depth) if ops.size else _NO_GROUPS
     room = budget - len(groups)
     if loose.size and loose.size > room:  # leaves in no group: merge them in id order
         groups = Groups.joined([groups, _leaf_chunks(loose, -(-loose.size // max(1, room)))]).ordered()
@@ -400,11 +408,9 @@ def _leaf_users(size: int, leaf: np.ndarray, user: np.ndarray, band: np.ndarray
     return leaves, user[first], (mate[leaf], user)
 
 
-def _pieces(topo: Topology, members: np.ndarray, piece: np.ndarray, depth: np.ndarray) -> Groups:
-    """One group per distinct ``piece`` of ``members``, titled by the depths of its ops;
-    ordered by smallest member."""
-    is_member = np.zeros(piece.size, dtype=bool)  # ascending without a sort
-    is_member[members] = True
+def _pieces(topo: Topology, is_member: np.ndarray, piece: np.ndarray, depth: np.ndarray) -> Groups:
+    """One group per distinct ``piece`` of the nodes marked in ``is_member``, titled by the
+    depths of its ops; ordered by smallest member."""
     members = np.flatnonzero(is_member)
     members, _, starts = _sorted_by(piece[members], members)
     member_depth = depth[members]  # -1 for leaves; every piece has at least one op
@@ -441,17 +447,19 @@ def _plan(graph: Graph, requested: list[str], max_nodes: int, keep: list[int]) -
     nesting = np.array([s.count("/") + 1 if s else 0 for s in scopes], dtype=np.intp)
     outermost = np.array([next((k for k, name in enumerate(requested)
                                 if s == name or s.startswith(name + "/")), -1) for s in scopes], dtype=np.intp)
-    explicit = (outermost >= 0)[scope_of]
-    ids = np.flatnonzero(explicit)
-    groups = _scope_groups(topo, ids, outermost[scope_of[ids]], requested)
-    result = _finish([groups], total)
-    if result.units <= max_nodes:
-        return result
+    if requested:
+        explicit = (outermost >= 0)[scope_of]
+        ids = np.flatnonzero(explicit)
+        groups = _scope_groups(topo, ids, outermost[scope_of[ids]], requested)
+        present = np.bincount(scope_of[~explicit], minlength=len(scopes)) > 0  # scopes left to collapse
+    else:  # every scope listed holds a node (two passes fewer over a big graph)
+        explicit, groups, present = np.zeros(total, dtype=bool), _NO_GROUPS, np.ones(len(scopes), dtype=bool)
+    if total - int(np.count_nonzero(explicit)) + len(groups) <= max_nodes:
+        return _finish([groups], total)
 
     kept = np.zeros(total, dtype=bool)
     kept[keep] = True
     free = ~explicit & ~kept
-    present = np.bincount(scope_of[~explicit], minlength=len(scopes)) > 0
     max_depth = int(nesting[present].max(initial=0))
     for level in range(max_depth, 0, -1):
         level_groups = _prefix_groups(topo, scopes, scope_of, free & (nesting >= level)[scope_of], level)
