@@ -12,7 +12,8 @@ that both give the same arrays on random graphs.
 Connected pieces (:func:`band_pieces`) are a union-find in the same kernel;
 their reference is the numpy version in :func:`bpgraph.topology.components`, in rounds that
 grow with the logarithm of a piece's length, which small graphs and machines without
-wasmtime use.  Where the kernel cannot be loaded nothing fails: the Python and numpy
+wasmtime use.  Gathering the pieces into groups (:func:`runs`) is a counting sort there,
+against numpy's sort by label.  Where the kernel cannot be loaded nothing fails: the Python and numpy
 versions serve.
 
 Every sweep reads the graph as :class:`bpgraph.topology.Topology` arrays: node i's operands
@@ -25,6 +26,8 @@ import atexit
 import ctypes
 import threading
 from array import array
+from typing import Any, Callable
+
 import numpy as np
 
 #: Graphs with fewer nodes than this sweep in Python: fast enough, and no wasmtime import
@@ -195,6 +198,75 @@ _WAT = f"""
       {_NEXT_SLOT}
       (br $pair)))
     (call $flatten (local.get $p) (local.get $size)))
+
+  ;; Gather the nodes marked in $mark into runs by $label (a node id): run r is the r-th
+  ;; label met going up the ids, so runs come in order of their smallest member.  Into $out,
+  ;; `size` int64s each: room for the run of each node (an i32, -1 when unmarked), the
+  ;; members run after run (ascending in each), the run bounds (one more), and each run's
+  ;; smallest $depth of its nodes at depth 0 or more, and largest.  $slot: room for `size`
+  ;; int64s.  Returns the number of runs.
+  (func (export "runs") (param $ip i32) (param $tp i32) (param $out i32) (param $label i32) (param $mark i32)
+                        (param $depth i32) (param $slot i32) (param $size i32) (result i32)
+    (local $i i32) (local $l i32) (local $r i32) (local $d i64) (local $count i32)
+    (local $members i32) (local $bounds i32) (local $lo i32) (local $hi i32) (local $at i32)
+    (local.set $members (i32.add (local.get $out) (i32.shl (local.get $size) (i32.const 3))))
+    (local.set $bounds (i32.add (local.get $members) (i32.shl (local.get $size) (i32.const 3))))
+    (local.set $lo (i32.add (local.get $bounds) (i32.shl (i32.add (local.get $size) (i32.const 1)) (i32.const 3))))
+    (local.set $hi (i32.add (local.get $lo) (i32.shl (local.get $size) (i32.const 3))))
+    (memory.fill (local.get $slot) (i32.const 0) (i32.shl (local.get $size) (i32.const 3)))
+    ;; each marked node's run (slot[label] holds run + 1 once the label is met), the run sizes
+    ;; (in bounds[r + 1]) and depth ranges
+    (block $done (loop $node
+      (br_if $done (i32.ge_u (local.get $i) (local.get $size)))
+      (if (i32.load8_u {_at('mark', _I, 0)})
+        (then
+          (local.set $l {_index('label', _I)})
+          (local.set $r (i32.wrap_i64 (i64.load {_at('slot', '(local.get $l)', 3)})))
+          (if (i32.eqz (local.get $r))
+            (then
+              (local.set $r (local.get $count))
+              (local.set $count (i32.add (local.get $count) (i32.const 1)))
+              (i64.store {_at('slot', '(local.get $l)', 3)} (i64.extend_i32_u (local.get $count)))
+              (i64.store {_at('bounds', '(i32.add (local.get $r) (i32.const 1))', 3)} (i64.const 0))
+              (i64.store {_at('lo', '(local.get $r)', 3)} (i64.const 0x7fffffffffffffff))
+              (i64.store {_at('hi', '(local.get $r)', 3)} (i64.const -1)))
+            (else (local.set $r (i32.sub (local.get $r) (i32.const 1)))))
+          (i32.store {_at('out', _I, 2)} (local.get $r))
+          (local.set $at {_at('bounds', '(i32.add (local.get $r) (i32.const 1))', 3)})
+          (i64.store (local.get $at) (i64.add (i64.load (local.get $at)) (i64.const 1)))
+          (local.set $d (i64.load {_at('depth', _I, 3)}))
+          (if (i32.and (i64.ge_s (local.get $d) (i64.const 0))
+                       (i64.lt_s (local.get $d) (i64.load {_at('lo', '(local.get $r)', 3)})))
+            (then (i64.store {_at('lo', '(local.get $r)', 3)} (local.get $d))))
+          (if (i64.gt_s (local.get $d) (i64.load {_at('hi', '(local.get $r)', 3)}))
+            (then (i64.store {_at('hi', '(local.get $r)', 3)} (local.get $d)))))
+        (else (i32.store {_at('out', _I, 2)} (i32.const -1))))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br $node)))
+    ;; sizes to bounds, and each run's next free place (in slot[r], no longer needed by label)
+    (i64.store (local.get $bounds) (i64.const 0))
+    (local.set $r (i32.const 0))
+    (block $summed (loop $run
+      (br_if $summed (i32.ge_u (local.get $r) (local.get $count)))
+      (local.set $d (i64.load {_at('bounds', '(local.get $r)', 3)}))
+      (i64.store {_at('slot', '(local.get $r)', 3)} (local.get $d))
+      (local.set $at {_at('bounds', '(i32.add (local.get $r) (i32.const 1))', 3)})
+      (i64.store (local.get $at) (i64.add (i64.load (local.get $at)) (local.get $d)))
+      (local.set $r (i32.add (local.get $r) (i32.const 1)))
+      (br $run)))
+    ;; each member to its run's next place, up the ids
+    (local.set $i (i32.const 0))
+    (block $placed (loop $member
+      (br_if $placed (i32.ge_u (local.get $i) (local.get $size)))
+      (local.set $r (i32.load {_at('out', _I, 2)}))
+      (if (i32.ge_s (local.get $r) (i32.const 0))
+        (then
+          (local.set $at {_at('slot', '(local.get $r)', 3)})
+          (i64.store {_at('members', '(i32.wrap_i64 (i64.load (local.get $at)))', 3)} (i64.extend_i32_u (local.get $i)))
+          (i64.store (local.get $at) (i64.add (i64.load (local.get $at)) (i64.const 1)))))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br $member)))
+    (local.get $count))
 )
 """
 
@@ -240,7 +312,7 @@ class _Kernel:
         instance = wasmtime.Instance(self.store, wasmtime.Module(self.store.engine, _WAT), [])
         exports = instance.exports(self.store)
         self.memory = exports["memory"]
-        self.functions = {name: exports[name] for name in (*_PYTHON, "band_pieces", "crossing")}
+        self.functions = {name: exports[name] for name in (*_PYTHON, "band_pieces", "crossing", "runs")}
         self.lock = threading.Lock()  # a wasmtime Store is not for two threads at once
         self.structure: tuple[np.ndarray, np.ndarray] | None = None  # what memory holds first
         self.view: np.ndarray | None = None  # see _view
@@ -248,11 +320,13 @@ class _Kernel:
         self.offsets = (0, 0)
 
     def run(self, name: str, structure: tuple[np.ndarray, np.ndarray], values: list[np.ndarray | int],
-            bounds: tuple[int, ...]) -> np.ndarray:
+            bounds: tuple[int, ...], take: Callable[[np.ndarray, Any], Any] = lambda out, _: out.copy()) -> Any:
         """Copy ``structure`` in as int64 (indptr and tails) and
-        the contiguous ``values`` after it, run ``name``, and return ``values[0]`` as int64, as
-        it is afterwards (the array the sweep writes; given as a length, it is only room that
-        the kernel fills itself).
+        the contiguous ``values`` after it, run ``name``, and return ``take(out, result)``:
+        ``out`` is ``values[0]`` as int64, as it is afterwards (the array the sweep writes;
+        given as a length, it is only room that the kernel fills itself), a view of the
+        kernel's memory that ``take`` copies what it needs from; ``result`` is what ``name``
+        returns.
 
         A read-only structure stays in memory: when the same arrays come again, as a drawing's
         several sweeps over one topology do, they are not converted and copied again.
@@ -281,8 +355,8 @@ class _Kernel:
             for a, start in zip(values, offsets):
                 if not isinstance(a, int):
                     memory[start:start + a.nbytes] = a.reshape(-1).view(np.uint8)
-            self.functions[name](self.store, *self.offsets, *offsets, *bounds)
-            return memory[offsets[0]:offsets[0] + sizes[0]].view(np.int64).copy()
+            result = self.functions[name](self.store, *self.offsets, *offsets, *bounds)
+            return take(memory[offsets[0]:offsets[0] + sizes[0]].view(np.int64), result)
 
     def _fit(self, size: int) -> None:
         pages = -(-size // 65536)
@@ -406,3 +480,28 @@ def crossing(indptr: np.ndarray, tails: np.ndarray, unit: np.ndarray) -> np.ndar
         return None
     words = compiled.run("crossing", (indptr, tails), [-(-slots // 8), unit], (0, size))
     return words.view(np.uint8)[:slots].view(bool)
+
+
+def runs(indptr: np.ndarray, tails: np.ndarray, label: np.ndarray, mark: np.ndarray, depth: np.ndarray
+         ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+    """The nodes marked in ``mark`` gathered by ``label`` (a node id each), in runs ordered by
+    their smallest member: ``(members, bounds, lows, highs)``, run r holding
+    ``members[bounds[r]:bounds[r + 1]]`` (ascending), its smallest ``depth`` of 0 or more
+    and its largest.  One kernel pass and a counting sort; None where :func:`band_pieces`
+    would be (the caller sorts by label in numpy).  The graph's edges are not read: they are
+    passed so that the kernel keeps the structure it holds for the drawing's other sweeps."""
+    size = len(label)
+    arrays = [np.ascontiguousarray(label, dtype=np.int64), np.ascontiguousarray(mark, dtype=np.uint8),
+              np.ascontiguousarray(depth, dtype=np.int64)]
+    room = 5 * size + 1  # the kernel's output: see "runs" in _WAT
+    compiled = _get_kernel() if size >= KERNEL_MIN_NODES and _fits(indptr, tails, room, *arrays, size) else None
+    if compiled is None:
+        return None
+
+    def take(out: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        bounds = out[2 * size:2 * size + count + 1].copy()
+        lows = 3 * size + 1
+        return (out[size:size + int(bounds[-1])].copy(), bounds, out[lows:lows + count].copy(),
+                out[lows + size:lows + size + count].copy())
+
+    return compiled.run("runs", (indptr, tails), [room, *arrays, size], (size,), take)

@@ -316,3 +316,28 @@ def test_crossing_slots_and_band_pieces_match_numpy_on_a_big_dag():
     for piece in nx.connected_components(g):
         expected[list(piece)] = min(piece)
     assert got is not None and got.tolist() == expected.tolist()
+
+
+def test_runs_gather_marked_nodes_by_label_in_order_of_first_member():
+    """The counting sort a drawing's depth bands use: runs by label, ordered by smallest
+    member, with each run's depth range (nodes at depth -1, leaves, count only for the largest)."""
+    rng = np.random.default_rng(11)
+    n = sweeps.KERNEL_MIN_NODES + 300
+    indptr, tails = csr([[]] * n)
+    for marked in (0.0, 0.6, 1.0):
+        label = rng.integers(0, n, size=n) // 7 * 7  # any node id: runs of about 7 labels' nodes
+        mark = rng.random(n) < marked
+        depth = rng.integers(-1, 40, size=n)
+        got = sweeps.runs(indptr, tails, label, mark, depth)
+        assert got is not None
+        members, bounds, lows, highs = got
+        by_label: dict[int, list[int]] = {}
+        for i in np.flatnonzero(mark).tolist():
+            by_label.setdefault(int(label[i]), []).append(i)  # first met, first listed
+        expected = list(by_label.values())
+        assert members.tolist() == [i for run in expected for i in run]
+        assert bounds.tolist() == np.cumsum([0] + [len(run) for run in expected]).tolist()
+        assert lows.tolist() == [min((int(depth[i]) for i in run if depth[i] >= 0), default=2**63 - 1)
+                                 for run in expected]
+        assert highs.tolist() == [max(int(depth[i]) for i in run) for run in expected]
+    assert sweeps.runs(*csr([[]] * 10), np.zeros(10), np.ones(10, bool), np.zeros(10)) is None  # small: numpy's
