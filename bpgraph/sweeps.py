@@ -202,17 +202,20 @@ _WAT = f"""
   ;; Gather the nodes marked in $mark into runs by $label (a node id): run r is the r-th
   ;; label met going up the ids, so runs come in order of their smallest member.  Into $out,
   ;; `size` int64s each: room for the run of each node (an i32, -1 when unmarked), the
-  ;; members run after run (ascending in each), the run bounds (one more), and each run's
-  ;; smallest $depth of its nodes at depth 0 or more, and largest.  $slot: room for `size`
-  ;; int64s.  Returns the number of runs.
+  ;; members run after run (ascending in each), the run bounds (one more), each run's
+  ;; smallest $depth of its nodes at depth 0 or more, and largest; then, `width` per run, how
+  ;; many of its nodes have each $code from 0 to width - 1.  $slot: room for `size` int64s.
+  ;; Returns the number of runs.
   (func (export "runs") (param $ip i32) (param $tp i32) (param $out i32) (param $label i32) (param $mark i32)
-                        (param $depth i32) (param $slot i32) (param $size i32) (result i32)
+                        (param $depth i32) (param $code i32) (param $slot i32) (param $size i32) (param $width i32)
+                        (result i32)
     (local $i i32) (local $l i32) (local $r i32) (local $d i64) (local $count i32)
-    (local $members i32) (local $bounds i32) (local $lo i32) (local $hi i32) (local $at i32)
+    (local $members i32) (local $bounds i32) (local $lo i32) (local $hi i32) (local $at i32) (local $counts i32)
     (local.set $members (i32.add (local.get $out) (i32.shl (local.get $size) (i32.const 3))))
     (local.set $bounds (i32.add (local.get $members) (i32.shl (local.get $size) (i32.const 3))))
     (local.set $lo (i32.add (local.get $bounds) (i32.shl (i32.add (local.get $size) (i32.const 1)) (i32.const 3))))
     (local.set $hi (i32.add (local.get $lo) (i32.shl (local.get $size) (i32.const 3))))
+    (local.set $counts (i32.add (local.get $hi) (i32.shl (local.get $size) (i32.const 3))))
     (memory.fill (local.get $slot) (i32.const 0) (i32.shl (local.get $size) (i32.const 3)))
     ;; each marked node's run (slot[label] holds run + 1 once the label is met), the run sizes
     ;; (in bounds[r + 1]) and depth ranges
@@ -229,7 +232,9 @@ _WAT = f"""
               (i64.store {_at('slot', '(local.get $l)', 3)} (i64.extend_i32_u (local.get $count)))
               (i64.store {_at('bounds', '(i32.add (local.get $r) (i32.const 1))', 3)} (i64.const 0))
               (i64.store {_at('lo', '(local.get $r)', 3)} (i64.const 0x7fffffffffffffff))
-              (i64.store {_at('hi', '(local.get $r)', 3)} (i64.const -1)))
+              (i64.store {_at('hi', '(local.get $r)', 3)} (i64.const -1))
+              (memory.fill {_at('counts', '(i32.mul (local.get $r) (local.get $width))', 3)} (i32.const 0)
+                           (i32.shl (local.get $width) (i32.const 3))))
             (else (local.set $r (i32.sub (local.get $r) (i32.const 1)))))
           (i32.store {_at('out', _I, 2)} (local.get $r))
           (local.set $at {_at('bounds', '(i32.add (local.get $r) (i32.const 1))', 3)})
@@ -239,7 +244,12 @@ _WAT = f"""
                        (i64.lt_s (local.get $d) (i64.load {_at('lo', '(local.get $r)', 3)})))
             (then (i64.store {_at('lo', '(local.get $r)', 3)} (local.get $d))))
           (if (i64.gt_s (local.get $d) (i64.load {_at('hi', '(local.get $r)', 3)}))
-            (then (i64.store {_at('hi', '(local.get $r)', 3)} (local.get $d)))))
+            (then (i64.store {_at('hi', '(local.get $r)', 3)} (local.get $d))))
+          (local.set $d (i64.load {_at('code', _I, 3)}))
+          (if (i32.and (i32.ne (local.get $width) (i32.const 0)) (i64.ge_s (local.get $d) (i64.const 0)))
+            (then
+              (local.set $at {_at('counts', '(i32.add (i32.mul (local.get $r) (local.get $width)) (i32.wrap_i64 (local.get $d)))', 3)})
+              (i64.store (local.get $at) (i64.add (i64.load (local.get $at)) (i64.const 1))))))
         (else (i32.store {_at('out', _I, 2)} (i32.const -1))))
       (local.set $i (i32.add (local.get $i) (i32.const 1)))
       (br $node)))
@@ -482,26 +492,32 @@ def crossing(indptr: np.ndarray, tails: np.ndarray, unit: np.ndarray) -> np.ndar
     return words.view(np.uint8)[:slots].view(bool)
 
 
-def runs(indptr: np.ndarray, tails: np.ndarray, label: np.ndarray, mark: np.ndarray, depth: np.ndarray
-         ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+def runs(indptr: np.ndarray, tails: np.ndarray, label: np.ndarray, mark: np.ndarray, depth: np.ndarray,
+         code: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None] | None:
     """The nodes marked in ``mark`` gathered by ``label`` (a node id each), in runs ordered by
-    their smallest member: ``(members, bounds, lows, highs)``, run r holding
-    ``members[bounds[r]:bounds[r + 1]]`` (ascending), its smallest ``depth`` of 0 or more
-    and its largest.  One kernel pass and a counting sort; None where :func:`band_pieces`
-    would be (the caller sorts by label in numpy).  The graph's edges are not read: they are
-    passed so that the kernel keeps the structure it holds for the drawing's other sweeps."""
+    their smallest member: ``(members, bounds, lows, highs, counts)``, run r holding
+    ``members[bounds[r]:bounds[r + 1]]`` (ascending), its smallest ``depth`` of 0 or more,
+    its largest, and ``counts[r * width + c]`` of its nodes with ``code`` c (codes below 0
+    are not counted; with more than 8 codes counts is None, and the caller counts).
+
+    One kernel pass and a counting sort; None where :func:`band_pieces` would be, or where a
+    label is not a node id (the caller sorts by label in numpy).  The graph's edges are not read: they are passed so
+    that the kernel keeps the structure it holds for the drawing's other sweeps."""
     size = len(label)
+    if not size or label.min() < 0 or label.max() >= size:  # not node ids (bands merged outright)
+        return None
+    width = width if width <= 8 else 0  # a table of runs x codes, as big as the graph x width
     arrays = [np.ascontiguousarray(label, dtype=np.int64), np.ascontiguousarray(mark, dtype=np.uint8),
-              np.ascontiguousarray(depth, dtype=np.int64)]
-    room = 5 * size + 1  # the kernel's output: see "runs" in _WAT
+              np.ascontiguousarray(depth, dtype=np.int64), np.ascontiguousarray(code, dtype=np.int64)]
+    room = (5 + width) * size + 1  # the kernel's output: see "runs" in _WAT
     compiled = _get_kernel() if size >= KERNEL_MIN_NODES and _fits(indptr, tails, room, *arrays, size) else None
     if compiled is None:
         return None
 
-    def take(out: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def take(out: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
         bounds = out[2 * size:2 * size + count + 1].copy()
-        lows = 3 * size + 1
+        lows, highs, counts = 3 * size + 1, 4 * size + 1, 5 * size + 1
         return (out[size:size + int(bounds[-1])].copy(), bounds, out[lows:lows + count].copy(),
-                out[lows + size:lows + size + count].copy())
+                out[highs:highs + count].copy(), out[counts:counts + count * width].copy() if width else None)
 
-    return compiled.run("runs", (indptr, tails), [room, *arrays, size], (size,), take)
+    return compiled.run("runs", (indptr, tails), [room, *arrays, size], (size, width), take)

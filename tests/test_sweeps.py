@@ -320,17 +320,19 @@ def test_crossing_slots_and_band_pieces_match_numpy_on_a_big_dag():
 
 def test_runs_gather_marked_nodes_by_label_in_order_of_first_member():
     """The counting sort a drawing's depth bands use: runs by label, ordered by smallest
-    member, with each run's depth range (nodes at depth -1, leaves, count only for the largest)."""
+    member, with each run's depth range (nodes at depth -1, leaves, count only for the
+    largest) and its count of each code; labels that are not node ids are left to numpy."""
     rng = np.random.default_rng(11)
     n = sweeps.KERNEL_MIN_NODES + 300
     indptr, tails = csr([[]] * n)
-    for marked in (0.0, 0.6, 1.0):
+    for marked, width in ((0.0, 3), (0.6, 8), (1.0, 1), (0.5, 9)):
         label = rng.integers(0, n, size=n) // 7 * 7  # any node id: runs of about 7 labels' nodes
         mark = rng.random(n) < marked
         depth = rng.integers(-1, 40, size=n)
-        got = sweeps.runs(indptr, tails, label, mark, depth)
+        code = rng.integers(-1, width, size=n)
+        got = sweeps.runs(indptr, tails, label, mark, depth, code, width)
         assert got is not None
-        members, bounds, lows, highs = got
+        members, bounds, lows, highs, counts = got
         by_label: dict[int, list[int]] = {}
         for i in np.flatnonzero(mark).tolist():
             by_label.setdefault(int(label[i]), []).append(i)  # first met, first listed
@@ -340,4 +342,31 @@ def test_runs_gather_marked_nodes_by_label_in_order_of_first_member():
         assert lows.tolist() == [min((int(depth[i]) for i in run if depth[i] >= 0), default=2**63 - 1)
                                  for run in expected]
         assert highs.tolist() == [max(int(depth[i]) for i in run) for run in expected]
-    assert sweeps.runs(*csr([[]] * 10), np.zeros(10), np.ones(10, bool), np.zeros(10)) is None  # small: numpy's
+        if width > 8:  # a table that big is left to numpy
+            assert counts is None
+        else:
+            assert counts.tolist() == [sum(code[i] == c for i in run) for run in expected for c in range(width)]
+    label[5] = -3  # bands merged outright are labelled below 0
+    assert sweeps.runs(indptr, tails, label, mark, depth, code, 2) is None
+    label[5] = n
+    assert sweeps.runs(indptr, tails, label, mark, depth, code, 2) is None
+    small = csr([[]] * 10)
+    assert sweeps.runs(*small, np.zeros(10), np.ones(10, bool), np.zeros(10), np.zeros(10), 1) is None
+
+
+def test_bands_merged_outright_plan_alike_with_and_without_the_kernel(monkeypatch):
+    """60 independent chains drawn in 20 nodes: no band's pieces fit, so whole bands merge
+    (labelled by band, not by node id); the plan is the same either way."""
+    g = bp.Graph()
+    for k in range(60):
+        y = g.param(np.ones(2), name=f"p{k}")
+        for _ in range(90):
+            y = bp.tanh(y)
+    plans = []
+    for min_nodes in (0, 10**9):
+        monkeypatch.setattr(sweeps, "KERNEL_MIN_NODES", min_nodes)
+        g._derived.clear()
+        p = collapse.plan(g, (), 20)
+        plans.append(([(grp.title, grp.members.tolist(), grp.ops) for grp in p.groups], p.group_of.tolist()))
+    assert plans[0] == plans[1] and 1 < len(plans[0][0]) <= 20
+    assert all(len(members) > 60 for _, members, _ in plans[0][0])  # every group spans the chains

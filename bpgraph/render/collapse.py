@@ -223,17 +223,15 @@ def _scope_groups(topo: Topology, ids: np.ndarray, labels: np.ndarray, paths: Se
     return Groups(ids, np.append(starts, ids.size), titles, titles, _top_ops(topo, ids, starts)).ordered()
 
 
-def _top_ops(topo: Topology, ids: np.ndarray, starts: np.ndarray, n: int = 3) -> list[tuple[str, ...]]:
-    """For each run ``ids[starts[k]:starts[k+1]]``, its ``n`` most frequent ops (ties by name)."""
-    names, code = topo.op_names, topo.op_index
+def _top_ops(topo: Topology, ids: np.ndarray, starts: np.ndarray, n: int = 3,
+             counts: np.ndarray | None = None) -> list[tuple[str, ...]]:
+    """For each run ``ids[starts[k]:starts[k+1]]``, its ``n`` most frequent ops (ties by name);
+    ``counts[k * width + c]``, when given, is how many of run k's nodes have op c (the
+    kernel counts them while it gathers the runs)."""
+    names = topo.op_names
     width = max(len(names), 1)
-    codes = code[ids]
-    if width <= 8 and starts.size:  # a few ops (the usual case): one count per op, no run array
-        counts = np.stack([np.add.reduceat(codes == c, starts) for c in range(width)], axis=1).reshape(-1)
-    else:
-        run = np.repeat(np.arange(starts.size), np.diff(starts, append=ids.size))
-        run, codes = run[codes >= 0], codes[codes >= 0]  # leaves have no op
-        counts = np.bincount(run * width + codes, minlength=starts.size * width)  # runs x ops: small
+    if counts is None:
+        counts = _op_counts(topo.op_index[ids], starts, width)
     pairs = np.flatnonzero(counts)
     counts = counts[pairs]
     runs, codes = pairs // width, pairs % width
@@ -252,6 +250,16 @@ def _top_ops(topo: Topology, ids: np.ndarray, starts: np.ndarray, n: int = 3) ->
     distinct, which = np.unique(packed, return_inverse=True)
     lists = [tuple(names[c] for c in _digits(number, width + 1, n) if c < width) for number in distinct.tolist()]
     return [lists[k] for k in which.tolist()]
+
+
+def _op_counts(codes: np.ndarray, starts: np.ndarray, width: int) -> np.ndarray:
+    """``counts[k * width + c]``: how many of ``codes[starts[k]:starts[k+1]]`` are c (leaves,
+    -1, are not counted)."""
+    if width <= 8 and starts.size:  # a few ops (the usual case): one count per op, no run array
+        return np.stack([np.add.reduceat(codes == c, starts) for c in range(width)], axis=1).reshape(-1)
+    run = np.repeat(np.arange(starts.size), np.diff(starts, append=codes.size))
+    run, codes = run[codes >= 0], codes[codes >= 0]
+    return np.bincount(run * width + codes, minlength=starts.size * width)  # runs x ops: small
 
 
 def _digits(number: int, base: int, count: int) -> list[int]:
@@ -411,10 +419,12 @@ def _leaf_users(size: int, leaf: np.ndarray, user: np.ndarray, band: np.ndarray
 def _pieces(topo: Topology, is_member: np.ndarray, piece: np.ndarray, depth: np.ndarray) -> Groups:
     """One group per distinct ``piece`` of the nodes marked in ``is_member``, titled by the
     depths of its ops (every piece has one; leaves are at depth -1); ordered by smallest member."""
-    made = sweeps.runs(topo.indptr, topo.tails, piece, is_member, depth)  # a counting sort, on big graphs
+    width = max(len(topo.op_names), 1)
+    made = sweeps.runs(topo.indptr, topo.tails, piece, is_member, depth, topo.op_index, width)  # big graphs
     if made is not None:
-        members, bounds, lows, highs = made
+        members, bounds, lows, highs, counts = made
     else:
+        counts = None
         members = np.flatnonzero(is_member)
         members, _, starts = _sorted_by(piece[members], members)
         member_depth = depth[members]
@@ -422,7 +432,7 @@ def _pieces(topo: Topology, is_member: np.ndarray, piece: np.ndarray, depth: np.
         highs = np.maximum.reduceat(member_depth, starts)
         bounds = np.append(starts, members.size)
     titles = [f"depth {lo}" if lo == hi else f"depths {lo}–{hi}" for lo, hi in zip(lows.tolist(), highs.tolist())]
-    return Groups(members, bounds, titles, [""] * len(titles), _top_ops(topo, members, bounds[:-1])).ordered()
+    return Groups(members, bounds, titles, [""] * len(titles), _top_ops(topo, members, bounds[:-1], counts=counts)).ordered()
 
 
 def plan(graph: Graph, collapse: Iterable[str] = (), max_nodes: int = MAX_NODES,
