@@ -101,13 +101,13 @@ def test_scale_benchmark_pairs_sizes_and_drawings_with_layouts(scale, capsys):
     results = scale.main(["--sizes", "60,120", "--shapes", "chain", "--repeat", "1",
                           "--full-layout-max", "60"])
     paired = results["ratios"]["chain"]["paired"]
-    assert paired["rounds"] == 1 and paired["ratio"] > 0
+    assert paired["rounds"] == scale.PAIRED_ROUNDS and paired["ratio"] > 0  # goals: never fewer
     out = capsys.readouterr().out
     assert "paired rounds" in out
     small, large = results["engine"][("chain", 60)], results["engine"][("chain", 120)]
     if shutil.which("dot"):  # the layout needs the system Graphviz
         drawn = large["collapsed"]
-        assert drawn["rounds"] == 5 and drawn["units"] == 120
+        assert drawn["rounds"] == scale.PAIRED_ROUNDS and drawn["units"] == 120
         assert all(drawn[f"{key}_share"] > 0 for key in ("dot", "again", "passes", "read"))
         assert drawn["shares"][0] <= drawn["dot_share"] <= drawn["shares"][1]
         assert 0 < small["full_share"][0] and "full_share" not in large  # laid out whole up to 60
