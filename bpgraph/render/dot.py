@@ -370,16 +370,22 @@ def _styling(ctx: _Context, state: tuple[Any, ...]) -> str:
     return styling
 
 
-def _node_line(ctx: _Context, node_id: int) -> str:
-    """The node statement of a node drawn as itself."""
-    kind, lit, frame = ctx.kind_of[node_id], ctx.lit, ctx.frame
-    dim = not ctx.root_side[node_id] or (lit is not None and node_id not in lit) or (
-        frame is not None and ctx.grads is not None and node_id in ctx.grads and node_id not in frame.done)
-    current = frame is not None and node_id == frame.current
-    lines, final = _label_lines(ctx, node_id)
-    box = () if frame is None else tuple(_box_size(ctx, ctx.theme.nodes[kind].shape, final).items())
-    styling = _styling(ctx, (kind, dim, lit is not None, current, box))
-    return node_statement(str(node_id), f"n{node_id}", "\\n".join(lines), styling)
+def _node_lines(ctx: _Context, ids: list[int]) -> list[str]:
+    """The node statements of the nodes ``ids``, each drawn as itself: faded when the root
+    does not depend on it, when it is off the highlighted paths, or when its gradient is still
+    pending in a frame.  One loop, since a drawing of 1,000 nodes is mostly this."""
+    kind_of, lit, frame, grads = ctx.kind_of, ctx.lit, ctx.frame, ctx.grads
+    pending = set() if frame is None or grads is None else set(grads) - frame.done
+    current = None if frame is None else frame.current
+    lines = []
+    for node_id, reached in zip(ids, ctx.root_side[ids].tolist()):
+        kind = kind_of[node_id]
+        dim = not reached or (lit is not None and node_id not in lit) or node_id in pending
+        label, final = _label_lines(ctx, node_id)
+        box = () if frame is None else tuple(_box_size(ctx, ctx.theme.nodes[kind].shape, final).items())
+        styling = _styling(ctx, (kind, dim, lit is not None, node_id == current, box))
+        lines.append(node_statement(str(node_id), f"n{node_id}", "\\n".join(label), styling))
+    return lines
 
 
 def _group_lines(ctx: _Context, groups: _collapse.Groups, reached: list[bool]) -> list[str]:
@@ -524,7 +530,8 @@ def build(graph: Graph, root: Tensor | int | str | None = None, *, theme: str | 
     reached = (np.bincount(plan.group_of[root_side & (plan.group_of >= 0)], minlength=len(groups)) > 0).tolist()
     group_lines = _group_lines(ctx, groups, reached)
     drawn_at = list(zip(starts.tolist(), plan.group_of[starts].tolist()))  # (id, group or -1) per unit
-    lines = [group_lines[k] if k >= 0 else _node_line(ctx, i) for i, k in drawn_at]
+    own = iter(_node_lines(ctx, [i for i, k in drawn_at if k < 0]))
+    lines = [group_lines[k] if k >= 0 else next(own) for _, k in drawn_at]
     keys = [f"g{i}" if k >= 0 else str(i) for i, k in drawn_at]  # what edges name each unit by
     if any(topo.scope_names):
         group_scopes = [scope.rpartition("/")[0] for scope in groups.scopes]  # a scope's group sits in its parent
