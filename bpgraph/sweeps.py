@@ -57,9 +57,10 @@ _I, _K, _O = "(local.get $i)", "(local.get $k)", "(local.get $o)"
 _OPERAND = f"(local.set $o {_index('tp', _K)})"
 _NEXT_SLOT = "(local.set $k (i32.add (local.get $k) (i32.const 1)))"
 
-def _node_loop(name: str, params: str, enter: str, step: str, leave: str) -> str:
+def _node_loop(name: str, params: str, enter: str, step: str, leave: str, finish: str = "") -> str:
     """WebAssembly text of an exported function that, for each node i in [start, stop), runs
-    ``enter``, then ``step`` for each of its operand slots k (operand $o), then ``leave``."""
+    ``enter``, then ``step`` for each of its operand slots k (operand $o), then ``leave``; and
+    ``finish`` once after the last node."""
     return f"""(func (export "{name}") (param $ip i32) (param $tp i32) (param $v i32) {params}
                                 (param $start i32) (param $stop i32)
     (local $i i32) (local $k i32) (local $end i32) (local $o i32) (local $acc i64) (local $x i64)
@@ -76,11 +77,16 @@ def _node_loop(name: str, params: str, enter: str, step: str, leave: str) -> str
         (br $operand)))
       {leave}
       (local.set $i (i32.add (local.get $i) (i32.const 1)))
-      (br $node))))"""
+      (br $node)))
+    {finish})"""
 
 
 _LOAD_UNIT = f"(local.set $x (i64.load {_at('unit', _I, 3)}))"
-_MARK_CROSSING = f"(i32.store8 {_at('v', _K, 0)} (i64.ne (i64.load {_at('unit', _O, 3)}) (local.get $x)))"
+_COUNT = "(i32.wrap_i64 (local.get $acc))"
+_KEEP_CROSSING = (f"(if (i64.ne (i64.load {_at('unit', _O, 3)}) (local.get $x)) (then"
+                  "(local.set $acc (i64.add (local.get $acc) (i64.const 1)))"
+                  f"(i64.store {_at('v', _COUNT, 3)} (i64.extend_i32_u (local.get $o)))"
+                  f"(i64.store {_at('v', f'(i32.add {_COUNT} (local.get $slots))', 3)} (i64.extend_i32_u (local.get $i)))))")
 _LOAD_ACC = f"(local.set $acc (i64.load {_at('v', _I, 3)}))"
 _STORE_ACC = f"(i64.store {_at('v', _I, 3)} (local.get $acc))"
 _LONGEST_STEP = (f"(local.set $x (i64.add (i64.load {_at('v', _O, 3)}) (i64.load {_at('add', _O, 3)})))"
@@ -118,9 +124,10 @@ _WAT = f"""
   ;; for i in [start, stop): v[i] |= v[o] for each operand o of i
   {_node_loop('or_up', '', _LOAD_ACC, _OR_UP_STEP, _STORE_ACC)}
 
-  ;; v[k] = 1 (a byte) for each operand slot k whose operand lies in another unit than its
-  ;; node, by the int64 unit of each node
-  {_node_loop('crossing', '(param $unit i32)', _LOAD_UNIT, _MARK_CROSSING, '')}
+  ;; the edges whose operand lies in another unit than its node (by the int64 unit of each
+  ;; node), in slot order: their count c in v[0], operands in v[1..c], nodes from v[1 + slots]
+  {_node_loop('crossing', '(param $unit i32) (param $slots i32)', _LOAD_UNIT, _KEEP_CROSSING, '',
+              "(i64.store (local.get $v) (local.get $acc))")}
 
   ;; The root of x in the parent array at $p, halving the path on the way.
   (func $find (param $p i32) (param $x i32) (result i32)
@@ -479,17 +486,23 @@ def band_pieces(indptr: np.ndarray, tails: np.ndarray, band: np.ndarray, mark: n
     return compiled.run("band_pieces", (indptr, tails), [size, *arrays], (size, len(pairs[0])))
 
 
-def crossing(indptr: np.ndarray, tails: np.ndarray, unit: np.ndarray) -> np.ndarray | None:
-    """Per operand slot: does its operand lie in another unit than its node (``unit`` per
-    node)?  One kernel pass, without two gathers the size of the edges; None where
-    :func:`band_pieces` would be (the caller compares ``unit[tails]`` and ``unit[heads]``)."""
+def crossing(indptr: np.ndarray, tails: np.ndarray, unit: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """The edges, as ``(tails, heads)`` in slot order, whose operand lies in another unit than
+    its node (``unit`` per node).  One kernel pass, without a mask and two gathers the size of
+    the edges; None where :func:`band_pieces` would be (the caller compares ``unit[tails]``
+    and ``unit[heads]``)."""
     size, slots = len(unit), len(tails)
     unit = np.ascontiguousarray(unit, dtype=np.int64)
-    compiled = _get_kernel() if size >= KERNEL_MIN_NODES and _fits(indptr, tails, -(-slots // 8), unit) else None
+    room = 1 + 2 * slots  # the kernel's output: see "crossing" in _WAT
+    compiled = _get_kernel() if size >= KERNEL_MIN_NODES and _fits(indptr, tails, room, unit) else None
     if compiled is None:
         return None
-    words = compiled.run("crossing", (indptr, tails), [-(-slots // 8), unit], (0, size))
-    return words.view(np.uint8)[:slots].view(bool)
+
+    def take(out: np.ndarray, _: Any) -> tuple[np.ndarray, np.ndarray]:
+        count = int(out[0])
+        return out[1:1 + count].copy(), out[1 + slots:1 + slots + count].copy()
+
+    return compiled.run("crossing", (indptr, tails), [room, unit], (slots, 0, size), take)
 
 
 def runs(indptr: np.ndarray, tails: np.ndarray, label: np.ndarray, mark: np.ndarray, depth: np.ndarray,

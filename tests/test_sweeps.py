@@ -301,8 +301,10 @@ def test_crossing_slots_and_band_pieces_match_numpy_on_a_big_dag():
     indptr, tails = csr(operands)
     heads = np.repeat(np.arange(n), np.diff(indptr))
     unit = rng.integers(0, 50, size=n) // 3
-    cross = sweeps.crossing(indptr, tails, unit)
-    assert cross is not None and cross.tolist() == (unit[tails] != unit[heads]).tolist()
+    crossed = sweeps.crossing(indptr, tails, unit)
+    cross = unit[tails] != unit[heads]
+    assert crossed is not None and cross.any() and not cross.all()
+    assert crossed[0].tolist() == tails[cross].tolist() and crossed[1].tolist() == heads[cross].tolist()
 
     band, mark = rng.integers(0, 6, size=n), rng.random(n) < 0.8
     pairs = (rng.integers(0, n, size=30), rng.integers(0, n, size=30))

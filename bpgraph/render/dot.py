@@ -581,10 +581,11 @@ def _merged_edges(topo: Topology, unit: np.ndarray, reach: TermReach,
     per pair of units joined by at least one edge, in drawing order; each flag is true when any
     of the pair's edges has it, and ``lit`` is None without highlighted paths."""
     size = topo.size
-    cross = sweeps.crossing(topo.indptr, topo.tails, unit)
-    if cross is None:
+    crossed = sweeps.crossing(topo.indptr, topo.tails, unit)
+    if crossed is None:
         cross = unit[topo.tails] != unit[topo.heads]
-    tails, heads = topo.tails[cross], topo.heads[cross]
+        crossed = topo.tails[cross], topo.heads[cross]
+    tails, heads = crossed
     if not tails.size:
         return [], [], []
     pairs = unit[tails] * size + unit[heads]
