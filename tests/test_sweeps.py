@@ -372,3 +372,24 @@ def test_bands_merged_outright_plan_alike_with_and_without_the_kernel(monkeypatc
         plans.append(([(grp.title, grp.members.tolist(), grp.ops) for grp in p.groups], p.group_of.tolist()))
     assert plans[0] == plans[1] and 1 < len(plans[0][0]) <= 20
     assert all(len(members) > 60 for _, members, _ in plans[0][0])  # every group spans the chains
+
+
+def test_kernel_calls_through_the_c_entry_point_or_the_binding_alike(monkeypatch):
+    """Sweeps are called through wasmtime's unchecked C call (the binding's own call costs
+    ~12 µs an argument); without that entry point the binding's call gives the same arrays,
+    and a call that traps raises instead of returning garbage."""
+    import wasmtime._ffi
+
+    rng = np.random.default_rng(3)
+    n = sweeps.KERNEL_MIN_NODES + 50
+    indptr, tails = csr([[]] + [rng.integers(0, i, size=2).tolist() for i in range(1, n)])
+    base, add = np.zeros(n, np.int64), np.ones(n, np.int64)
+    fast = sweeps._Kernel()
+    monkeypatch.delattr(wasmtime._ffi, "wasmtime_func_call_unchecked")
+    slow = sweeps._Kernel()
+    results = [k.run("longest", (indptr, tails), [base, add], (0, n)) for k in (fast, slow)]
+    expected = base.tolist()
+    sweeps._longest_py(indptr.tolist(), tails.tolist(), expected, add.tolist(), 0, n)
+    assert results[0].tolist() == results[1].tolist() == expected and max(expected) > 10
+    with pytest.raises(RuntimeError, match="trap"):
+        fast.functions["or_up"](0, 0, 2**31 - 8, 0, 1)  # reads past the end of the kernel's memory
