@@ -99,7 +99,12 @@ def quote_label(text: str) -> str:
 
 def style_text(attrs: dict[str, str]) -> str:
     """``key=value ...``, keys sorted and quoted by the ``graphviz`` package (as ``Digraph.node``)."""
-    return " ".join(f"{graphviz.quoting.quote(k)}={graphviz.quoting.quote(v)}" for k, v in sorted(attrs.items()))
+    return _quoted_pairs(tuple(sorted(attrs.items())))
+
+
+@functools.lru_cache(maxsize=4096)  # a theme's few styles, drawing after drawing
+def _quoted_pairs(pairs: tuple[tuple[str, str], ...]) -> str:
+    return " ".join(f"{graphviz.quoting.quote(k)}={graphviz.quoting.quote(v)}" for k, v in pairs)
 
 
 def node_statement(key: str, ident: str, text: str, styling: str) -> str:
@@ -440,7 +445,9 @@ def _legend(theme: Theme, kinds: set[str], term_names: list[str], both: bool, fa
     """A cluster with one sample node per kind drawn and one sample arrow per edge meaning.
 
     Invisible edges chain the samples into two rows, node kinds and edge meanings (two
-    columns with ``rankdir=TB``), so the legend stays narrower than the picture.
+    columns with ``rankdir=TB``), so the legend stays narrower than the picture.  Its
+    statements are written as ``Digraph.node`` and ``edge`` would write them, without their
+    checks of every argument (half a millisecond a drawing, a twentieth of a small one).
     """
     legend = graphviz.Digraph(name="cluster_legend")
     legend.attr(id="legend", label="legend", style="rounded", color=theme.cluster_border,
@@ -448,13 +455,13 @@ def _legend(theme: Theme, kinds: set[str], term_names: list[str], both: bool, fa
     small = fmt_number(theme.small_fontsize)
     kinds_row: list[tuple[str, str]] = []  # (first, last) node of each sample
     edges_row: list[tuple[str, str]] = []
+    lines = legend.body
     for kind in NODE_KINDS:
         if kind in kinds:
             style = theme.nodes[kind]
-            legend.node(f"legend_{kind}", KIND_TITLES[kind], shape=style.shape,
-                        style=style.style, fillcolor=style.fill, color=style.border,
-                        fontcolor=style.font, penwidth=fmt_number(style.penwidth), fontsize=small,
-                        **_margin(style))
+            lines.append(_sample_node(f"legend_{kind}", KIND_TITLES[kind], {
+                "shape": style.shape, "style": style.style, "fillcolor": style.fill, "color": style.border,
+                "fontcolor": style.font, "penwidth": fmt_number(style.penwidth), "fontsize": small, **_margin(style)}))
             kinds_row.append((f"legend_{kind}", f"legend_{kind}"))
     samples = [(f"gradient of {name}", [k]) for k, name in enumerate(term_names)]
     if both:
@@ -463,16 +470,25 @@ def _legend(theme: Theme, kinds: set[str], term_names: list[str], both: bool, fa
     if faded:
         samples.append((f"no gradient from {root_name}", []))
     for k, (text, terms) in enumerate(samples):
-        attrs = _edge_attrs(theme, terms, None, False, False)
-        legend.node(f"legend_e{k}", "", shape="point", width="0.06", color=theme.text)
-        legend.node(f"legend_t{k}", label([label_text(text)]), shape="plaintext",
-                    fontcolor=theme.text, fontsize=small)
-        legend.edge(f"legend_e{k}", f"legend_t{k}", **attrs)
+        lines.append(_sample_node(f"legend_e{k}", "", {"shape": "point", "width": "0.06", "color": theme.text}))
+        lines.append(_sample_node(f"legend_t{k}", label([label_text(text)]),
+                                  {"shape": "plaintext", "fontcolor": theme.text, "fontsize": small}))
+        lines.append(_sample_edge(f"legend_e{k}", f"legend_t{k}", _edge_attrs(theme, terms, None, False, False)))
         edges_row.append((f"legend_e{k}", f"legend_t{k}"))
     for row in (kinds_row, edges_row):
         for (_, last), (first, _) in zip(row, row[1:]):
-            legend.edge(last, first, style="invis")
+            lines.append(_sample_edge(last, first, {"style": "invis"}))
     return legend
+
+
+def _sample_node(key: str, text: str, attrs: dict[str, str]) -> str:
+    """A legend node statement (``key`` is made by bpgraph: a DOT identifier)."""
+    return f"\t{key} [label={graphviz.quoting.quote(text)} {style_text(attrs)}]\n"
+
+
+def _sample_edge(tail: str, head: str, attrs: dict[str, str]) -> str:
+    """A legend edge statement between two sample nodes."""
+    return f"\t{tail} -> {head} [{style_text(attrs)}]\n"
 
 
 def build(graph: Graph, root: Tensor | int | str | None = None, *, theme: str | Theme = "light",
