@@ -329,7 +329,12 @@ class _Kernel:
         instance = wasmtime.Instance(self.store, wasmtime.Module(self.store.engine, _WAT), [])
         exports = instance.exports(self.store)
         self.memory = exports["memory"]
-        self.functions = {name: _caller(self.store, exports[name]) for name in (*_PYTHON, "band_pieces", "crossing", "runs")}
+        names = (*_PYTHON, "band_pieces", "crossing", "runs")
+        self.functions = {name: _caller(self.store, exports[name]) for name in names}
+        try:
+            self.functions["or_up"](0, 0, 0, 0, 0)  # a sweep over no node: can this wasmtime be called so?
+        except Exception:
+            self.functions = {name: _caller(self.store, exports[name], fast=False) for name in names}
         self.lock = threading.Lock()  # a wasmtime Store is not for two threads at once
         self.structure: tuple[np.ndarray, np.ndarray] | None = None  # what memory holds first
         self.view: np.ndarray | None = None  # see _view
@@ -390,21 +395,24 @@ class _Kernel:
         return self.view
 
 
-def _caller(store: Any, func: Any) -> Callable[..., Any]:
+def _caller(store: Any, func: Any, fast: bool = True) -> Callable[..., Any]:
     """``func`` as a Python function of its i32 arguments.
 
     Through wasmtime's C entry point for unchecked calls where that can be reached: the
     Python binding's own call looks the function's type up again and converts every argument
     on every call, about 12 µs an argument, 0.1 ms a sweep, a tenth of the first drawing of a
-    10,000-node graph.  Elsewhere (another wasmtime version), the binding's call.
+    10,000-node graph.  Elsewhere (another wasmtime version, or ``fast=False``), the
+    binding's call.
     """
     try:
+        if not fast:
+            raise LookupError("the binding's call was asked for")
         from wasmtime import _ffi as ffi
 
         kind = func.type(store)
         params, results = len(kind.params), len(kind.results)
         values = (ffi.wasmtime_val_raw_t * max(params, results, 1))()
-        unchecked, target = ffi.wasmtime_func_call_unchecked, ctypes.byref(func._func)
+        unchecked, target, context = ffi.wasmtime_func_call_unchecked, ctypes.byref(func._func), store._context
     except Exception:  # not this binding's layout
         return lambda *args: func(store, *args)
 
@@ -412,7 +420,7 @@ def _caller(store: Any, func: Any) -> Callable[..., Any]:
         for k, arg in enumerate(args):
             values[k].i32 = arg
         trap = ctypes.POINTER(ffi.wasm_trap_t)()
-        if unchecked(store._context(), target, values, len(values), ctypes.byref(trap)) or trap:
+        if unchecked(context(), target, values, len(values), ctypes.byref(trap)) or trap:
             raise RuntimeError(f"the compiled sweep failed (wasmtime: error or trap in a call of {params} arguments)")
         return values[0].i32 if results else None
 

@@ -385,11 +385,17 @@ def test_kernel_calls_through_the_c_entry_point_or_the_binding_alike(monkeypatch
     indptr, tails = csr([[]] + [rng.integers(0, i, size=2).tolist() for i in range(1, n)])
     base, add = np.zeros(n, np.int64), np.ones(n, np.int64)
     fast = sweeps._Kernel()
+
+    def another_signature(*args):
+        raise TypeError("this wasmtime's unchecked call takes other arguments")
+
+    monkeypatch.setattr(wasmtime._ffi, "wasmtime_func_call_unchecked", another_signature)
+    checked = sweeps._Kernel()  # its first call fails: every sweep falls back to the binding's call
     monkeypatch.delattr(wasmtime._ffi, "wasmtime_func_call_unchecked")
     slow = sweeps._Kernel()
-    results = [k.run("longest", (indptr, tails), [base, add], (0, n)) for k in (fast, slow)]
+    results = [k.run("longest", (indptr, tails), [base, add], (0, n)) for k in (fast, checked, slow)]
     expected = base.tolist()
     sweeps._longest_py(indptr.tolist(), tails.tolist(), expected, add.tolist(), 0, n)
-    assert results[0].tolist() == results[1].tolist() == expected and max(expected) > 10
+    assert all(result.tolist() == expected for result in results) and max(expected) > 10
     with pytest.raises(RuntimeError, match="trap"):
         fast.functions["or_up"](0, 0, 2**31 - 8, 0, 1)  # reads past the end of the kernel's memory
