@@ -32,6 +32,7 @@ Everything here is pure and iterative, and every choice is deterministic.
 from __future__ import annotations
 
 import difflib
+import threading
 from typing import TYPE_CHECKING, Iterable, Iterator, NamedTuple, Sequence, overload
 
 import numpy as np
@@ -137,11 +138,16 @@ class Groups(Sequence[Group]):
 
     def _objects(self) -> tuple[Group, ...]:
         if self._made is None:
-            bounds = self.bounds.tolist()
-            self._made = tuple(Group(title, self.members[a:b], int(self.members[a]), scope, ops)
-                               for title, scope, ops, a, b in zip(self.titles, self.scopes, self.ops,
-                                                                  bounds, bounds[1:]))
+            with _MAKING:  # two threads reading one shared plan get the same objects
+                if self._made is None:
+                    bounds = self.bounds.tolist()
+                    self._made = tuple(Group(title, self.members[a:b], int(self.members[a]), scope, ops)
+                                       for title, scope, ops, a, b in zip(self.titles, self.scopes, self.ops,
+                                                                          bounds, bounds[1:]))
         return self._made
+
+
+_MAKING = threading.Lock()  # see Groups._objects
 
 
 def _read_only(array: np.ndarray) -> np.ndarray:
