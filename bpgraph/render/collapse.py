@@ -65,8 +65,14 @@ class Group(NamedTuple):
 
     @property
     def key(self) -> str:
-        """DOT node id: ``g`` + the smallest member id (stable across runs)."""
-        return f"g{self.first}"
+        """DOT node id (and SVG id): see :func:`group_key`."""
+        return group_key(self.first)
+
+
+def group_key(first: int) -> str:
+    """The DOT node id of the group whose smallest member is ``first``: ``g`` + that id
+    (stable across runs)."""
+    return f"g{first}"
 
 
 class Groups(Sequence[Group]):

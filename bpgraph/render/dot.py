@@ -393,9 +393,9 @@ def _node_lines(ctx: _Context, ids: list[int]) -> list[str]:
     return lines
 
 
-def _group_lines(ctx: _Context, groups: _collapse.Groups, reached: list[bool]) -> list[str]:
-    """Each collapsed group's node statement; ``reached[k]`` when the root depends on a member
-    of group k.
+def _group_lines(ctx: _Context, groups: _collapse.Groups, keys: list[str], reached: list[bool]) -> list[str]:
+    """Each collapsed group's node statement, keyed ``keys[k]``; ``reached[k]`` when the root
+    depends on a member of group k.
 
     A big drawing is mostly groups (1,500 of them for a 100,000-node graph), so this is one
     loop over the plan's columns, with the few distinct op lists and sizes written once.
@@ -407,9 +407,8 @@ def _group_lines(ctx: _Context, groups: _collapse.Groups, reached: list[bool]) -
     counted = {size: f"{size:,} nodes" for size in set(sizes)}  # a handful of sizes; "{:,}" is slow
     bounds = groups.bounds.tolist()
     lines = []
-    for k, (first, title, scope, ops, size, hit) in enumerate(zip(groups.firsts.tolist(), groups.titles, groups.scopes,
-                                                                  groups.ops, sizes, reached)):
-        key = f"g{first}"
+    for k, (key, title, scope, ops, size, hit) in enumerate(zip(keys, groups.titles, groups.scopes,
+                                                                groups.ops, sizes, reached)):
         faded = not hit or (lit is not None and lit.isdisjoint(groups.members[bounds[k]:bounds[k + 1]].tolist()))
         title = label_text(title) if scope else title  # bands are titled by bpgraph
         lines.append(node_statement(key, key, f"{title}\\n{counted[size]}{op_lists[ops]}", styling[faded]))
@@ -544,11 +543,12 @@ def build(graph: Graph, root: Tensor | int | str | None = None, *, theme: str | 
     unit, starts = _units(plan)
     groups = plan.groups
     reached = (np.bincount(plan.group_of[root_side & (plan.group_of >= 0)], minlength=len(groups)) > 0).tolist()
-    group_lines = _group_lines(ctx, groups, reached)
+    group_keys = [_collapse.group_key(first) for first in groups.firsts.tolist()]
+    group_lines = _group_lines(ctx, groups, group_keys, reached)
     drawn_at = list(zip(starts.tolist(), plan.group_of[starts].tolist()))  # (id, group or -1) per unit
     own = iter(_node_lines(ctx, [i for i, k in drawn_at if k < 0]))
     lines = [group_lines[k] if k >= 0 else next(own) for _, k in drawn_at]
-    keys = [f"g{i}" if k >= 0 else str(i) for i, k in drawn_at]  # what edges name each unit by
+    keys = [group_keys[k] if k >= 0 else str(i) for i, k in drawn_at]  # what edges name each unit by
     if any(topo.scope_names):
         group_scopes = [scope.rpartition("/")[0] for scope in groups.scopes]  # a scope's group sits in its parent
         _emit_clustered(digraph, theme, lines, [group_scopes[k] if k >= 0 else topo.scope(i) for i, k in drawn_at])
