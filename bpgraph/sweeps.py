@@ -319,6 +319,11 @@ _PYTHON = {"longest": _longest_py, "or_down": _or_down_py, "or_up": _or_up_py}
 
 
 # --- running a sweep ----------------------------------------------------------------------
+def _copied(out: np.ndarray, _: Any) -> np.ndarray:
+    """What :meth:`_Kernel.run` returns by default: the written array, copied out."""
+    return out.copy()
+
+
 class _Kernel:
     """One wasmtime instance of :data:`_WAT`, its memory grown to fit the largest graph so far.
 
@@ -347,7 +352,7 @@ class _Kernel:
         self.offsets = (0, 0)
 
     def run(self, name: str, structure: tuple[np.ndarray, np.ndarray], values: list[np.ndarray | int],
-            bounds: tuple[int, ...], take: Callable[[np.ndarray, Any], Any] = lambda out, _: out.copy()) -> Any:
+            bounds: tuple[int, ...], take: Callable[[np.ndarray, Any], Any] = _copied) -> Any:
         """Copy ``structure`` in as int64 (indptr and tails) and
         the contiguous ``values`` after it, run ``name``, and return ``take(out, result)``:
         ``out`` is ``values[0]`` as int64, as it is afterwards (the array the sweep writes;
@@ -401,17 +406,17 @@ class _Kernel:
 
 
 def _caller(store: Any, func: Any, fast: bool = True) -> Callable[..., Any]:
-    """``func`` as a Python function of its i32 arguments.
+    """``func`` as a Python function of its i32 arguments: :func:`_unchecked` where that can
+    be made (and ``fast``), else the binding's call."""
+    return (_unchecked(store, func) if fast else None) or (lambda *args: func(store, *args))
 
-    Through wasmtime's C entry point for unchecked calls where that can be reached: the
-    Python binding's own call looks the function's type up again and converts every argument
-    on every call, about 12 µs an argument, 0.1 ms a sweep, a tenth of the first drawing of a
-    10,000-node graph.  Elsewhere (another wasmtime version, or ``fast=False``), the
-    binding's call.
-    """
+
+def _unchecked(store: Any, func: Any) -> Callable[..., Any] | None:
+    """A call of ``func`` through wasmtime's C entry point for unchecked calls, or None where
+    it cannot be reached (another wasmtime version).  The Python binding's own call looks the
+    function's type up again and converts every argument on every call, about 12 µs an
+    argument, 0.1 ms a sweep, a tenth of the first drawing of a 10,000-node graph."""
     try:
-        if not fast:
-            raise LookupError("the binding's call was asked for")
         from wasmtime import _ffi as ffi
 
         kind = func.type(store)
@@ -419,7 +424,7 @@ def _caller(store: Any, func: Any, fast: bool = True) -> Callable[..., Any]:
         values = (ffi.wasmtime_val_raw_t * max(params, results, 1))()
         unchecked, target, context = ffi.wasmtime_func_call_unchecked, ctypes.byref(func._func), store._context
     except Exception:  # not this binding's layout
-        return lambda *args: func(store, *args)
+        return None
 
     def call(*args: int) -> int | None:
         if len(args) != params:  # unchecked: a missing argument would be the last call's
@@ -519,6 +524,19 @@ def or_up(indptr: np.ndarray, tails: np.ndarray, bits: np.ndarray, start: int, s
     return _sweep("or_up", indptr, tails, [bits], (int(start), int(stop)), int(stop) - int(start), kernel)
 
 
+def _kernel_pass(name: str, indptr: np.ndarray, tails: np.ndarray, values: list[np.ndarray | int],
+                 bounds: tuple[int, ...], take: Callable[[np.ndarray, Any], Any] = _copied) -> Any:
+    """:meth:`_Kernel.run` of a pass that has no Python loop beside it: None below
+    :data:`KERNEL_MIN_NODES` nodes, past what the kernel's memory can hold, or where the
+    kernel cannot be loaded (the caller then does the same in numpy)."""
+    if len(indptr) - 1 < KERNEL_MIN_NODES or not _fits(indptr, tails, *values):
+        return None
+    compiled = _get_kernel()
+    if compiled is None:
+        return None
+    return compiled.run(name, (indptr, tails), values, bounds, take)
+
+
 def band_pieces(indptr: np.ndarray, tails: np.ndarray, band: np.ndarray, mark: np.ndarray,
                 pairs: tuple[np.ndarray, np.ndarray]) -> np.ndarray | None:
     """For each node, the smallest id of its piece when every marked op is joined to each
@@ -529,10 +547,7 @@ def band_pieces(indptr: np.ndarray, tails: np.ndarray, band: np.ndarray, mark: n
     size = len(band)
     arrays = [np.ascontiguousarray(band, dtype=np.int64), np.ascontiguousarray(mark, dtype=np.uint8),
               *(np.ascontiguousarray(a, dtype=np.int64) for a in pairs)]
-    compiled = _get_kernel() if size >= KERNEL_MIN_NODES and _fits(indptr, tails, size, *arrays) else None
-    if compiled is None:
-        return None
-    return compiled.run("band_pieces", (indptr, tails), [size, *arrays], (size, len(pairs[0])))
+    return _kernel_pass("band_pieces", indptr, tails, [size, *arrays], (size, len(pairs[0])))
 
 
 def crossing(indptr: np.ndarray, tails: np.ndarray, unit: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
@@ -543,15 +558,12 @@ def crossing(indptr: np.ndarray, tails: np.ndarray, unit: np.ndarray) -> tuple[n
     size, slots = len(unit), len(tails)
     unit = np.ascontiguousarray(unit, dtype=np.int64)
     room = 1 + 2 * slots  # the kernel's output: see "crossing" in _WAT
-    compiled = _get_kernel() if size >= KERNEL_MIN_NODES and _fits(indptr, tails, room, unit) else None
-    if compiled is None:
-        return None
 
     def take(out: np.ndarray, _: Any) -> tuple[np.ndarray, np.ndarray]:
         count = int(out[0])
         return out[1:1 + count].copy(), out[1 + slots:1 + slots + count].copy()
 
-    return compiled.run("crossing", (indptr, tails), [room, unit], (slots, 0, size), take)
+    return _kernel_pass("crossing", indptr, tails, [room, unit], (slots, 0, size), take)
 
 
 def runs(indptr: np.ndarray, tails: np.ndarray, label: np.ndarray, mark: np.ndarray, depth: np.ndarray,
@@ -563,8 +575,9 @@ def runs(indptr: np.ndarray, tails: np.ndarray, label: np.ndarray, mark: np.ndar
     are not counted; with more than 8 codes counts is None, and the caller counts).
 
     One kernel pass and a counting sort; None where :func:`band_pieces` would be, or where a
-    label is not a node id (the caller sorts by label in numpy).  The graph's edges are not read: they are passed so
-    that the kernel keeps the structure it holds for the drawing's other sweeps."""
+    label is not a node id (the caller sorts by label in numpy).  The graph's edges are not
+    read: they are passed so that the kernel keeps the structure it holds for the drawing's
+    other sweeps."""
     size = len(label)
     if not size or label.min() < 0 or label.max() >= size:  # not node ids (bands merged outright)
         return None
@@ -572,9 +585,6 @@ def runs(indptr: np.ndarray, tails: np.ndarray, label: np.ndarray, mark: np.ndar
     arrays = [np.ascontiguousarray(label, dtype=np.int64), np.ascontiguousarray(mark, dtype=np.uint8),
               np.ascontiguousarray(depth, dtype=np.int64), np.ascontiguousarray(code, dtype=np.int64)]
     room = (5 + width) * size + 1  # the kernel's output: see "runs" in _WAT
-    compiled = _get_kernel() if size >= KERNEL_MIN_NODES and _fits(indptr, tails, room, *arrays, size) else None
-    if compiled is None:
-        return None
 
     def take(out: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
         bounds = out[2 * size:2 * size + count + 1].copy()
@@ -582,4 +592,4 @@ def runs(indptr: np.ndarray, tails: np.ndarray, label: np.ndarray, mark: np.ndar
         return (out[size:size + int(bounds[-1])].copy(), bounds, out[lows:lows + count].copy(),
                 out[highs:highs + count].copy(), out[counts:counts + count * width].copy() if width else None)
 
-    return compiled.run("runs", (indptr, tails), [room, *arrays, size], (size, width), take)
+    return _kernel_pass("runs", indptr, tails, [room, *arrays, size], (size, width), take)

@@ -100,7 +100,7 @@ class Groups(Sequence[Group]):
         if len(parts) == 1:
             return parts[0]
         offsets = np.cumsum([0] + [part.members.size for part in parts])
-        return cls(np.concatenate([part.members for part in parts] or [np.zeros(0, np.intp)]),
+        return cls(np.concatenate([part.members for part in parts]),
                    np.concatenate([[0]] + [part.bounds[1:] + at for part, at in zip(parts, offsets.tolist())]),
                    [t for part in parts for t in part.titles], [t for part in parts for t in part.scopes],
                    [t for part in parts for t in part.ops])
