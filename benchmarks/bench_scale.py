@@ -311,9 +311,11 @@ def _cell(value: Any, nodes: int) -> str:
 def paired_scaling(shape: str, small: int, large: int, rounds: int, cap: int) -> dict[str, Any]:
     """Record + backward time per node at ``large`` over that at ``small``, in paired rounds.
 
-    Each round times one ``large`` graph and the median of several ``small`` ones back to back,
-    so a slow spell of the VM lands on both sides of that round's ratio; reported is the
-    median ratio over rounds and its range.  (The table above times each size on its own.)
+    Each round times one ``large`` graph between two halves of a batch of ``small`` ones
+    (small, large, small: the small graphs' median then spans the time the large one took, so
+    a slow spell of the VM that starts or ends within a round lands on both sides of its
+    ratio); reported is the median ratio over rounds and its range.  (The table above times
+    each size on its own.)
     """
     build = SHAPES[shape]
 
@@ -325,9 +327,12 @@ def paired_scaling(shape: str, small: int, large: int, rounds: int, cap: int) ->
         return (time.perf_counter() - start) / len(g)
 
     ratios = []
+    half = max(samples_for(small, 3, cap) // 2, 1)
     for _ in range(rounds):
-        small_time = statistics.median(per_node(small) for _ in range(samples_for(small, 3, cap)))
-        ratios.append(per_node(large) / small_time)
+        before = [per_node(small) for _ in range(half)]
+        large_time = per_node(large)
+        after = [per_node(small) for _ in range(half)]
+        ratios.append(large_time / statistics.median(before + after))
     return {"ratio": statistics.median(ratios), "range": (min(ratios), max(ratios)), "rounds": rounds}
 
 
