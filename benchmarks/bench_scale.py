@@ -9,7 +9,9 @@ layered  8 parameters, then layers of 8 nodes, each the ``maximum`` of two nodes
 For 1k, 10k and 100k nodes it prints time per node of record, backward, filling the
 networkx graph (done on first use of ``g.nx`` or ``successors``), ``count_paths`` and DOT
 generation (``bpgraph.render.to_dot``), the ratio of time per node at the largest size
-to the smallest, tracemalloc's bookkeeping bytes per node (array memory excluded), Graphviz
+to the smallest (paired in rounds with the same ratio of a reference that has no engine: the
+same numpy ops with one plain dict per node and a backward written out by hand, which is what
+this machine charges for size alone), tracemalloc's bookkeeping bytes per node (array memory excluded), Graphviz
 layout times with and without automatic collapsing, and the start-up time of
 ``bpgraph --help``.  What a module that is not there cannot measure is printed as ``n/a``.
 
@@ -71,6 +73,60 @@ def layered(n: int) -> tuple[bp.Graph, bp.Tensor, bp.Tensor]:
 
 SHAPES: dict[str, Callable[[int], tuple[bp.Graph, bp.Tensor, bp.Tensor]]] = {
     "chain": chain, "layered": layered}
+
+
+# --- the platform's own scaling: the same ops with the least bookkeeping a recorder can have --
+_SHARED: dict[str, Any] = {}  # one params dict for every node, as bpgraph.graph.NO_PARAMS
+
+
+def _node(op: str, operands: tuple[int, ...], value: np.ndarray, nodes: list[dict[str, Any]]) -> int:
+    """Append a node dict with bpgraph's nine attributes (what a networkx attribute dict holds)."""
+    nodes.append({"name": f"{op}_{len(nodes)}", "kind": "op", "op": op, "operands": operands, "params": _SHARED,
+                  "value": value, "grad": None, "scope": "", "requires_grad": True})
+    return len(nodes) - 1
+
+
+def reference_chain(n: int) -> list[dict[str, Any]]:
+    """The chain's numpy ops, one dict per node, and its backward written out by hand."""
+    nodes: list[dict[str, Any]] = []
+    node = _node("param", (), np.linspace(-1.0, 1.0, ELEMENTS), nodes)
+    for _ in range(n - 2):
+        node = _node("tanh", (node,), np.tanh(nodes[node]["value"]), nodes)
+    grad = np.ones(ELEMENTS)
+    for attrs in reversed(nodes[1:]):
+        attrs["grad"] = grad
+        grad = grad * (1 - attrs["value"] * attrs["value"])
+    nodes[0]["grad"] = grad
+    return nodes
+
+
+def reference_layered(n: int) -> list[dict[str, Any]]:
+    """The layered graph's numpy ops, one dict per node, and its backward written out by hand."""
+    nodes: list[dict[str, Any]] = []
+    rng = np.random.default_rng(0)
+    layer = [_node("param", (), rng.normal(size=ELEMENTS), nodes) for _ in range(WIDTH)]
+    for _ in range((n - WIDTH - 1) // WIDTH):
+        layer = [_node("maximum", (layer[i], layer[(i + 1) % WIDTH]),
+                       np.maximum(nodes[layer[i]]["value"], nodes[layer[(i + 1) % WIDTH]]["value"]), nodes)
+                 for i in range(WIDTH)]
+    grads: list[np.ndarray | None] = [None] * len(nodes)
+    grads[layer[0]] = np.ones(ELEMENTS)
+    for i in range(len(nodes) - 1, -1, -1):
+        grad = grads[i]
+        if grad is None:
+            continue
+        nodes[i]["grad"] = grad
+        if not nodes[i]["operands"]:
+            continue
+        a, b = nodes[i]["operands"]
+        left, right = nodes[a]["value"], nodes[b]["value"]
+        for operand, part in ((a, grad * (left >= right)), (b, grad * (left < right))):
+            grads[operand] = part if grads[operand] is None else grads[operand] + part
+    return nodes
+
+
+#: What ``paired_scaling`` times beside the engine: the platform's own 100k/1k scaling.
+REFERENCES: dict[str, Callable[[int], list[dict[str, Any]]]] = {"chain": reference_chain, "layered": reference_layered}
 
 
 # --- optional pieces (written by other modules; absent ones are reported, not fatal) --------
@@ -333,8 +389,14 @@ def paired_scaling(shape: str, small: int, large: int, rounds: int, cap: int) ->
     a slow spell of the VM that starts or ends within a round lands on both sides of its
     ratio); reported is the median ratio over rounds and its range.  (The table above times
     each size on its own.)
+
+    The same round times :data:`REFERENCES`' recorder too: the same numpy ops with one plain
+    dict per node and a hand-written backward, no engine.  What a node costs more at
+    ``large`` than at ``small`` there (cache and TLB misses, page faults, the garbage
+    collector's walks over the dicts) is what this machine charges any design that keeps a
+    dict and arrays per node; ``extra`` is that difference in seconds, for both.
     """
-    build = SHAPES[shape]
+    build, reference = SHAPES[shape], REFERENCES[shape]
 
     def per_node(n: int) -> float:
         g = root = None
@@ -343,14 +405,27 @@ def paired_scaling(shape: str, small: int, large: int, rounds: int, cap: int) ->
         g.backward(root)
         return (time.perf_counter() - start) / len(g)
 
-    ratios = []
+    def reference_per_node(n: int) -> float:
+        start = time.perf_counter()
+        nodes = reference(n)
+        return (time.perf_counter() - start) / len(nodes)
+
     half = max(samples_for(small, 3, cap) // 2, 1)
+    timings: dict[str, list[tuple[float, float]]] = {"engine": [], "reference": []}
     for _ in range(rounds):
-        before = [per_node(small) for _ in range(half)]
-        large_time = per_node(large)
-        after = [per_node(small) for _ in range(half)]
-        ratios.append(large_time / statistics.median(before + after))
-    return {"ratio": statistics.median(ratios), "range": (min(ratios), max(ratios)), "rounds": rounds}
+        for key, timed in (("engine", per_node), ("reference", reference_per_node)):
+            before = [timed(small) for _ in range(half)]
+            large_time = timed(large)
+            after = [timed(small) for _ in range(half)]
+            timings[key].append((statistics.median(before + after), large_time))
+    result: dict[str, Any] = {"rounds": rounds}
+    for key, pairs in timings.items():
+        ratios = [b / a for a, b in pairs]
+        prefix = "" if key == "engine" else "reference_"
+        result[f"{prefix}ratio"] = statistics.median(ratios)
+        result[f"{prefix}range"] = (min(ratios), max(ratios))
+        result[f"{prefix}extra"] = statistics.median(b - a for a, b in pairs)
+    return result
 
 
 def _per_node(row: dict[str, Any], key: str) -> float | None:
@@ -416,8 +491,14 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             paired = results["ratios"][shape]["paired"] = paired_scaling(
                 shape, sizes[0], sizes[-1], rounds, cap)
             low, high = paired["range"]
+            ref_low, ref_high = paired["reference_range"]
             print(f"{shape:<9}{'paired':>8}{'':>20}{paired['ratio']:>10.2f}  "
-                  f"(rec+bwd per node, {paired['rounds']} paired rounds: {low:.2f}-{high:.2f})", flush=True)
+                  f"(rec+bwd per node, {paired['rounds']} paired rounds: {low:.2f}-{high:.2f}; "
+                  f"{paired['extra'] * 1e6:.2f} us more a node at {sizes[-1]:,})\n"
+                  f"{shape:<9}{'ref':>8}{'':>20}{paired['reference_ratio']:>10.2f}  "
+                  f"(no engine: numpy ops, a dict per node, backward by hand; same rounds: "
+                  f"{ref_low:.2f}-{ref_high:.2f}; {paired['reference_extra'] * 1e6:.2f} us more a node)",
+                  flush=True)
     for note in sorted(notes):
         print("  " + note)
 

@@ -96,14 +96,27 @@ def test_scale_benchmark_runs_at_its_smallest_size(scale, capsys):
     assert "start-up" in out and "--help" in out and "goals:" in out
 
 
+def test_scale_references_do_the_engines_arithmetic(scale):
+    """The no-engine reference records the same values and finds the same leaf gradient, so the
+    two sides of its paired line time the same work."""
+    for shape, size in (("chain", 50), ("layered", 58)):
+        g, root, leaf = scale.SHAPES[shape](size)
+        g.backward(root)
+        nodes = scale.REFERENCES[shape](size)
+        assert len(nodes) == len(g) - 1  # every node but bpgraph's final sum
+        np.testing.assert_allclose(nodes[-1]["value"], g.nodes[root.id - 1]["value"])
+        np.testing.assert_allclose(nodes[0]["grad"], leaf.grad)
+
+
 def test_scale_benchmark_pairs_sizes_and_drawings_with_layouts(scale, capsys):
     """Two small sizes: the paired per-node ratio, and DOT generation against the layout."""
     results = scale.main(["--sizes", "60,120", "--shapes", "chain", "--repeat", "1",
                           "--full-layout-max", "60"])
     paired = results["ratios"]["chain"]["paired"]
     assert paired["rounds"] == scale.PAIRED_ROUNDS and paired["ratio"] > 0  # goals: never fewer
+    assert paired["reference_ratio"] > 0 and paired["reference_range"][0] <= paired["reference_ratio"]
     out = capsys.readouterr().out
-    assert "paired rounds" in out
+    assert "paired rounds" in out and "no engine" in out
     small, large = results["engine"][("chain", 60)], results["engine"][("chain", 120)]
     if shutil.which("dot"):  # the layout needs the system Graphviz
         drawn = large["collapsed"]
