@@ -41,7 +41,7 @@ import sys
 import threading
 import warnings
 from types import MappingProxyType
-from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence, TypeVar
+from typing import Any, Callable, Iterable, Iterator, Mapping, NoReturn, Sequence, TypeVar
 
 import networkx as nx
 import numpy as np
@@ -145,7 +145,7 @@ class _NoParams(dict):
     def __init__(self) -> None:  # no items, not even through dict.__init__
         super().__init__()
 
-    def _refuse(self, *args: Any, **kwargs: Any) -> None:
+    def _refuse(self, *args: Any, **kwargs: Any) -> NoReturn:
         raise TypeError("a node's params are read-only (this node has none); "
                         "record a new op to use other params")
 
@@ -154,11 +154,9 @@ class _NoParams(dict):
     def __reduce__(self) -> tuple[Callable[[], _NoParams], tuple[()]]:
         return _no_params, ()
 
-    def __repr__(self) -> str:
-        return "{}"
-
 
 def _no_params() -> _NoParams:
+    """What a pickled NO_PARAMS loads as (pickles name this function: keep it)."""
     return NO_PARAMS
 
 
