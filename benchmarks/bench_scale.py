@@ -11,9 +11,9 @@ networkx graph (done on first use of ``g.nx`` or ``successors``), ``count_paths`
 generation (``bpgraph.render.to_dot``), the ratio of time per node at the largest size
 to the smallest (paired in rounds with the same ratio of a reference that has no engine: the
 same numpy ops with one plain dict per node and a backward written out by hand, which is what
-this machine charges for size alone), tracemalloc's bookkeeping bytes per node (array memory excluded), Graphviz
-layout times with and without automatic collapsing, and the start-up time of
-``bpgraph --help``.  What a module that is not there cannot measure is printed as ``n/a``.
+this machine charges for size alone), tracemalloc's bookkeeping bytes per node (array memory
+excluded), Graphviz layout times with and without automatic collapsing, and the start-up
+time of ``bpgraph --help``.  What a module that is not there cannot measure is printed as ``n/a``.
 
     python benchmarks/bench_scale.py
     python benchmarks/bench_scale.py --sizes 1000,10000 --no-layout
@@ -81,8 +81,8 @@ _SHARED: dict[str, Any] = {}  # one params dict for every node, as bpgraph.graph
 
 def _node(op: str, operands: tuple[int, ...], value: np.ndarray, nodes: list[dict[str, Any]]) -> int:
     """Append a node dict with bpgraph's nine attributes (what a networkx attribute dict holds)."""
-    nodes.append({"name": f"{op}_{len(nodes)}", "kind": "op", "op": op, "operands": operands, "params": _SHARED,
-                  "value": value, "grad": None, "scope": "", "requires_grad": True})
+    nodes.append({"name": f"{op}_{len(nodes)}", "kind": "op", "op": op, "operands": operands,
+                  "params": _SHARED, "value": value, "grad": None, "scope": "", "requires_grad": True})
     return len(nodes) - 1
 
 
@@ -126,7 +126,8 @@ def reference_layered(n: int) -> list[dict[str, Any]]:
 
 
 #: What ``paired_scaling`` times beside the engine: the platform's own 100k/1k scaling.
-REFERENCES: dict[str, Callable[[int], list[dict[str, Any]]]] = {"chain": reference_chain, "layered": reference_layered}
+REFERENCES: dict[str, Callable[[int], list[dict[str, Any]]]] = {
+    "chain": reference_chain, "layered": reference_layered}
 
 
 # --- optional pieces (written by other modules; absent ones are reported, not fatal) --------
