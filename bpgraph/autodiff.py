@@ -50,11 +50,13 @@ def _broadcast_axes(broadcast: tuple[int, ...], shape: tuple[int, ...]) -> tuple
 
 def seed_for(graph: Graph, root: int, seed: Any = None) -> np.ndarray:
     """The starting gradient ∂root/∂root: ones for a scalar root, else the given ``seed``."""
-    value = graph.node(root)["value"]
+    value = graph.nodes[root]["value"]
     if seed is None:
         if value.size != 1:
             raise GraphError(f"root {graph.name_of(root)!r} has shape {value.shape}, not a scalar: "
                              "pass seed=<array of that shape> (e.g. numpy.ones_like(value))")
+        if value.shape == () and value.dtype == np.float64:  # the usual cost J (result_type costs 1 µs)
+            return np.array(1.0)
         dtype = np.result_type(value.dtype, np.float64)
         return np.array(1, dtype=dtype) if value.ndim == 0 else np.ones(value.shape, dtype=dtype)
     seed = np.asarray(seed, dtype=np.result_type(np.asarray(seed).dtype, np.float64))
@@ -95,7 +97,8 @@ def gradients(graph: Graph, root: int, seed: Any = None, *, inputs: bool = False
     small: list[np.ndarray] = []
     large: dict[int, np.ndarray] = {}
     sums: dict[int, np.ndarray] = {}
-    # node id -> the gradient for its operand, already found by a fused rule of its user
+    # node id -> the gradient for its operand, already found by a fused rule of its user (while
+    # nothing else adds to the node's gradient: see _fused_rule)
     through: dict[int, np.ndarray] = {}
     ndarray, asarray, get = np.ndarray, np.asarray, grads.get
     token = FP_STATE.set(FP_IGNORE)  # NaN/inf are reported once, by _check_finite
@@ -108,25 +111,29 @@ def gradients(graph: Graph, root: int, seed: Any = None, *, inputs: bool = False
             attrs = nodes[node_id]
             operands = attrs["operands"]
             if operands:
-                spec = OPS[attrs["op"]]
+                op = attrs["op"]
+                spec = OPS[op]
                 out, params = attrs["value"], attrs["params"]
                 values, wanted = [], []
-                for o in operands:
+                for position, o in enumerate(operands):
                     operand_attrs = nodes[o]
                     values.append(operand_attrs["value"])
-                    wanted.append(inputs or operand_attrs["requires_grad"])
-                vjps, variadic, carries = spec.vjps, spec.variadic, spec.carries_nonfinite
-                fusing = attrs["op"] in _FUSING
-                for position, operand in enumerate(operands):
-                    if not wanted[position]:
-                        continue
-                    fused = fusing and _fused_rule(graph, node_id, attrs, position)
-                    if fused:
+                    if inputs or operand_attrs["requires_grad"]:
+                        wanted.append(position)
+                vjps, carries = spec.vjps, spec.carries_nonfinite
+                # Most ops take the plain rule for every operand; the others are told apart here
+                # once, not for each operand.
+                special = spec.variadic or op in _FUSING or node_id in through
+                for position in wanted:
+                    operand = operands[position]
+                    if not special:
+                        local = vjps[position](g, out, *values, **params)
+                    elif fused := op in _FUSING and _fused_rule(graph, node_id, attrs, position):
                         local, through[operand] = fused(g, out, *values, **params)
                     elif node_id in through:  # position 0 of a node with one operand
                         local = through.pop(node_id)
                         carries = False  # found from the user's gradient, not from g
-                    elif variadic:  # what Op.vjp does, without the extra call
+                    elif spec.variadic:  # what Op.vjp does, without the extra call
                         local = vjps[0](position, g, out, *values, **params)
                     else:
                         local = vjps[position](g, out, *values, **params)
@@ -144,6 +151,8 @@ def gradients(graph: Graph, root: int, seed: Any = None, *, inputs: bool = False
                     if previous is None:
                         grads[operand] = local
                     else:  # a second contribution: summed in place into an array only we hold
+                        if through:  # the operand's gradient is no longer one fused rule's part alone
+                            through.pop(operand, None)
                         same = previous.dtype == local.dtype
                         if _private(previous) and (same or previous.dtype == np.result_type(previous, local)):
                             np.add(previous, local, out=previous)
@@ -170,16 +179,14 @@ def gradients(graph: Graph, root: int, seed: Any = None, *, inputs: bool = False
 def _fused_rule(graph: Graph, node_id: int, attrs: dict[str, Any], position: int) -> Any:
     """The fused rule for this operand of ``node_id`` (see ``ops.FUSED``), or None.
 
-    Only for an operand made by a one-operand op and used by nothing else, this node
-    included (once): its gradient is then exactly this node's contribution.
+    Only for an operand made by a one-operand op.  The gradient the rule finds for that op's
+    operand holds only while the operand's gradient is this node's contribution alone: any
+    other contribution to it (from another user, or this node's other operand slot) drops
+    that shortcut again in :func:`gradients`, and the op's own rule is used instead.
     """
-    operands = attrs["operands"]
-    operand = operands[position]
-    inner = graph.nodes[operand]
+    inner = graph.nodes[attrs["operands"][position]]
     rule = FUSED.get((attrs["op"], position, inner["op"]))
-    if rule is None or len(inner["operands"]) != 1:
-        return None
-    return rule if graph.uses(operand) == 1 else None  # that one use is this operand slot
+    return None if rule is None or len(inner["operands"]) != 1 else rule
 
 
 def _private(partial: np.ndarray) -> bool:

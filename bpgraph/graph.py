@@ -26,20 +26,22 @@ when :attr:`Graph.nx` or :meth:`Graph.successors` next asks for it, in one pass 
 straight into its adjacency dicts (what ``add_node``/``add_edge`` would do); the DiGraph itself
 is made then too.  Recording and backward never need the edges: operands are on the nodes.
 (Three dicts per node fewer while recording also means far less work for Python's garbage
-collector on large graphs.)  Each node's operands and op also go, in bulk, into flat columns
-(:class:`_Columns`) that a drawing reads as numpy arrays instead of every node dict.
+collector on large graphs.)  The same goes for the flat columns (:class:`_Columns`) that a
+drawing reads as numpy arrays instead of every node dict: they are copied from the node
+dicts when first asked for, so recording writes one dict per node and nothing else.
 """
 
 from __future__ import annotations
 
 import cmath
 import contextlib
-from array import array
 import itertools
+from array import array
 import os
 import sys
 import threading
 import warnings
+from operator import itemgetter
 from types import MappingProxyType
 from typing import Any, Callable, Iterable, Iterator, Mapping, NoReturn, Sequence, TypeVar
 
@@ -177,85 +179,87 @@ class _Scope:
             raise GraphError(f"a scope name must be non-empty and contain no '/', got {self._name!r}")
         graph = self._graph
         graph._scopes.append(self._name)
-        graph._scope = "/".join(graph._scopes)  # joined once here, not for every node recorded
-        graph._columns.scope_from(len(graph._nodes), graph._scope)
+        outer = graph._scope  # the path is kept joined: built here, not for every node recorded
+        graph._scope = f"{outer}/{self._name}" if outer else self._name
 
     def __exit__(self, *exc_info: object) -> None:
         graph = self._graph
         graph._scopes.pop()
-        graph._scope = "/".join(graph._scopes)
-        graph._columns.scope_from(len(graph._nodes), graph._scope)
+        graph._scope = graph._scope.rpartition("/")[0]  # no scope name holds a "/"
 
 
 class _Columns:
     """Each node's structure again, as flat arrays: operand ids node after node, where each
-    node's operands end, and a code for its op (or leaf kind); plus the ids where the current
-    scope changed.
+    node's operands end, its kind and a code for its op; plus the ids where the scope changed.
 
     A drawing of a big graph reads every node's structure; from these it is a few numpy views
     (:func:`bpgraph.topology.topology`) instead of a Python pass over 100,000 attribute dicts.
-    Recording only appends each node's operand tuple and op (or kind) to two lists (about
-    50 ns); every :data:`FLUSH` nodes, and before a drawing reads them, those go into the
-    arrays in a few C-speed calls, so a small graph recorded and dropped in a training loop
-    never pays for the arrays at all.  The node dicts stay the source of truth.
+    They are a cache of the node dicts, which stay the one source of truth.  :meth:`catch_up`
+    appends the nodes recorded since it last ran, in a few C-speed passes over their dicts:
+    when a drawing asks, and every 4,096 nodes while recording, so that a big graph is read
+    in pieces while its newest dicts are still in the processor's cache (at 100,000 nodes,
+    one pass over cold dicts at the first drawing costs about three times as much).  A small
+    graph recorded and dropped in a training loop never pays for the columns at all.
     """
 
-    __slots__ = ("tails", "ends", "codes", "classes", "scope_marks", "operands", "keys")
-
-    #: How many recorded nodes wait in the lists before they go into the arrays.
-    FLUSH = 4096
+    __slots__ = ("tails", "ends", "kinds", "op_codes", "op_names", "scope_marks")
 
     def __init__(self) -> None:
         self.tails = array("q")  # every node's operands, node after node
         self.ends = array("q", [0])  # node i's operands are tails[ends[i]:ends[i+1]]
-        self.codes = array("q")  # node i's op (or leaf kind) is key number codes[i] of classes
-        self.classes: dict[str, int] = {}  # op names and leaf kinds: no op is named like a kind
+        self.kinds = array("b")  # node i's kind is KINDS[kinds[i]]
+        self.op_codes = array("q")  # node i's op is the op_codes[i]-th key of op_names
+        self.op_names: dict[str | None, int] = {}  # op name (None for a leaf) -> its code
         self.scope_marks: list[tuple[int, str]] = []  # (first node id, scope) each time it changed
-        self.operands: list[tuple[int, ...]] = []  # recorded since the last flush
-        self.keys: list[str] = []  # their op names, or kinds for leaves
 
-    def flush(self) -> None:
-        """Move the nodes recorded since the last flush into the arrays.
+    def __setstate__(self, state: object) -> None:
+        """A pickle made when the columns were kept while recording: start empty (a cache)."""
+        self.__init__()
 
-        A drawing reads the arrays through numpy views, without copying them; an array that a
-        view still holds cannot grow, so it is copied once first (the old views keep the old
-        one, which is what they describe).
+    def catch_up(self, nodes: Mapping[int, dict[str, Any]]) -> None:
+        """Append the nodes recorded since the last call (ids ``len(kinds)`` on).
+
+        Each field is read by one ``map`` of an ``itemgetter`` (no Python step per node, and
+        no new container either: making 100,000 tuples would wake the garbage collector).
+        An array a numpy view still holds cannot grow, so it is copied once first (the old
+        views keep the old one, which is what they describe).  Two threads drawing one graph
+        must not both append the same nodes: one lock serves every graph.
         """
-        with _FLUSHING:  # two threads drawing one graph must not both append the same nodes
-            self._flush()
-
-    def _flush(self) -> None:
-        operands, keys, classes = self.operands, self.keys, self.classes
-        if not keys:
-            return
-        for key in dict.fromkeys(keys):
-            if key not in classes:
-                classes[key] = len(classes)
-        ends = itertools.accumulate(map(len, operands), initial=len(self.tails))
-        additions = ((self.codes, map(classes.__getitem__, keys)), (self.ends, itertools.islice(ends, 1, None)),
-                     (self.tails, itertools.chain.from_iterable(operands)))
-        for name, (column, values) in zip(("codes", "ends", "tails"), additions):
-            values = array("q", values)  # one resize below, which fails whole or not at all
-            try:
-                column.extend(values)
-            except BufferError:  # a view of it is still alive
-                column = array("q", column)
-                column.extend(values)
-                setattr(self, name, column)
-        operands.clear()
-        keys.clear()
-
-    def scope_from(self, node_id: int, scope: str) -> None:
-        """Nodes from ``node_id`` on are recorded in ``scope`` (until the next mark)."""
-        marks = self.scope_marks
-        if marks and marks[-1][0] == node_id:
-            marks.pop()
-        if (marks[-1][1] if marks else "") != scope:
-            marks.append((node_id, scope))
+        with _CATCHING_UP:
+            start = len(self.kinds)
+            if start >= len(nodes):
+                return
+            new = list(map(nodes.__getitem__, range(start, len(nodes))))
+            ops, operands = list(map(_OP, new)), list(map(_OPERANDS, new))
+            names = self.op_names
+            for op in dict.fromkeys(ops):
+                if op not in names:
+                    names[op] = len(names)
+            ends = itertools.accumulate(map(len, operands), initial=len(self.tails))
+            additions = (("kinds", map(_KIND_CODES.__getitem__, map(_KIND, new))),
+                         ("op_codes", map(names.__getitem__, ops)),
+                         ("ends", itertools.islice(ends, 1, None)),
+                         ("tails", itertools.chain.from_iterable(operands)))
+            for name, values in additions:
+                column = getattr(self, name)
+                values = array(column.typecode, values)  # one resize below, which fails whole or not at all
+                try:
+                    column.extend(values)
+                except BufferError:  # a view of it is still alive
+                    column = array(column.typecode, column)
+                    column.extend(values)
+                    setattr(self, name, column)
+            marks, node_id = self.scope_marks, start
+            for scope, run in itertools.groupby(map(_SCOPE, new)):
+                if (marks[-1][1] if marks else "") != scope:
+                    marks.append((node_id, scope))
+                node_id += len(list(run))
 
 
-assert not set(KINDS) & set(_ops.OPS), "an op named like a node kind would share its column code"
-_FLUSHING = threading.Lock()  # see _Columns.flush: one for all graphs (a Graph must pickle)
+_OP, _KIND, _OPERANDS, _SCOPE = itemgetter("op"), itemgetter("kind"), itemgetter("operands"), itemgetter("scope")
+_KIND_CODES = {kind: code for code, kind in enumerate(KINDS)}
+_CATCH_UP_MASK = 4095  # recording catches the columns up whenever node_id & this == this
+_CATCHING_UP = threading.Lock()  # see _Columns.catch_up: one for all graphs (a Graph must pickle)
 
 
 class Graph:
@@ -281,7 +285,6 @@ class Graph:
         self._scopes: list[str] = []
         self._scope = ""  # "/".join(self._scopes), kept up to date by _Scope
         self._with_grad: list[int] = []
-        self._uses: list[int] = []  # node id -> how many operand slots hold it (x * x: 2)
         self._columns = _Columns()  # the structure again, as flat arrays: see bpgraph.topology
         self.strict = strict
         self.meta: dict[str, Any] = {}
@@ -336,27 +339,21 @@ class Graph:
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        state = {key: value for key, value in state.items() if key != "_uses"}  # kept by older versions
         self.__dict__.update(state)
         self._nodes_view = MappingProxyType(self._nodes)
         self._ancestors = {}
         self._derived, self._derived_size = {}, 0
-        if "_uses" not in state:  # pickled before use counts were kept
-            self._uses = [0] * len(self._nodes)
-            for attrs in self._nodes.values():
-                for o in attrs["operands"]:
-                    self._uses[o] += 1
         if "_columns" not in state:  # pickled before the columns were kept
             self._columns = _Columns()
-            columns = self._columns
-            for node_id, attrs in self._nodes.items():
-                columns.scope_from(node_id, attrs["scope"])
-                columns.operands.append(attrs["operands"])
-                columns.keys.append(attrs["op"] or attrs["kind"])
-            columns.flush()
 
     def uses(self, ref: Tensor | int | str) -> int:
-        """How many operand slots hold ``ref`` (``y = x * x`` uses x twice): no graph walk."""
-        return self._uses[self.id_of(ref)]
+        """How many operand slots hold ``ref`` (``y = x * x`` uses x twice); counted for every
+        node at once from the columns, and remembered until the graph grows."""
+        from .topology import use_counts  # topology reads this module
+
+        node_id = self.id_of(ref)
+        return int(use_counts(self)[node_id])
 
     def successors(self, node_id: int) -> Iterator[int]:
         """Ids of the nodes that use ``node_id`` as an operand."""
@@ -553,16 +550,9 @@ class Graph:
         nodes[node_id] = {"name": name, "kind": kind, "op": op, "operands": operands, "params": params,
                           "value": value, "grad": None, "scope": self._scope,
                           "requires_grad": requires_grad}  # the DiGraph gets it in _sync
-        uses = self._uses
-        uses.append(0)
-        for o in operands:
-            uses[o] += 1
-        columns = self._columns
-        columns.operands.append(operands)
-        columns.keys.append(op or kind)
-        if len(columns.keys) >= columns.FLUSH:
-            columns.flush()
         self._by_name[name] = node_id
+        if node_id & _CATCH_UP_MASK == _CATCH_UP_MASK:  # every 4,096 nodes: see _Columns
+            self._columns.catch_up(nodes)
         return Tensor(self, node_id)
 
     def _default_name(self, base: str, node_id: int) -> str:
@@ -614,11 +604,13 @@ class Graph:
         nodes = self._nodes
         for i in self._with_grad:
             nodes[i]["grad"] = None
-        for i, grad in grads.items():
-            nodes[i]["grad"] = grad
+        by_name = {}
+        for i in sorted(grads):  # in id order, so the result lists the nodes as recorded
+            attrs = nodes[i]
+            attrs["grad"] = by_name[attrs["name"]] = grads[i]
         self._with_grad = list(grads)
         self.grad_root = root_id
-        return {nodes[i]["name"]: grads[i] for i in sorted(grads)}
+        return by_name
 
     # --- replaying the forward pass -------------------------------------------------------------
     def evaluate(self, order: Iterable[int], overrides: Mapping[int, np.ndarray]) -> dict[int, np.ndarray]:

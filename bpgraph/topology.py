@@ -2,14 +2,15 @@
 
 A drawing of a 100,000-node graph reads every node several times (the depth bands it
 collapses into, the edges between what it draws) while Graphviz lays out at most a couple
-of thousand.  So the graph keeps each node's operands and op as flat columns while it
-records (:class:`bpgraph.graph._Columns`), this module turns them into arrays without
-touching the node dicts, and those passes run in numpy; the few that are sequential by
-nature (each op's depth, which cost terms each node feeds) are the sweeps of
-:mod:`bpgraph.sweeps`.  Everything is remembered until the graph grows.
+of thousand.  So the graph copies each node's operands, op, kind and scope into flat
+columns (:class:`bpgraph.graph._Columns`) in a few C-speed passes over the node dicts the
+first time a drawing asks, this module turns them into arrays, and those passes run in
+numpy; the few that are sequential by nature (each op's depth, which cost terms each node
+feeds) are the sweeps of :mod:`bpgraph.sweeps`.  Everything is remembered until the graph
+grows.
 
-The node dicts of :attr:`bpgraph.Graph.nodes` stay the one source of truth: the columns are
-written in the same call that writes a node, and tests check them against the dicts.
+The node dicts of :attr:`bpgraph.Graph.nodes` stay the one source of truth: the columns
+are copied from them, never written anywhere else, and tests check them against the dicts.
 """
 
 from __future__ import annotations
@@ -66,26 +67,25 @@ class Topology(NamedTuple):
 
 
 def topology(graph: Graph) -> Topology:
-    """The arrays of ``graph`` as recorded so far; made once per graph size from the columns
-    the graph appends to while recording, since recording is the only thing that changes them."""
+    """The arrays of ``graph`` as recorded so far; made once per graph size from its columns
+    (caught up from the node dicts first), since recording is the only thing that changes them."""
     return graph.derived("topology", _make_topology)
 
 
 def _make_topology(graph: Graph) -> Topology:
     columns = graph._columns
-    columns.flush()
-    n = len(columns.codes)
-    # views of the columns, not copies (they only ever grow, and flush copies one a view holds)
+    columns.catch_up(graph._nodes)
+    n = len(columns.kinds)
+    # views of the columns, not copies (they only ever grow, and catch_up copies one a view holds)
     indptr = np.frombuffer(columns.ends, dtype=np.int64, count=n + 1)
     tails = np.frombuffer(columns.tails, dtype=np.int64, count=int(indptr[-1]))
     # node i heads slots indptr[i]:indptr[i+1] (np.repeat: twice as fast, in numpy 2.4, as
     # counting the ends at or before each slot and summing)
     heads = np.repeat(np.arange(n, dtype=np.intp), np.diff(indptr))
-    codes = np.frombuffer(columns.codes, dtype=np.int64, count=n)
-    keys = list(columns.classes)  # op names and leaf kinds, in code order
-    op_names = tuple(sorted(key for key in keys if key not in KINDS))
-    op_of_class = np.array([-1 if key in KINDS else op_names.index(key) for key in keys], dtype=np.intp)
-    kind_of_class = np.array([KINDS.index(key if key in KINDS else "op") for key in keys], dtype=np.int8)
+    kind_index = np.frombuffer(columns.kinds, dtype=np.int8, count=n)
+    op_names = tuple(sorted(op for op in columns.op_names if op is not None))
+    op_of_code = np.array([-1 if op is None else op_names.index(op) for op in columns.op_names], dtype=np.intp)
+    op_index = op_of_code[np.frombuffer(columns.op_codes, dtype=np.int64, count=n)]
     marks = [(start, scope) for start, scope in columns.scope_marks if start < n]
     starts = np.array([0] + [start for start, _ in marks] + [n], dtype=np.intp)
     scopes = [""] + [scope for _, scope in marks]  # scope of the ids from starts[k] to starts[k+1]
@@ -93,10 +93,21 @@ def _make_topology(graph: Graph) -> Topology:
     scope_names = tuple(sorted({scope for scope, length in zip(scopes, lengths.tolist()) if length}))
     index = {scope: k for k, scope in enumerate(scope_names)}
     scope_index = np.repeat(np.array([index.get(scope, -1) for scope in scopes], dtype=np.intp), lengths)
-    arrays = indptr, tails, heads, kind_of_class[codes], op_of_class[codes], scope_index
-    for array in arrays:
+    for array in (indptr, tails, heads, kind_index, op_index, scope_index):
         array.flags.writeable = False
-    return Topology(indptr, tails, heads, arrays[3], op_names, arrays[4], scope_names, scope_index)
+    return Topology(indptr, tails, heads, kind_index, op_names, op_index, scope_names, scope_index)
+
+
+def use_counts(graph: Graph) -> np.ndarray:
+    """Per node: how many operand slots hold it (``x * x`` holds x twice); remembered until
+    the graph grows."""
+    return graph.derived("use_counts", _use_counts)
+
+
+def _use_counts(graph: Graph) -> np.ndarray:
+    counts = np.bincount(topology(graph).tails, minlength=len(graph))
+    counts.flags.writeable = False  # shared by every caller until the graph grows
+    return counts
 
 
 def op_depths(graph: Graph) -> np.ndarray:

@@ -102,8 +102,8 @@ def test_the_networkx_graph_is_filled_on_first_use_and_follows_later_recording()
 
 
 def test_backward_never_fills_the_networkx_graph():
-    """The fused rule asks Graph.uses, not the networkx successors, so recording and backward
-    stay free of the networkx build (about 1-5 µs per node, see benchmarks/README.md)."""
+    """The fused rule needs neither use counts nor the networkx successors, so recording and
+    backward stay free of the networkx build (about 1-5 µs per node, see benchmarks/README.md)."""
     g, grads, _ = _bce_of_sigmoid(np.array([[0.5, -1.0]]), np.array([[1.0, 0.0]]))
     assert g._synced == 0 and g._g is None  # the DiGraph has not even been made yet
     x = g.param(np.ones(2), name="x")

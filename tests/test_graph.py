@@ -1,5 +1,6 @@
 """Recording, naming, ids, the networkx graph, backward semantics and errors."""
 
+import pickle
 import threading
 import warnings
 
@@ -63,18 +64,31 @@ def test_an_empty_name_is_refused_when_recording_and_renaming():
     assert g.names == ["x"]  # nothing half-recorded
 
 
-def test_a_graph_pickled_before_use_counts_were_kept_still_records_and_differentiates():
+def test_a_graph_pickled_by_an_older_bpgraph_still_loads_records_and_differentiates():
+    """Older pickles hold use counts and columns kept while recording (with lists of nodes
+    waiting for the arrays): both are dropped on load and made again from the node dicts."""
+    from array import array
+
+    from bpgraph.graph import _Columns
+    from bpgraph.topology import topology
+
     g = bp.Graph()
     x = g.param(np.array([1.0, 2.0]), name="x")
     J = bp.sum(bp.sigmoid(x * x), name="J")
     state = g.__getstate__()
-    del state["_uses"]  # what an older bpgraph pickled
+    state["_uses"] = [0, 0, 0, 0]  # wrong on purpose: it must not be read
+    old_columns = _Columns.__new__(_Columns)  # what unpickling does with an old _Columns' slots
+    old_columns.__setstate__((None, {"tails": array("q", [0, 0]), "ends": array("q", [0, 0, 2]),
+                                     "operands": [(1,), (2,)], "keys": ["sigmoid", "sum"]}))
+    state["_columns"] = old_columns
     old = bp.Graph.__new__(bp.Graph)
-    old.__setstate__(state)
+    old.__setstate__(pickle.loads(pickle.dumps(state)))
+    assert not hasattr(old, "_uses")
     assert [old.uses(i) for i in old.nodes] == [g.uses(i) for i in g.nodes] == [2, 1, 1, 0]
+    assert topology(old).tails.tolist() == topology(g).tails.tolist() == [0, 0, 1, 2]
     np.testing.assert_allclose(old.backward("J")["x"], g.backward(J)["x"])
     old.param(np.ones(1), name="y")
-    assert old.uses("y") == 0
+    assert old.uses("y") == 0 and old.uses("x") == 2
 
 
 def test_unknown_name_lists_close_matches_and_what_exists():

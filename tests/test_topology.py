@@ -160,22 +160,17 @@ def test_topology_is_read_only_and_an_empty_term_list_reaches_nothing():
     assert term_edges(g, y, []) == {} and term_reach(g, y, []).terms == ()
 
 
-@given(st.lists(st.tuples(st.sampled_from(["enter a", "enter b", "exit", "leaf", "tanh", "mul", "const"]),
+@given(st.lists(st.tuples(st.sampled_from(["enter a", "enter b", "exit", "leaf", "tanh", "mul", "const", "draw"]),
                           st.integers(0, 1000)), max_size=60))
-def test_columns_kept_while_recording_match_every_node_dict(steps):
-    """kind, op, scope and operands of each node, as the record-time columns give them,
-    equal the node dicts, whatever order scopes are entered, left empty or nested in, and
-    however the recording is cut into flushes."""
+def test_columns_caught_up_from_the_node_dicts_match_every_node_dict(steps):
+    """kind, op, scope and operands of each node, as the columns give them, equal the node
+    dicts, whatever order scopes are entered, left empty or nested in, and however often a
+    drawing (``draw``: the topology is read) makes the columns catch up in between."""
     import contextlib
-
-    from bpgraph.graph import _Columns
 
     g = bp.Graph()
     nodes = [g.param(np.ones(2), name="p")]
-    flush = _Columns.FLUSH
     with contextlib.ExitStack() as stack:
-        _Columns.FLUSH = 3  # flushed while recording too, not only when the topology is read
-        stack.callback(setattr, _Columns, "FLUSH", flush)
         depth = []
         for action, pick in steps:
             if action.startswith("enter"):
@@ -183,6 +178,8 @@ def test_columns_kept_while_recording_match_every_node_dict(steps):
                 depth[-1].enter_context(g.scope(action.split()[1]))
             elif action == "exit" and depth:
                 depth.pop().close()
+            elif action == "draw":
+                assert topology(g).size == len(g)
             elif action == "leaf":
                 nodes.append(g.input(np.ones(2)))
             elif action == "const":
@@ -199,13 +196,24 @@ def test_columns_kept_while_recording_match_every_node_dict(steps):
     assert list(topo.scope_names) == sorted({a["scope"] for a in g.nodes.values()})
 
 
-def test_columns_grow_while_an_earlier_topology_still_views_them(monkeypatch):
-    """A drawing's topology views the columns without copying; recording more nodes after it
-    (through flushes, which must copy an array a view still holds) leaves the old topology
-    describing the old graph and gives the new one every node, none lost or doubled."""
-    from bpgraph.graph import _Columns
+def test_recording_and_backward_leave_the_columns_alone():
+    """Recording writes only the node dicts (the columns are caught up when a drawing asks),
+    so a graph recorded, differentiated and dropped in a training loop never builds them."""
+    g = bp.Graph()
+    x = g.param(np.ones(2), name="x")
+    with g.scope("layer"):
+        J = bp.sum(bp.tanh(x) * x, name="J")
+    g.backward(J)
+    columns = g._columns
+    assert len(columns.kinds) == len(columns.tails) == 0 and columns.scope_marks == []
+    assert topology(g).size == len(g) == 4 and len(columns.kinds) == 4
+    assert columns.scope_marks == [(1, "layer")]
 
-    monkeypatch.setattr(_Columns, "FLUSH", 5)
+
+def test_columns_grow_while_an_earlier_topology_still_views_them():
+    """A drawing's topology views the columns without copying; recording more nodes after it
+    (and catching up, which must copy an array a view still holds) leaves the old topology
+    describing the old graph and gives the new one every node, none lost or doubled."""
     g = bp.Graph()
     y = x = g.param(np.ones(2), name="x")
     for _ in range(12):
@@ -222,14 +230,14 @@ def test_columns_grow_while_an_earlier_topology_still_views_them(monkeypatch):
             assert topo.kind(i) == g.nodes[i]["kind"]
 
 
-def test_threads_drawing_one_graph_at_once_flush_its_columns_once():
+def test_threads_drawing_one_graph_at_once_fill_its_columns_once():
     """Several threads asking for the topology of the same freshly recorded graph (as drawing
-    it from several threads does) move the waiting nodes into the columns exactly once."""
+    it from several threads does) copy its nodes into the columns exactly once."""
     import sys
     import threading
 
     switch = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)  # make the threads interleave inside the flush
+    sys.setswitchinterval(1e-6)  # make the threads interleave inside catch_up
     try:
         for _ in range(5):
             g = bp.Graph()
@@ -241,6 +249,6 @@ def test_threads_drawing_one_graph_at_once_flush_its_columns_once():
                 t.start()
             for t in threads:
                 t.join()
-            assert len(g._columns.codes) == len(g) and topology(g).size == len(g)
+            assert len(g._columns.kinds) == len(g) and topology(g).size == len(g)
     finally:
         sys.setswitchinterval(switch)
