@@ -68,6 +68,37 @@ def test_bce_through_sigmoid_stores_both_gradients_as_the_separate_rules_give_th
         np.testing.assert_allclose(grads["Z"], (a - y) / m, rtol=1e-13)
 
 
+@pytest.mark.parametrize("other_use", ["before", "after", "as the labels", "none"])
+def test_the_fused_rule_gives_way_to_any_other_contribution_whatever_its_order(other_use, monkeypatch):
+    """A = sigmoid(Z) feeding cross-entropy: every gradient equals what the separate rules
+    give, whether A has another user recorded before the cost (walked after it), after it
+    (walked before it), is the labels too, or has no other user (the fused rule holds)."""
+    from bpgraph import autodiff
+
+    def build():
+        g = bp.Graph()
+        Z = g.param(np.array([[-2.0, 0.3, 1.5, 4.0]]), name="Z")
+        A = bp.sigmoid(Z, name="A")
+        extra = bp.sum(A * A, name="extra") if other_use == "before" else None
+        labels = A * 0.5 if other_use == "as the labels" else g.input(np.array([[0.0, 1.0, 1.0, 0.0]]), name="Y")
+        J = bp.binary_cross_entropy(A, labels, name="ce")
+        if other_use == "after":
+            extra = bp.sum(A * A, name="extra")
+        if extra is not None:
+            J = (J + extra).named("J")
+        return g, J
+
+    g, J = build()
+    fused = g.backward(J)
+    monkeypatch.setattr(autodiff, "FUSED", {})
+    monkeypatch.setattr(autodiff, "_FUSING", frozenset())
+    g, J = build()
+    separate = g.backward(J)
+    assert fused.keys() == separate.keys()
+    for name in fused:
+        np.testing.assert_allclose(fused[name], separate[name], rtol=1e-12, atol=1e-15, err_msg=name)
+
+
 def test_bce_through_a_saturated_sigmoid_names_da_and_keeps_dz_finite():
     z, y = np.array([[40.0, 0.0]]), np.array([[1.0, 0.0]])  # sigmoid(40) == 1.0 exactly
     with pytest.warns(bp.NonFiniteWarning) as caught:  # J itself is NaN too (0 · log 0)
