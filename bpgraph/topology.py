@@ -3,9 +3,9 @@
 A drawing of a 100,000-node graph reads every node several times (the depth bands it
 collapses into, the edges between what it draws) while Graphviz lays out at most a couple
 of thousand.  So the graph copies each node's operands, op, kind and scope into flat
-columns (:class:`bpgraph.graph._Columns`) in a few C-speed passes over the node dicts the
-first time a drawing asks, this module turns them into arrays, and those passes run in
-numpy; the few that are sequential by nature (each op's depth, which cost terms each node
+columns (:class:`bpgraph.graph._Columns`) in a few C-speed passes over the node dicts
+(every 4,096 nodes while recording, and when a drawing asks), this module turns them into
+arrays, and those passes run in numpy; the few that are sequential by nature (each op's depth, which cost terms each node
 feeds) are the sweeps of :mod:`bpgraph.sweeps`.  Everything is remembered until the graph
 grows.
 
