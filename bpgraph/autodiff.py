@@ -128,7 +128,7 @@ def gradients(graph: Graph, root: int, seed: Any = None, *, inputs: bool = False
                     operand = operands[position]
                     if not special:
                         local = vjps[position](g, out, *values, **params)
-                    elif fused := op in _FUSING and _fused_rule(graph, node_id, attrs, position):
+                    elif fused := op in _FUSING and _fused_rule(graph, attrs, position):
                         local, through[operand] = fused(g, out, *values, **params)
                     elif node_id in through:  # position 0 of a node with one operand
                         local = through.pop(node_id)
@@ -176,8 +176,8 @@ def gradients(graph: Graph, root: int, seed: Any = None, *, inputs: bool = False
     return grads
 
 
-def _fused_rule(graph: Graph, node_id: int, attrs: dict[str, Any], position: int) -> Any:
-    """The fused rule for this operand of ``node_id`` (see ``ops.FUSED``), or None.
+def _fused_rule(graph: Graph, attrs: dict[str, Any], position: int) -> Any:
+    """The fused rule for this operand of the op with ``attrs`` (see ``ops.FUSED``), or None.
 
     Only for an operand made by a one-operand op.  The gradient the rule finds for that op's
     operand holds only while the operand's gradient is this node's contribution alone: any

@@ -259,9 +259,10 @@ def _bce_through_sigmoid(g: Array, out: Array, a: Array, y: Array) -> tuple[Arra
 
 #: (op, operand position, the operand's op) -> ``rule(g, out, *values, **params)`` returning
 #: the gradient for that operand and the gradient for the operand's own (only) operand.
-#: autodiff uses one only when the operand has no other user, so that its gradient is this
-#: op's contribution alone.  Both results are stored: every recorded node keeps its own
-#: gradient, as the separate rules would give it.
+#: The second holds only while the operand's gradient is this op's contribution alone: autodiff
+#: drops it as soon as any other contribution reaches the operand, and then uses the operand's
+#: own rule.  Both results are stored: every recorded node keeps its own gradient, as the
+#: separate rules would give it.
 FUSED: dict[tuple[str, int, str], Callable[..., tuple[Array, Array]]] = {
     ("binary_cross_entropy", 0, "sigmoid"): _bce_through_sigmoid,
 }

@@ -5,9 +5,9 @@ collapses into, the edges between what it draws) while Graphviz lays out at most
 of thousand.  So the graph copies each node's operands, op, kind and scope into flat
 columns (:class:`bpgraph.graph._Columns`) in a few C-speed passes over the node dicts
 (every 4,096 nodes while recording, and when a drawing asks), this module turns them into
-arrays, and those passes run in numpy; the few that are sequential by nature (each op's depth, which cost terms each node
-feeds) are the sweeps of :mod:`bpgraph.sweeps`.  Everything is remembered until the graph
-grows.
+arrays, and those passes run in numpy; the few that are sequential by nature (each op's
+depth, which cost terms each node feeds) are the sweeps of :mod:`bpgraph.sweeps`.
+Everything is remembered until the graph grows.
 
 The node dicts of :attr:`bpgraph.Graph.nodes` stay the one source of truth: the columns
 are copied from them, never written anywhere else, and tests check them against the dicts.
@@ -75,7 +75,7 @@ def topology(graph: Graph) -> Topology:
 def _make_topology(graph: Graph) -> Topology:
     columns = graph._columns
     columns.catch_up(graph._nodes)
-    n = len(columns.kinds)
+    n = len(columns.ends) - 1
     # views of the columns, not copies (they only ever grow, and catch_up copies one a view holds)
     indptr = np.frombuffer(columns.ends, dtype=np.int64, count=n + 1)
     tails = np.frombuffer(columns.tails, dtype=np.int64, count=int(indptr[-1]))
@@ -85,8 +85,8 @@ def _make_topology(graph: Graph) -> Topology:
     kind_index = np.frombuffer(columns.kinds, dtype=np.int8, count=n)
     op_names = tuple(sorted(op for op in columns.op_names if op is not None))
     op_of_code = np.array([-1 if op is None else op_names.index(op) for op in columns.op_names], dtype=np.intp)
-    op_index = op_of_code[np.frombuffer(columns.op_codes, dtype=np.int64, count=n)]
-    marks = [(start, scope) for start, scope in columns.scope_marks if start < n]
+    op_index = op_of_code[np.frombuffer(columns.op_codes, dtype=np.int16, count=n)]
+    marks = columns.scope_marks
     starts = np.array([0] + [start for start, _ in marks] + [n], dtype=np.intp)
     scopes = [""] + [scope for _, scope in marks]  # scope of the ids from starts[k] to starts[k+1]
     lengths = np.diff(starts)
@@ -105,7 +105,9 @@ def use_counts(graph: Graph) -> np.ndarray:
 
 
 def _use_counts(graph: Graph) -> np.ndarray:
-    counts = np.bincount(topology(graph).tails, minlength=len(graph))
+    columns = graph._columns
+    columns.catch_up(graph._nodes)  # not the whole topology: only the operand column is read
+    counts = np.bincount(np.frombuffer(columns.tails, dtype=np.int64), minlength=len(graph))
     counts.flags.writeable = False  # shared by every caller until the graph grows
     return counts
 

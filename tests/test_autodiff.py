@@ -51,7 +51,7 @@ def _bce_of_sigmoid(z: np.ndarray, y: np.ndarray, extra_use: bool = False):
     Z = g.param(z, name="Z")
     A = bp.sigmoid(Z, name="A")
     J = bp.binary_cross_entropy(A, g.input(y, name="Y"), name="J")
-    if extra_use:  # A has a second user: no fused rule, the separate ones
+    if extra_use:  # A has a second user: the fused shortcut is dropped, the separate rules give dZ
         J = (J + bp.sum(A * 2.0)).named("J2")
     return g, g.backward(J), A.value
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import networkx as nx
 import numpy as np
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -208,6 +209,65 @@ def test_recording_and_backward_leave_the_columns_alone():
     assert len(columns.kinds) == len(columns.tails) == 0 and columns.scope_marks == []
     assert topology(g).size == len(g) == 4 and len(columns.kinds) == 4
     assert columns.scope_marks == [(1, "layer")]
+
+
+def _assert_columns_match_the_dicts(g):
+    topo = topology(g)
+    assert topo.size == len(g)
+    for i, attrs in g.nodes.items():
+        assert topo.kind(i) == attrs["kind"] and topo.scope(i) == attrs["scope"]
+        assert (topo.op_names[topo.op_index[i]] if topo.op_index[i] >= 0 else None) == attrs["op"]
+        assert topo.tails[topo.indptr[i]:topo.indptr[i + 1]].tolist() == list(attrs["operands"])
+    return topo
+
+
+def test_recording_past_the_catch_up_boundaries_keeps_the_columns_right():
+    """Recording catches the columns up every 4,096 nodes: scopes that start, end or stay
+    empty right at those ids, renames, and an older topology still alive across a catch-up
+    (whose arrays must then be copied, not grown) all leave columns equal to the node dicts."""
+    g = bp.Graph()
+    y = x = g.param(np.ones(1), name="x")
+    before = None
+    for target, scope in ((4094, "a"), (4096, "b"), (4097, ""), (8191, "c"), (8192, "d"), (8200, "")):
+        while len(g) < target:
+            y = bp.tanh(y) if len(g) % 3 else y * x
+        if target == 4096:
+            before = topology(g)  # views the columns while the next catch-up runs
+        if scope:
+            with g.scope(scope):
+                with g.scope("empty"):
+                    pass
+                y = bp.tanh(y)
+    y.named("last")
+    assert before.size == 4096 and len(g._columns.ends) - 1 >= 8192  # caught up while recording
+    _assert_columns_match_the_dicts(g)
+    assert before.tails[before.indptr[4095]:].tolist() == list(g.nodes[4095]["operands"])
+
+
+def test_a_catch_up_stopped_half_way_is_repaired_by_the_next(monkeypatch):
+    """Ctrl-C after some columns grew and before ``ends`` did: the next
+    catch-up drops the half-written part and appends those nodes once."""
+    from bpgraph.graph import _Columns
+
+    g = bp.Graph()
+    y = g.param(np.ones(1), name="x")
+    with g.scope("s"):
+        for _ in range(10):
+            y = bp.tanh(y)
+    extend = _Columns._extend
+
+    def stop_at_ends(self, name, values):
+        if name == "ends":
+            raise KeyboardInterrupt
+        extend(self, name, values)
+
+    monkeypatch.setattr(_Columns, "_extend", stop_at_ends)
+    with pytest.raises(KeyboardInterrupt):
+        topology(g)
+    assert len(g._columns.kinds) == len(g) and len(g._columns.ends) == 1  # half-written
+    monkeypatch.setattr(_Columns, "_extend", extend)
+    topo = _assert_columns_match_the_dicts(g)
+    assert len(g._columns.kinds) == len(g) and topo.scope_names == ("", "s")
 
 
 def test_columns_grow_while_an_earlier_topology_still_views_them():
