@@ -368,8 +368,8 @@ class Graph:
     def uses(self, ref: Tensor | int | str) -> int:
         """How many operand slots hold ``ref`` (``y = x * x`` uses x twice).
 
-        Counted for every node at once, in one numpy pass over the columns (about 10 µs for
-        10,000 nodes), and remembered until the graph grows.
+        Counted for every node at once, in one numpy pass over the operand column (some 30 µs
+        at 10,000 nodes), and remembered until the graph grows.
         """
         from .topology import use_counts  # topology reads this module
 
