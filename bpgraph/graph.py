@@ -197,7 +197,7 @@ class _Columns:
     (:func:`bpgraph.topology.topology`) instead of a Python pass over 100,000 attribute dicts.
     They are a cache of the node dicts, which stay the one source of truth.  :meth:`catch_up`
     appends the nodes recorded since it last ran, in a few C-speed passes over their dicts
-    (about 0.6-0.9 µs a node): when a drawing asks, and every 4,096 nodes while recording, so
+    (about 0.6 µs a node): when a drawing asks, and every 4,096 nodes while recording, so
     that the first drawing of a big graph does not pay for every node at once (for 100,000
     nodes that took 60-110 ms, against 15-25 ms for the rest of a first drawing).  A small
     graph recorded and dropped in a training loop never pays for the columns at all.
@@ -243,21 +243,25 @@ class _Columns:
                 if next_scope != scope:
                     marks.append((node_id, next_scope))
                 scope, node_id = next_scope, node_id + len(list(run))
-            ends = itertools.accumulate(map(len, operands), initial=len(self.tails))
-            self._extend("kinds", array("b", map(_KIND_CODES.__getitem__, map(_KIND, new))))
-            self._extend("op_codes", array("h", map(names.__getitem__, ops)))
-            self._extend("tails", array("q", itertools.chain.from_iterable(operands)))
+            count = len(new)
+            ends = np.cumsum(np.fromiter(map(len, operands), np.int64, count))
+            ends += len(self.tails)
+            self._extend("kinds", np.fromiter(map(_KIND_CODES.__getitem__, map(_KIND, new)), np.int8, count))
+            self._extend("op_codes", np.fromiter(map(names.__getitem__, ops), np.int16, count))
+            tails = itertools.chain.from_iterable(operands)
+            self._extend("tails", np.fromiter(tails, np.int64, int(ends[-1]) - len(self.tails)))
             self.scope_marks.extend(marks)
-            self._extend("ends", array("q", itertools.islice(ends, 1, None)))  # now they count as caught up
+            self._extend("ends", ends)  # now these nodes count as caught up
 
-    def _extend(self, name: str, values: array) -> None:
-        """Append ``values`` to one column, whole or not at all."""
+    def _extend(self, name: str, values: np.ndarray) -> None:
+        """Append ``values`` (of the column's item type) to one column, whole or not at all."""
         column = getattr(self, name)
+        data = memoryview(values).cast("B")  # numpy's fromiter fills faster than array() does
         try:
-            column.extend(values)
+            column.frombytes(data)
         except BufferError:  # a view of it is still alive
             column = array(column.typecode, column)
-            column.extend(values)
+            column.frombytes(data)
             setattr(self, name, column)
 
     def _drop_beyond(self, count: int) -> None:
