@@ -276,7 +276,8 @@ class _Columns:
             self.scope_marks.pop()
 
 
-_OP, _KIND, _OPERANDS, _SCOPE = itemgetter("op"), itemgetter("kind"), itemgetter("operands"), itemgetter("scope")
+_OP, _KIND = itemgetter("op"), itemgetter("kind")
+_OPERANDS, _SCOPE = itemgetter("operands"), itemgetter("scope")
 _KIND_CODES = {kind: code for code, kind in enumerate(KINDS)}
 _CATCH_UP_MASK = 4095  # recording catches the columns up whenever node_id & this == this
 _CATCHING_UP = threading.Lock()  # see _Columns.catch_up: one for all graphs (a Graph must pickle)

@@ -84,7 +84,8 @@ def _make_topology(graph: Graph) -> Topology:
     heads = np.repeat(np.arange(n, dtype=np.intp), np.diff(indptr))
     kind_index = np.frombuffer(columns.kinds, dtype=np.int8, count=n)
     op_names = tuple(sorted(op for op in columns.op_names if op is not None))
-    op_of_code = np.array([-1 if op is None else op_names.index(op) for op in columns.op_names], dtype=np.intp)
+    op_of_code = np.array([-1 if op is None else op_names.index(op) for op in columns.op_names],
+                          dtype=np.intp)
     op_index = op_of_code[np.frombuffer(columns.op_codes, dtype=np.int16, count=n)]
     marks = columns.scope_marks
     starts = np.array([0] + [start for start, _ in marks] + [n], dtype=np.intp)

@@ -80,7 +80,8 @@ def test_the_fused_rule_gives_way_to_any_other_contribution_whatever_its_order(o
         Z = g.param(np.array([[-2.0, 0.3, 1.5, 4.0]]), name="Z")
         A = bp.sigmoid(Z, name="A")
         extra = bp.sum(A * A, name="extra") if other_use == "before" else None
-        labels = A * 0.5 if other_use == "as the labels" else g.input(np.array([[0.0, 1.0, 1.0, 0.0]]), name="Y")
+        Y = np.array([[0.0, 1.0, 1.0, 0.0]])
+        labels = A * 0.5 if other_use == "as the labels" else g.input(Y, name="Y")
         J = bp.binary_cross_entropy(A, labels, name="ce")
         if other_use == "after":
             extra = bp.sum(A * A, name="extra")

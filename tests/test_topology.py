@@ -161,8 +161,10 @@ def test_topology_is_read_only_and_an_empty_term_list_reaches_nothing():
     assert term_edges(g, y, []) == {} and term_reach(g, y, []).terms == ()
 
 
-@given(st.lists(st.tuples(st.sampled_from(["enter a", "enter b", "exit", "leaf", "tanh", "mul", "const", "draw"]),
-                          st.integers(0, 1000)), max_size=60))
+_ACTIONS = ["enter a", "enter b", "exit", "leaf", "tanh", "mul", "const", "draw"]
+
+
+@given(st.lists(st.tuples(st.sampled_from(_ACTIONS), st.integers(0, 1000)), max_size=60))
 def test_columns_caught_up_from_the_node_dicts_match_every_node_dict(steps):
     """kind, op, scope and operands of each node, as the columns give them, equal the node
     dicts, whatever order scopes are entered, left empty or nested in, and however often a
