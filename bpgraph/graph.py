@@ -179,13 +179,11 @@ class _Scope:
         if not self._name or "/" in self._name:
             raise GraphError(f"a scope name must be non-empty and contain no '/', got {self._name!r}")
         graph = self._graph
-        graph._scopes.append(self._name)
         outer = graph._scope  # the path is kept joined: built here, not for every node recorded
         graph._scope = f"{outer}/{self._name}" if outer else self._name
 
     def __exit__(self, *exc_info: object) -> None:
         graph = self._graph
-        graph._scopes.pop()
         graph._scope = graph._scope.rpartition("/")[0]  # no scope name holds a "/"
 
 
@@ -280,6 +278,7 @@ _OP, _KIND = itemgetter("op"), itemgetter("kind")
 _OPERANDS, _SCOPE = itemgetter("operands"), itemgetter("scope")
 _KIND_CODES = {kind: code for code, kind in enumerate(KINDS)}
 _CATCH_UP_MASK = 4095  # recording catches the columns up whenever node_id & this == this
+_NOT_RESTORED = ("_uses", "_columns", "_scopes")  # see Graph.__setstate__
 _CATCHING_UP = threading.Lock()  # see _Columns.catch_up: one for all graphs (a Graph must pickle)
 
 
@@ -303,8 +302,7 @@ class Graph:
         self._derived: dict[str, Any] = {}  # see derived()
         self._derived_size = 0
         self._by_name: dict[str, int] = {}
-        self._scopes: list[str] = []
-        self._scope = ""  # "/".join(self._scopes), kept up to date by _Scope
+        self._scope = ""  # the open scopes' path ("layer1/linear"), kept up to date by _Scope
         self._with_grad: list[int] = []
         self._columns = _Columns()  # the structure again, as flat arrays: see bpgraph.topology
         self.strict = strict
@@ -363,8 +361,9 @@ class Graph:
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        # Older versions also pickled use counts and the columns: both are made anew instead.
-        self.__dict__.update((key, value) for key, value in state.items() if key not in ("_uses", "_columns"))
+        # Older versions also pickled use counts, the columns and a list of the open scopes: the
+        # first two are made anew instead, the last is in ``_scope`` already.
+        self.__dict__.update((key, value) for key, value in state.items() if key not in _NOT_RESTORED)
         self._nodes_view = MappingProxyType(self._nodes)
         self._ancestors = {}
         self._derived, self._derived_size = {}, 0
