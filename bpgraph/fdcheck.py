@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Iterable
 import numpy as np
 
 from .autodiff import gradients, seed_for
+from .text import one_line
 
 if TYPE_CHECKING:
     from .graph import Graph
@@ -42,7 +43,6 @@ class GradcheckReport:
 
     def __str__(self) -> str:
         """One line per parameter and a verdict (what ``bpgraph check`` prints)."""
-        from .analysis import one_line
 
         lines = [f"finite-difference check of ∂{one_line(self.root)}/∂(each parameter), tolerance {self.tol:g}"]
         for leaf in self.leaves:
@@ -103,7 +103,7 @@ def gradcheck(graph: Graph, root: Tensor | int | str | None = None, *,
     :func:`rounding_noise` of the finite differences, which they cannot resolve below.  Works
     in float64 whatever the graph's dtype, and never changes the stored values.
     """
-    root_id = graph.output.id if root is None else graph.id_of(root)
+    root_id = graph.root_id(root)
     if atol is None:
         atol = max(ATOL, rounding_noise(graph, root_id, eps))
     ancestors = graph.ancestors(root_id)

@@ -1,40 +1,103 @@
-"""The one way bpgraph writes files: atomically, so a failure never clobbers an existing file."""
+"""The one way bpgraph writes output, respecting what the target is.
+
+Regular files are replaced atomically (a failure never clobbers them), symlinks are followed,
+devices and FIFOs are written in place (replacing them would destroy them), ``-`` is stdout.
+"""
 
 from __future__ import annotations
 
 import os
+import stat
+import sys
 import tempfile
 from pathlib import Path
 
-
-def _mode_for(target: Path) -> int:
-    """Keep an existing file's permissions; a new file gets the usual 0o666 minus the umask."""
-    try:
-        return target.stat().st_mode & 0o7777
-    except FileNotFoundError:
-        umask = os.umask(0)
-        os.umask(umask)
-        return 0o666 & ~umask
+from .errors import BpgraphError
 
 
-def atomic_write(path: str | os.PathLike[str], data: bytes | str) -> Path:
-    """Write ``data`` to ``path`` via a temporary file in the same folder, then rename.
+class OutputError(BpgraphError, OSError):
+    """An output file that cannot be written; the message names it and says what to do."""
 
-    Readers see either the old file or the complete new one, never a partial file; if
-    anything fails (including an interrupt) the old file is left exactly as it was.
+
+class OutputIsFolderError(OutputError, IsADirectoryError):
+    """The output path is a folder."""
+
+
+class OutputFolderMissingError(OutputError, FileNotFoundError):
+    """The folder the output should go in does not exist."""
+
+
+class OutputParentNotFolderError(OutputError, NotADirectoryError):
+    """The output's parent is a file, not a folder."""
+
+
+class OutputReadOnlyError(OutputError, PermissionError):
+    """The output exists and is read-only; ``overwrite=True`` replaces it anyway."""
+
+
+def atomic_write(path: str | os.PathLike[str], data: bytes | str, *, overwrite: bool = False) -> Path:
+    """Write ``data`` (str as UTF-8) to ``path`` and return ``Path(path)``.
+
+    A regular file is written to a temporary file in the same folder, fsynced and renamed over
+    it, so readers see the old or the complete new file and a failure (even an interrupt) leaves
+    the old one as it was. A read-only file is refused unless ``overwrite`` is true.
     """
-    target = Path(path)
-    if target.is_dir():
-        raise IsADirectoryError(f"{target} is a folder; give a file name")
     payload = data.encode("utf-8") if isinstance(data, str) else data
-    folder = target.parent if str(target.parent) else Path(".")
-    if folder.exists() and not folder.is_dir():
-        raise NotADirectoryError(f"cannot write {target}: {folder} is a file, not a folder")
-    if not folder.is_dir():
-        raise FileNotFoundError(f"cannot write {target}: the folder {folder} does not exist; create it first")
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
+    given = Path(path)
+    if os.fspath(path) == "-":
+        _write_stdout(payload)
+        return given
+    target = _follow(given)
+    name = str(given) if target == given else f"{given} (-> {target})"
     try:
-        os.fchmod(fd, _mode_for(target))
+        mode = os.stat(target).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        mode = None
+    if mode is not None and stat.S_ISDIR(mode):
+        raise OutputIsFolderError(f"{name} is a folder; give a file name")
+    if mode is not None and not stat.S_ISREG(mode):
+        _write_in_place(target, payload, name)
+        return given
+    if mode is not None and not overwrite and ((mode & 0o222) == 0 or not os.access(target, os.W_OK)):
+        raise OutputReadOnlyError(f"{name} is read-only; make it writable or pass overwrite=True to "
+                                  "replace it")
+    _replace(target, payload, name, _mode_for(mode))
+    return given
+
+
+def _follow(given: Path) -> Path:
+    """The file a symlink chain ends at (for a dangling link, the path it names)."""
+    if not given.is_symlink():
+        return given
+    try:
+        return given.resolve()
+    except (OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop
+        raise OutputError(f"cannot write {given}: its symlinks cannot be followed ({exc})") from exc
+
+
+def _mode_for(existing: int | None) -> int:
+    """Keep an existing file's permissions; a new file gets the usual 0o666 minus the umask."""
+    if existing is not None:
+        return existing & 0o7777
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+def _replace(target: Path, payload: bytes, name: str, mode: int) -> None:
+    """Write a temporary file next to ``target``, fsync it, and rename it over ``target``."""
+    folder = target.parent
+    if folder.exists() and not folder.is_dir():
+        raise OutputParentNotFolderError(f"cannot write {name}: {folder} is a file, not a folder")
+    if not folder.is_dir():
+        raise OutputFolderMissingError(f"cannot write {name}: the folder {folder} does not exist; "
+                                       "create it first")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
+    except OSError as exc:
+        raise OutputError(f"cannot write {name}: cannot create a file in {folder} ({exc.strerror})") from exc
+    try:
+        os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as handle:
             handle.write(payload)
             handle.flush()
@@ -43,4 +106,30 @@ def atomic_write(path: str | os.PathLike[str], data: bytes | str) -> Path:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return target
+
+
+def _write_in_place(target: Path, payload: bytes, name: str) -> None:
+    """Open a device, FIFO or other special file and write to it (a FIFO waits for a reader)."""
+    try:
+        fd = os.open(target, os.O_WRONLY | os.O_NOCTTY)
+        with open(fd, "wb") as handle:
+            handle.write(payload)
+    except OSError as exc:
+        raise OutputError(f"cannot write {name}: {exc.strerror or exc}") from exc
+
+
+def _write_stdout(payload: bytes) -> None:
+    """Bytes to ``sys.stdout.buffer``; a text-only stdout gets the UTF-8 text."""
+    out = sys.stdout
+    out.flush()  # text already printed comes first
+    buffer = getattr(out, "buffer", None)
+    if buffer is not None:
+        buffer.write(payload)
+        buffer.flush()
+        return
+    try:
+        text = payload.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise OutputError("standard output here takes only text; write binary output to a file") from exc
+    out.write(text)
+    out.flush()

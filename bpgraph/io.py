@@ -62,8 +62,9 @@ import numpy as np
 
 from .errors import BpgraphError
 from .files import atomic_write
-from .graph import KINDS, Graph, all_finite
-from .ops import OPS
+from .graph import KINDS, Graph
+from .ops import OPS, all_finite
+from .text import xml_text
 from .tensor import Tensor
 
 FORMAT = "bpgraph-graph"
@@ -227,18 +228,6 @@ def save_json(graph: Graph, path: str | Path, *, values: bool = True, grads: boo
 
 
 # --- GraphML -------------------------------------------------------------------------------------
-_XML_UNSAFE = re.compile("[\\\\\x00-\x08\x0b-\x0d\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
-
-
-def _xml_text(text: str) -> str:
-    """``text`` with what XML 1.0 cannot carry (and the backslash) as visible escapes."""
-    def escape(match: re.Match[str]) -> str:
-        code = ord(match.group())
-        return "\\\\" if code == 0x5C else f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
-
-    return _XML_UNSAFE.sub(escape, text)
-
-
 def save_graphml(graph: Graph, path: str | Path, *, values: bool = False, grads: bool = False) -> Path:
     """Write the graph as GraphML (valid XML whatever the names hold) and return the path.
 
@@ -247,10 +236,10 @@ def save_graphml(graph: Graph, path: str | Path, *, values: bool = False, grads:
     """
     data = to_dict(graph, values=values, grads=grads)
     out = nx.DiGraph(format=FORMAT, version=VERSION, meta=_compact(data["graph"]),
-                     grad_root=_xml_text(data["grad_root"] or ""))
+                     grad_root=xml_text(data["grad_root"] or ""))
     for node in data["nodes"]:
-        attrs = {"name": _xml_text(node["name"]), "kind": node["kind"], "op": node["op"] or "",
-                 "scope": _xml_text(node["scope"]), "dtype": node["dtype"],
+        attrs = {"name": xml_text(node["name"]), "kind": node["kind"], "op": node["op"] or "",
+                 "scope": xml_text(node["scope"]), "dtype": node["dtype"],
                  "requires_grad": node["requires_grad"]}
         attrs.update({key: _compact(node[key]) for key in ("operands", "params", "shape", "value", "grad")
                       if key in node})

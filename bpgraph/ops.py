@@ -12,8 +12,6 @@ record; the arithmetic lives in the table.
 from __future__ import annotations
 
 import builtins
-import dataclasses
-import functools
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
@@ -30,14 +28,9 @@ class Op:
 
     ``forward(*values, **params)`` returns the result.  ``vjps[i](g, out, *values, **params)``
     returns the gradient for operand ``i``.  A *variadic* op (``l2_penalty``) has a single
-    VJP that also receives the operand position as its first argument.
-    ``formula`` is a short human form used in explanations and labels.  ``keeps_finite``
-    says that finite real operands always give a finite result (no overflow, no 0 division),
-    so recording can skip looking for a NaN/inf the op cannot create.  ``carries_nonfinite``
-    says that a NaN/inf anywhere in ``g`` reaches every (non-empty) gradient the rules
-    return, because each rule multiplies, divides, passes on or sums ``g`` elementwise
-    (NaN·0 and inf·0 are NaN): a finite operand gradient then proves ``g`` finite, which
-    spares backward's NaN/inf test a pass.  Not so for a matrix product.
+    VJP ``vjps[0](i, g, out, values, **params)`` that takes the operand position first and the
+    values as one sequence (unpacking them for each of n operands would cost n²).
+    ``formula`` is a short human form used in explanations and labels.
     """
 
     name: str
@@ -45,10 +38,8 @@ class Op:
     vjps: tuple[Callable[..., Array], ...]
     formula: str
     variadic: bool = False
-    keeps_finite: bool = False
-    carries_nonfinite: bool = False
 
-    @functools.cached_property
+    @property
     def arity(self) -> int | None:
         """Number of operands, or None when any number is accepted."""
         return None if self.variadic else len(self.vjps)
@@ -57,16 +48,21 @@ class Op:
             params: dict[str, Any]) -> Array:
         """Gradient flowing to operand ``position`` (before un-broadcasting)."""
         if self.variadic:
-            return self.vjps[0](position, g, out, *values, **params)
+            return self.vjps[0](position, g, out, values, **params)
         return self.vjps[position](g, out, *values, **params)
 
 
 OPS: dict[str, Op] = {}
 
 
+def all_finite(a: np.ndarray) -> bool:
+    """True unless a float or complex array holds a NaN or an infinity."""
+    return a.dtype.kind not in "fc" or bool(np.isfinite(a).all())
+
+
 def _declare(name: str, forward: Callable[..., Array], *vjps: Callable[..., Array],
-             formula: str, variadic: bool = False, keeps_finite: bool = False) -> None:
-    OPS[name] = Op(name, forward, tuple(vjps), formula, variadic, keeps_finite)
+             formula: str, variadic: bool = False) -> None:
+    OPS[name] = Op(name, forward, tuple(vjps), formula, variadic)
 
 
 def _expand_reduced(g: Array, shape: tuple[int, ...], axis: Any, keepdims: bool) -> Array:
@@ -106,22 +102,13 @@ def _matmul(a: Array, b: Array) -> Array:
 
 
 def _linear(w: Array, a: Array, b: Array) -> Array:
-    z = _matmul(w, a)
-    if b.dtype == z.dtype:
-        try:
-            return np.add(z, b, out=z)  # z is fresh: add b in place rather than allocate Z twice
-        except (ValueError, TypeError):  # b broadcasts z to a larger shape, or z is a scalar
-            pass
-    return z + b
+    return _matmul(w, a) + b
 
 
 def _bce(a: Array, y: Array) -> Array:
     if a.shape != y.shape:
         raise ValueError("the prediction and the labels must have the same shape")
-    m = _examples(a)
-    log_a, log_1a = np.log(a), np.log(1 - a)
-    # Σ y log a + (1-y) log(1-a), written as Σ y (log a - log(1-a)) + Σ log(1-a): fewer passes
-    return np.asarray(-(y.ravel().dot((log_a - log_1a).ravel()) + np.add.reduce(log_1a, axis=None)) / m)
+    return np.asarray(-np.sum(y * np.log(a) + (1 - y) * np.log(1 - a)) / _examples(a))
 
 
 def _bce_grad_a(g: Array, out: Array, a: Array, y: Array) -> Array:
@@ -136,14 +123,8 @@ def _softmax_ce(z: Array, y: Array, axis: int) -> Array:
     return np.asarray(-np.sum(y * _log_softmax(z, axis)) / m)
 
 
-def _sum_squares(w: Array) -> Any:
-    """Σ w² in one pass (a dot product), without the temporary array np.square would make."""
-    flat = w.ravel()
-    return flat.dot(flat)
-
-
 def _l2(*weights: Array, lambd: float, m: int) -> Array:
-    return np.asarray(lambd / (2 * m) * builtins.sum([_sum_squares(w) for w in weights]))
+    return np.asarray(lambd / (2 * m) * builtins.sum(np.sum(np.square(w)) for w in weights))
 
 
 # --- elementwise arithmetic ---------------------------------------------------------------
@@ -165,7 +146,7 @@ _declare("div", np.divide,
          formula="a / b")
 _declare("neg", np.negative,
          lambda g, out, a: -g,
-         formula="-a", keeps_finite=True)
+         formula="-a")
 _declare("pow", lambda a, exponent: np.power(a, exponent),
          lambda g, out, a, exponent: g * exponent * np.power(a, exponent - 1),
          formula="a ** p")
@@ -188,17 +169,17 @@ _declare("abs", np.abs, lambda g, out, a: g * np.sign(a), formula="|a|")
 _declare("maximum", np.maximum,
          lambda g, out, a, b: g * (a >= b),
          lambda g, out, a, b: g * (a < b),
-         formula="max(a, b)", keeps_finite=True)
+         formula="max(a, b)")
 _declare("relu", lambda a: np.maximum(a, 0),
          lambda g, out, a: g * (out > 0),
-         formula="max(a, 0)", keeps_finite=True)
+         formula="max(a, 0)")
 _declare("sigmoid", lambda a: 1 / (1 + np.exp(-a)),
          lambda g, out, a: g * out * (1 - out),
-         formula="1 / (1 + exp(-a))", keeps_finite=True)
-_declare("tanh", np.tanh, lambda g, out, a: g * (1 - out * out), formula="tanh(a)", keeps_finite=True)
+         formula="1 / (1 + exp(-a))")
+_declare("tanh", np.tanh, lambda g, out, a: g * (1 - out * out), formula="tanh(a)")
 _declare("softmax", lambda a, axis: np.exp(_log_softmax(a, axis)),
          lambda g, out, a, axis: out * (g - np.sum(g * out, axis=axis, keepdims=True)),
-         formula="softmax(a)", keeps_finite=True)
+         formula="softmax(a)")
 _declare("log_softmax", _log_softmax,
          lambda g, out, a, axis: g - np.exp(out) * np.sum(g, axis=axis, keepdims=True),
          formula="log softmax(a)")
@@ -213,10 +194,10 @@ _declare("mean", lambda a, axis, keepdims: np.mean(a, axis=axis, keepdims=keepdi
          formula="mean(a)")
 _declare("reshape", lambda a, shape: np.reshape(a, shape),
          lambda g, out, a, shape: np.reshape(g, a.shape),
-         formula="reshape(a)", keeps_finite=True)
+         formula="reshape(a)")
 _declare("transpose", lambda a, axes: np.transpose(a, axes),
          lambda g, out, a, axes: np.transpose(g, None if axes is None else np.argsort(axes)),
-         formula="aᵀ", keeps_finite=True)
+         formula="aᵀ")
 
 # --- costs --------------------------------------------------------------------------------
 _declare("binary_cross_entropy", _bce,
@@ -229,7 +210,7 @@ _declare("softmax_cross_entropy", _softmax_ce,
          lambda g, out, z, y, axis: -g * _log_softmax(z, axis) / (_examples(z) if z.ndim > 1 else 1),
          formula="-1/m Σ y log softmax(z)")
 _declare("l2_penalty", _l2,
-         lambda i, g, out, *weights, lambd, m: g * (lambd / m) * weights[i],
+         lambda i, g, out, weights, lambd, m: g * (lambd / m) * weights[i],
          formula="λ/(2m) Σ ‖W‖²", variadic=True)
 _declare("dropout", lambda a, mask, keep_prob: a * mask / keep_prob,
          lambda g, out, a, mask, keep_prob: g * mask / keep_prob,
@@ -237,14 +218,6 @@ _declare("dropout", lambda a, mask, keep_prob: a * mask / keep_prob,
          formula="a * D / keep_prob")
 
 
-
-# Every rule of these ops multiplies, divides, passes on or sums g elementwise (see
-# Op.carries_nonfinite); matmul and linear are left out: a matrix product may skip a NaN.
-for _name in ("add", "sub", "mul", "div", "neg", "pow", "exp", "log", "sqrt", "square", "abs",
-              "maximum", "relu", "sigmoid", "tanh", "softmax", "log_softmax", "sum", "mean",
-              "reshape", "transpose", "binary_cross_entropy", "softmax_cross_entropy",
-              "l2_penalty", "dropout"):
-    OPS[_name] = dataclasses.replace(OPS[_name], carries_nonfinite=True)
 
 # --- fused rules: a gradient taken straight through the op that made the operand ----------
 def _bce_through_sigmoid(g: Array, out: Array, a: Array, y: Array) -> tuple[Array, Array]:

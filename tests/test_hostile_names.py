@@ -38,7 +38,7 @@ import bpgraph as bp
 from bpgraph import analysis as an
 from bpgraph.graph import Graph
 from bpgraph.render import backend, frame_diagrams, to_dot, write_frames
-from bpgraph.render.dot import label_text
+from bpgraph.text import dot_label_text as label_text
 from bpgraph.render.frames import frame_caption
 
 try:
@@ -120,7 +120,7 @@ group_params = pytest.mark.parametrize("group", list(GROUPS))
 
 # --- what a name should look like ------------------------------------------------------------------
 def shown(name: str) -> list[str]:
-    """The label lines a drawing shows for a name (the rules of bpgraph.render.dot.label_text)."""
+    """The label lines a drawing shows for a name (the rules of bpgraph.text.dot_label_text)."""
     text = name.encode("utf-8", "backslashreplace").decode("utf-8")
     text = text.replace("\r\n", "\n").replace("\t", "    ")
     text = re.sub("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029]",

@@ -38,7 +38,7 @@ from bpgraph import analysis as an
 from bpgraph.graph import Graph
 from bpgraph.render import to_dot
 from bpgraph.render.collapse import plan
-from bpgraph.render.dot import label_text
+from bpgraph.text import dot_label_text as label_text
 from bpgraph.tensor import Tensor
 
 from test_hostile_names import dot_node_labels, shown

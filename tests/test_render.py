@@ -461,14 +461,6 @@ def test_a_budget_smaller_than_the_kept_nodes_still_draws_and_says_so(max_nodes)
         assert nodes[str(g.id_of(name))]["label"].startswith(name + "\\n")
 
 
-def test_drawing_never_fills_the_networkx_graph():
-    """Drawing reads operand lists only; filling networkx costs 1-5 µs per node on big graphs."""
-    g = l2_mlp()
-    to_dot(g, "J", highlight=("J", "W1"), show=("name", "grad")).source
-    to_dot(g, "J", max_nodes=5).source
-    assert g._synced == 0  # nothing written into the DiGraph
-
-
 def test_a_theme_made_with_lists_draws():
     import dataclasses
 

@@ -37,8 +37,7 @@ from typing import TYPE_CHECKING, Iterable, Iterator, NamedTuple, Sequence, over
 
 import numpy as np
 
-from .. import sweeps
-from ..topology import Topology, components, op_depths, topology
+from .structure import Topology, components, longest, op_depths, topology
 from .themes import RenderOptionError
 
 if TYPE_CHECKING:
@@ -235,15 +234,11 @@ def _scope_groups(topo: Topology, ids: np.ndarray, labels: np.ndarray, paths: Se
     return Groups(ids, np.append(starts, ids.size), titles, titles, _top_ops(topo, ids, starts)).ordered()
 
 
-def _top_ops(topo: Topology, ids: np.ndarray, starts: np.ndarray, n: int = 3,
-             counts: np.ndarray | None = None) -> list[tuple[str, ...]]:
-    """For each run ``ids[starts[k]:starts[k+1]]``, its ``n`` most frequent ops (ties by name);
-    ``counts[k * width + c]``, when given, is how many of run k's nodes have op c (the
-    kernel counts them while it gathers the runs)."""
+def _top_ops(topo: Topology, ids: np.ndarray, starts: np.ndarray, n: int = 3) -> list[tuple[str, ...]]:
+    """For each run ``ids[starts[k]:starts[k+1]]``, its ``n`` most frequent ops (ties by name)."""
     names = topo.op_names
     width = max(len(names), 1)
-    if counts is None:
-        counts = _op_counts(topo.op_index[ids], starts, width)
+    counts = _op_counts(topo.op_index[ids], starts, width)
     pairs = np.flatnonzero(counts)
     counts = counts[pairs]
     runs, codes = pairs // width, pairs % width
@@ -352,9 +347,6 @@ def _band_pieces(topo: Topology, band: np.ndarray, free_op: np.ndarray,
                  shared: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
     """Connected pieces (the smallest id in each) of the edges between free ops of one band,
     and of the ``shared`` pairs (ops that read one leaf)."""
-    piece = sweeps.band_pieces(topo.indptr, topo.tails, band, free_op, shared)
-    if piece is not None:
-        return piece.astype(np.intp, copy=False)
     tails, heads = topo.tails, topo.heads
     inner = free_op[heads] & free_op[tails]
     a, b = tails[inner], heads[inner]
@@ -392,8 +384,7 @@ def _levels(topo: Topology, is_free: np.ndarray) -> np.ndarray:
     first = int(outside[0]) if outside.size else topo.size
     if first + 1 >= topo.size:  # only nodes recorded after the first barrier can pass one
         return np.zeros(topo.size, dtype=np.intp)
-    level = sweeps.longest(topo.indptr, topo.tails, np.zeros(topo.size, np.int64), barrier, first + 1)
-    return level.astype(np.intp, copy=False)
+    return longest(topo.indptr, topo.tails, np.zeros(topo.size, np.intp), barrier, first + 1)
 
 
 def _distinct(size: int, ids: np.ndarray) -> int:
@@ -431,20 +422,14 @@ def _leaf_users(size: int, leaf: np.ndarray, user: np.ndarray, band: np.ndarray
 def _pieces(topo: Topology, is_member: np.ndarray, piece: np.ndarray, depth: np.ndarray) -> Groups:
     """One group per distinct ``piece`` of the nodes marked in ``is_member``, titled by the
     depths of its ops (every piece has one; leaves are at depth -1); ordered by smallest member."""
-    width = max(len(topo.op_names), 1)
-    made = sweeps.runs(topo.indptr, topo.tails, piece, is_member, depth, topo.op_index, width)  # big graphs
-    if made is not None:
-        members, bounds, lows, highs, counts = made
-    else:
-        counts = None
-        members = np.flatnonzero(is_member)
-        members, _, starts = _sorted_by(piece[members], members)
-        member_depth = depth[members]
-        lows = np.minimum.reduceat(np.where(member_depth < 0, member_depth.max(), member_depth), starts)
-        highs = np.maximum.reduceat(member_depth, starts)
-        bounds = np.append(starts, members.size)
+    members = np.flatnonzero(is_member)
+    members, _, starts = _sorted_by(piece[members], members)
+    member_depth = depth[members]
+    lows = np.minimum.reduceat(np.where(member_depth < 0, member_depth.max(), member_depth), starts)
+    highs = np.maximum.reduceat(member_depth, starts)
+    bounds = np.append(starts, members.size)
     titles = [f"depth {lo}" if lo == hi else f"depths {lo}–{hi}" for lo, hi in zip(lows.tolist(), highs.tolist())]
-    return Groups(members, bounds, titles, [""] * len(titles), _top_ops(topo, members, bounds[:-1], counts=counts)).ordered()
+    return Groups(members, bounds, titles, [""] * len(titles), _top_ops(topo, members, bounds[:-1])).ordered()
 
 
 def plan(graph: Graph, collapse: Iterable[str] = (), max_nodes: int = MAX_NODES,

@@ -8,14 +8,11 @@ emitted in id order, attributes come in a fixed order (label, id, then the rest 
 numbers have a fixed format.  So the same graph always gives byte-identical DOT and the same
 element ids in the SVG (``n<id>`` for nodes, ``e<tail>_<head>`` for edges).
 
-Every piece of user text (node names, scope names, captions) goes through :func:`label_text`:
-backslashes are doubled (so ``\\N`` or ``\\l`` stay literal), ``&`` becomes ``&amp;`` (so
-entities stay literal), newlines become line breaks, and control characters and invisible
-bidirectional marks a visible ``\\xNN`` / ``\\uNNNN``.  Node labels are then always written as
-quoted strings with ``"`` escaped (:func:`quote_label`); captions, legend and cluster labels go
-through the ``graphviz`` package's quoting, marked ``nohtml``.  Either way ``<...>`` is never
-read as an HTML-like label, and a name can never end a label, add attributes or reach the SVG
-as markup.  (Plain labels, not HTML-like ones, because the embedded WebAssembly Graphviz is
+Every piece of user text (node names, scope names, captions) goes through
+:func:`bpgraph.text.dot_label_text`, and every label and style value is written as a quoted
+string by :func:`bpgraph.text.dot_quote`; captions and cluster labels are marked ``nohtml``.
+So ``<...>`` is never read as an HTML-like label, and a name can never end a label, add
+attributes or reach the SVG as markup.  (Plain labels, not HTML-like ones, because the embedded WebAssembly Graphviz is
 built without HTML-label support.)
 
 Edges are coloured by which cost term's gradient flows back along them (the rule of
@@ -33,10 +30,10 @@ from typing import TYPE_CHECKING, Any, Iterable, NamedTuple, Sequence
 import graphviz
 import numpy as np
 
-from .. import sweeps
 from ..analysis import TermReach, descendants, term_reach
 from ..errors import GraphError
-from ..topology import Topology, topology
+from ..text import dot_label_text, dot_quote
+from .structure import Topology, topology
 from . import collapse as _collapse
 from .themes import KIND_TITLES, NODE_KINDS, NodeStyle, RenderOptionError, Theme, get_theme
 
@@ -50,30 +47,10 @@ DEFAULT_SHOW = ("name", "shape")
 SMALL = 6
 RANKDIRS = ("LR", "TB")
 
-#: Characters a label shows as a visible escape: C0 and C1 controls (newline and tab are handled
-#: before), and the invisible ones that reorder or break text (bidi controls, line separators).
-_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029]")
 _FAMILY = re.compile(r"([A-Za-z]+)\d+")
 
 
 # --- text -------------------------------------------------------------------------------------
-def _visible_escape(match: re.Match[str]) -> str:
-    code = ord(match.group())
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
-
-
-def label_text(text: str) -> str:
-    """Escape user text for a plain DOT label, so Graphviz shows exactly these characters."""
-    text = str(text)
-    if text.isprintable():  # no controls, newlines, bidi marks, separators or lone surrogates
-        return text.replace("&", "&amp;").replace("\\", "\\\\")
-    text = text.encode("utf-8", "backslashreplace").decode("utf-8")
-    text = text.replace("\r\n", "\n").replace("\t", "    ")
-    text = _CONTROL.sub(_visible_escape, text)
-    text = text.replace("&", "&amp;").replace("\\", "\\\\")
-    return text.replace("\n", "\\n")
-
-
 def label(lines: Iterable[str], end: str = "") -> str:
     """Join escaped lines into one label (``end="\\l"`` left-justifies every line)."""
     lines = list(lines)
@@ -83,33 +60,17 @@ def label(lines: Iterable[str], end: str = "") -> str:
 
 
 # --- DOT statements ---------------------------------------------------------------------------
-# Node and edge statements are written here rather than through ``Digraph.node``/``edge``, which
-# quote every key and value again on every call: that was most of the time spent making DOT.
-# Styling is quoted by the ``graphviz`` package once per distinct style in a drawing; labels by
-# quote_label; node keys and ids are made here from integers (``12``, ``g12``, ``n12``,
-# ``e3_12``), valid DOT identifiers as they are.
-def quote_label(text: str) -> str:
-    """A label as a quoted DOT string: lines escaped by :func:`label_text`, joined by ``\\n``.
-
-    Inside it every backslash is already part of an escape (``\\\\``, ``\\n``, ``\\l``), so
-    escaping each ``"`` is all the quoting it needs.
-    """
-    return '"' + text.replace('"', '\\"') + '"'
-
-
+# Node and edge statements are written here as text, labels and styles quoted by dot_quote;
+# node keys and ids are made from integers (``12``, ``g12``, ``n12``, ``e3_12``), valid DOT
+# identifiers as they are.
 def style_text(attrs: dict[str, str]) -> str:
-    """``key=value ...``, keys sorted and quoted by the ``graphviz`` package (as ``Digraph.node``)."""
-    return _quoted_pairs(tuple(sorted(attrs.items())))
-
-
-@functools.lru_cache(maxsize=4096)  # a theme's few styles, drawing after drawing
-def _quoted_pairs(pairs: tuple[tuple[str, str], ...]) -> str:
-    return " ".join(f"{graphviz.quoting.quote(k)}={graphviz.quoting.quote(v)}" for k, v in pairs)
+    """``key=value ...``, keys sorted, values quoted as labels are (one quoting function)."""
+    return " ".join(f"{key}={dot_quote(value)}" for key, value in sorted(attrs.items()))
 
 
 def node_statement(key: str, ident: str, text: str, styling: str) -> str:
     """One node line of a DOT body: the label made by :func:`label`, the SVG id, the styling."""
-    return f"\t{key} [label={quote_label(text)} id={ident} {styling}]\n"
+    return f"\t{key} [label={dot_quote(text)} id={ident} {styling}]\n"
 
 
 def edge_statement(tail: str, head: str, styling: str) -> str:
@@ -307,18 +268,18 @@ def _label_lines(ctx: _Context, node_id: int) -> tuple[list[str], list[str]]:
     show = ctx.show
     lines = []
     if "name" in show:
-        lines.append(label_text(attrs["name"]))
+        lines.append(dot_label_text(attrs["name"]))
     if "op" in show and attrs["op"]:
-        lines.append(label_text(attrs["op"]))
+        lines.append(dot_label_text(attrs["op"]))
     if "shape" in show:
         lines.append(fmt_shape(attrs["value"].shape))
     if "value" in show:
         text = fmt_array(attrs["value"])
         if text is not None:
-            lines.append("= " + label_text(text))
+            lines.append("= " + dot_label_text(text))
     if ctx.grads is None or not ("grad" in show or "gradvalue" in show):
         return lines, lines
-    d = label_text(f"∂{ctx.root_name}/∂{attrs['name']}")
+    d = dot_label_text(f"∂{ctx.root_name}/∂{attrs['name']}")
     grad = ctx.grads.get(node_id)
     final = []
     if grad is None:
@@ -328,7 +289,7 @@ def _label_lines(ctx: _Context, node_id: int) -> tuple[list[str], list[str]]:
         if "grad" in show:
             final.append(f"‖{d}‖ = {_fmt_float(float(np.linalg.norm(grad)))}")
         if "gradvalue" in show and fmt_array(grad) is not None:
-            final.append(f"{d} = {label_text(fmt_array(grad))}")
+            final.append(f"{d} = {dot_label_text(fmt_array(grad))}")
     pending = ctx.frame is not None and grad is not None and node_id not in ctx.frame.done
     now = [f"{d} = ?"] if pending else final
     return lines + now, lines + final
@@ -402,7 +363,7 @@ def _group_lines(ctx: _Context, groups: _collapse.Groups, keys: list[str], reach
     """
     lit = ctx.lit
     styling = {faded: _styling(ctx, ("group", faded, False, False, ())) for faded in (False, True)}
-    op_lists = {ops: f" · {label_text(', '.join(ops))}" if ops else "" for ops in set(groups.ops)}
+    op_lists = {ops: f" · {dot_label_text(', '.join(ops))}" if ops else "" for ops in set(groups.ops)}
     sizes = groups.sizes.tolist()
     counted = {size: f"{size:,} nodes" for size in set(sizes)}  # a handful of sizes; "{:,}" is slow
     bounds = groups.bounds.tolist()
@@ -410,7 +371,7 @@ def _group_lines(ctx: _Context, groups: _collapse.Groups, keys: list[str], reach
     for k, (key, title, scope, ops, size, hit) in enumerate(zip(keys, groups.titles, groups.scopes,
                                                                 groups.ops, sizes, reached)):
         faded = not hit or (lit is not None and lit.isdisjoint(groups.members[bounds[k]:bounds[k + 1]].tolist()))
-        title = label_text(title) if scope else title  # bands are titled by bpgraph
+        title = dot_label_text(title) if scope else title  # bands are titled by bpgraph
         lines.append(node_statement(key, key, f"{title}\\n{counted[size]}{op_lists[ops]}", styling[faded]))
     return lines
 
@@ -470,7 +431,7 @@ def _legend(theme: Theme, kinds: set[str], term_names: list[str], both: bool, fa
         samples.append((f"no gradient from {root_name}", []))
     for k, (text, terms) in enumerate(samples):
         lines.append(_sample_node(f"legend_e{k}", "", {"shape": "point", "width": "0.06", "color": theme.text}))
-        lines.append(_sample_node(f"legend_t{k}", label([label_text(text)]),
+        lines.append(_sample_node(f"legend_t{k}", label([dot_label_text(text)]),
                                   {"shape": "plaintext", "fontcolor": theme.text, "fontsize": small}))
         lines.append(_sample_edge(f"legend_e{k}", f"legend_t{k}", _edge_attrs(theme, terms, None, False, False)))
         edges_row.append((f"legend_e{k}", f"legend_t{k}"))
@@ -482,7 +443,7 @@ def _legend(theme: Theme, kinds: set[str], term_names: list[str], both: bool, fa
 
 def _sample_node(key: str, text: str, attrs: dict[str, str]) -> str:
     """A legend node statement (``key`` is made by bpgraph: a DOT identifier)."""
-    return f"\t{key} [label={graphviz.quoting.quote(text)} {style_text(attrs)}]\n"
+    return f"\t{key} [label={dot_quote(text)} {style_text(attrs)}]\n"
 
 
 def _sample_edge(tail: str, head: str, attrs: dict[str, str]) -> str:
@@ -532,7 +493,7 @@ def build(graph: Graph, root: Tensor | int | str | None = None, *, theme: str | 
                    "pad": "0.2", "outputorder": "edgesfirst", **theme.graph_attrs}
     lines = _caption_lines(graph, root_id, caption, frame) + path_notes + list(plan.notes) + list(notes)
     if lines:  # split names that hold newlines too, so every caption line is left-justified
-        graph_attrs["label"] = label((label_text(part) for t in lines for part in t.split("\n")),
+        graph_attrs["label"] = label((dot_label_text(part) for t in lines for part in t.split("\n")),
                                      end="\\l")
     digraph.attr("graph", **graph_attrs)
     digraph.attr("node", fontname=theme.fontname, fontsize=fmt_number(theme.fontsize),
@@ -597,11 +558,8 @@ def _merged_edges(topo: Topology, unit: np.ndarray, reach: TermReach,
     per pair of units joined by at least one edge, in drawing order; each flag is true when any
     of the pair's edges has it, and ``lit`` is None without highlighted paths."""
     size = topo.size
-    crossed = sweeps.crossing(topo.indptr, topo.tails, unit)
-    if crossed is None:
-        cross = unit[topo.tails] != unit[topo.heads]
-        crossed = topo.tails[cross], topo.heads[cross]
-    tails, heads = crossed
+    cross = unit[topo.tails] != unit[topo.heads]
+    tails, heads = topo.tails[cross], topo.heads[cross]
     if not tails.size:
         return [], [], []
     pairs = unit[tails] * size + unit[heads]
@@ -660,7 +618,7 @@ def _emit_clustered(digraph: graphviz.Digraph, theme: Theme, lines: list[str], s
     clusters: dict[str, graphviz.Digraph] = {"": digraph}
     for k, path in enumerate(ordered):
         cluster = graphviz.Digraph(name=f"cluster_{k}")
-        cluster.attr(id=f"cluster{k}", label=label([label_text(path.rpartition("/")[2])]),
+        cluster.attr(id=f"cluster{k}", label=label([dot_label_text(path.rpartition("/")[2])]),
                      labeljust="r",  # top right: edges into a cluster arrive at its left
                      style="rounded,filled", color=theme.cluster_border, fillcolor=theme.cluster_fill,
                      fontcolor=theme.text, fontsize=fmt_number(theme.small_fontsize + 1))

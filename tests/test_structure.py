@@ -1,4 +1,4 @@
-"""bpgraph.topology: the graph's structure as arrays, checked against networkx and closed forms."""
+"""bpgraph.render.structure: the graph's structure as arrays, checked against networkx and closed forms."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import bpgraph as bp
-from bpgraph.topology import components, op_depths, topology
+from bpgraph.render.structure import components, op_depths, topology
 
 
 def test_arrays_hold_every_operand_slot_in_head_order():
@@ -165,10 +165,10 @@ _ACTIONS = ["enter a", "enter b", "exit", "leaf", "tanh", "mul", "const", "draw"
 
 
 @given(st.lists(st.tuples(st.sampled_from(_ACTIONS), st.integers(0, 1000)), max_size=60))
-def test_columns_caught_up_from_the_node_dicts_match_every_node_dict(steps):
-    """kind, op, scope and operands of each node, as the columns give them, equal the node
+def test_the_arrays_match_every_node_dict(steps):
+    """kind, op, scope and operands of each node, as the arrays give them, equal the node
     dicts, whatever order scopes are entered, left empty or nested in, and however often a
-    drawing (``draw``: the topology is read) makes the columns catch up in between."""
+    drawing (``draw``: the arrays are read) comes in between."""
     import contextlib
 
     g = bp.Graph()
@@ -197,120 +197,3 @@ def test_columns_caught_up_from_the_node_dicts_match_every_node_dict(steps):
         assert (topo.op_names[topo.op_index[i]] if topo.op_index[i] >= 0 else None) == attrs["op"]
         assert topo.tails[topo.indptr[i]:topo.indptr[i + 1]].tolist() == list(attrs["operands"])
     assert list(topo.scope_names) == sorted({a["scope"] for a in g.nodes.values()})
-
-
-def test_recording_and_backward_leave_the_columns_alone():
-    """Recording writes only the node dicts (the columns are caught up when a drawing asks),
-    so a graph recorded, differentiated and dropped in a training loop never builds them."""
-    g = bp.Graph()
-    x = g.param(np.ones(2), name="x")
-    with g.scope("layer"):
-        J = bp.sum(bp.tanh(x) * x, name="J")
-    g.backward(J)
-    columns = g._columns
-    assert len(columns.kinds) == len(columns.tails) == 0 and columns.scope_marks == []
-    assert topology(g).size == len(g) == 4 and len(columns.kinds) == 4
-    assert columns.scope_marks == [(1, "layer")]
-
-
-def _assert_columns_match_the_dicts(g):
-    topo = topology(g)
-    assert topo.size == len(g)
-    for i, attrs in g.nodes.items():
-        assert topo.kind(i) == attrs["kind"] and topo.scope(i) == attrs["scope"]
-        assert (topo.op_names[topo.op_index[i]] if topo.op_index[i] >= 0 else None) == attrs["op"]
-        assert topo.tails[topo.indptr[i]:topo.indptr[i + 1]].tolist() == list(attrs["operands"])
-    return topo
-
-
-def test_recording_past_the_catch_up_boundaries_keeps_the_columns_right():
-    """Recording catches the columns up every 4,096 nodes: scopes that start, end or stay
-    empty right at those ids, renames, and an older topology still alive across a catch-up
-    (whose arrays must then be copied, not grown) all leave columns equal to the node dicts."""
-    g = bp.Graph()
-    y = x = g.param(np.ones(1), name="x")
-    before = None
-    for target, scope in ((4094, "a"), (4096, "b"), (4097, ""), (8191, "c"), (8192, "d"), (8200, "")):
-        while len(g) < target:
-            y = bp.tanh(y) if len(g) % 3 else y * x
-        if target == 4096:
-            before = topology(g)  # views the columns while the next catch-up runs
-        if scope:
-            with g.scope(scope):
-                with g.scope("empty"):
-                    pass
-                y = bp.tanh(y)
-    y.named("last")
-    assert before.size == 4096 and len(g._columns.ends) - 1 >= 8192  # caught up while recording
-    _assert_columns_match_the_dicts(g)
-    assert before.tails[before.indptr[4095]:].tolist() == list(g.nodes[4095]["operands"])
-
-
-def test_a_catch_up_stopped_half_way_is_repaired_by_the_next(monkeypatch):
-    """Ctrl-C after some columns grew and before ``ends`` did: the next
-    catch-up drops the half-written part and appends those nodes once."""
-    from bpgraph.graph import _Columns
-
-    g = bp.Graph()
-    y = g.param(np.ones(1), name="x")
-    with g.scope("s"):
-        for _ in range(10):
-            y = bp.tanh(y)
-    extend = _Columns._extend
-
-    def stop_at_ends(self, name, values):
-        if name == "ends":
-            raise KeyboardInterrupt
-        extend(self, name, values)
-
-    monkeypatch.setattr(_Columns, "_extend", stop_at_ends)
-    with pytest.raises(KeyboardInterrupt):
-        topology(g)
-    assert len(g._columns.kinds) == len(g) and len(g._columns.ends) == 1  # half-written
-    monkeypatch.setattr(_Columns, "_extend", extend)
-    topo = _assert_columns_match_the_dicts(g)
-    assert len(g._columns.kinds) == len(g) and topo.scope_names == ("", "s")
-
-
-def test_columns_grow_while_an_earlier_topology_still_views_them():
-    """A drawing's topology views the columns without copying; recording more nodes after it
-    (and catching up, which must copy an array a view still holds) leaves the old topology
-    describing the old graph and gives the new one every node, none lost or doubled."""
-    g = bp.Graph()
-    y = x = g.param(np.ones(2), name="x")
-    for _ in range(12):
-        y = bp.tanh(y) * x
-    before = topology(g)
-    size = before.size
-    for _ in range(12):
-        y = bp.maximum(bp.tanh(y), x)
-    after = topology(g)
-    for topo, count in ((before, size), (after, len(g))):
-        assert topo.size == count and topo.indptr[-1] == len(topo.tails)
-        for i in range(count):
-            assert topo.tails[topo.indptr[i]:topo.indptr[i + 1]].tolist() == list(g.nodes[i]["operands"])
-            assert topo.kind(i) == g.nodes[i]["kind"]
-
-
-def test_threads_drawing_one_graph_at_once_fill_its_columns_once():
-    """Several threads asking for the topology of the same freshly recorded graph (as drawing
-    it from several threads does) copy its nodes into the columns exactly once."""
-    import sys
-    import threading
-
-    switch = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)  # make the threads interleave inside catch_up
-    try:
-        for _ in range(5):
-            g = bp.Graph()
-            y = g.param(np.ones(1), name="x")
-            for _ in range(3000):
-                y = bp.tanh(y)
-            threads = [threading.Thread(target=topology, args=(g,)) for _ in range(4)]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
-            assert len(g._columns.kinds) == len(g) and topology(g).size == len(g)
-    finally:
-        sys.setswitchinterval(switch)
