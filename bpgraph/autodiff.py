@@ -29,10 +29,10 @@ def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     if grad.shape == shape:
         return grad
     added = grad.ndim - len(shape)
-    grad = np.sum(grad, axis=tuple(range(added))) if added > 0 else grad
+    grad = np.add.reduce(grad, axis=tuple(range(added))) if added > 0 else grad
     stretched = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
     if stretched:
-        grad = np.sum(grad, axis=stretched, keepdims=True)
+        grad = np.add.reduce(grad, axis=stretched, keepdims=True)
     return np.asarray(grad).reshape(shape)
 
 
@@ -114,7 +114,8 @@ def gradients(graph: Graph, root: int, seed: Any = None, *, inputs: bool = False
                     grads[o] = local
                     if fused is not None:
                         shortcut[o] = inner
-    if not all(all_finite(g) for g in grads.values()):
+        finite = all(all_finite(g) for g in grads.values())
+    if not finite:
         _report_nonfinite(graph, grads)
     return grads
 

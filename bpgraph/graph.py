@@ -254,19 +254,20 @@ class Graph:
             raise GraphError(f"unknown op {op!r}; known ops: {', '.join(sorted(_ops.OPS))}")
         if spec.arity is not None and len(operands) != spec.arity:
             raise GraphError(f"{op} takes {spec.arity} operand(s), got {len(operands)}")
-        ids = tuple(self._operand_id(o) for o in operands)
+        ids = tuple([self._operand_id(o) for o in operands])
         values = [self._nodes[i]["value"] for i in ids]
         params = dict(params or {})
         try:
             with np.errstate(all="ignore"):  # NaN/inf are reported below, naming the node
                 out = np.asarray(spec.forward(*values, **params))
+                new_nonfinite = not _ops.all_finite(out) and all(_ops.all_finite(v) for v in values)
         except (ValueError, TypeError, IndexError) as exc:
             args = ", ".join(f"{self._nodes[i]['name']} {self._nodes[i]['value'].shape}" for i in ids)
             raise OpError(f"{op}({args}): {exc}") from None
         out.setflags(write=False)
         requires_grad = any(self._nodes[i]["requires_grad"] for i in ids)
         tensor = self._add("op", op, ids, params, out, name, requires_grad)
-        if not _ops.all_finite(out) and all(_ops.all_finite(v) for v in values):
+        if new_nonfinite:
             self._report_nonfinite(tensor.id)
         return tensor
 

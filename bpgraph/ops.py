@@ -12,6 +12,8 @@ record; the arithmetic lives in the table.
 from __future__ import annotations
 
 import builtins
+import cmath
+import math
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
@@ -56,8 +58,20 @@ OPS: dict[str, Op] = {}
 
 
 def all_finite(a: np.ndarray) -> bool:
-    """True unless a float or complex array holds a NaN or an infinity."""
-    return a.dtype.kind not in "fc" or bool(np.isfinite(a).all())
+    """True unless a float or complex array holds a NaN or an infinity.
+
+    A sum of squares is finite only when every term is, so one BLAS dot product decides the
+    usual case; only a sum that overflowed, or a complex array, needs the element-wise test.
+    """
+    if a.dtype.kind not in "fc":
+        return True
+    if a.size == 1:
+        return cmath.isfinite(a.item())
+    if a.dtype.kind == "f":
+        flat = a.ravel()
+        if math.isfinite(flat.dot(flat)):
+            return True
+    return bool(np.isfinite(a).all())
 
 
 def _declare(name: str, forward: Callable[..., Array], *vjps: Callable[..., Array],
@@ -124,7 +138,7 @@ def _softmax_ce(z: Array, y: Array, axis: int) -> Array:
 
 
 def _l2(*weights: Array, lambd: float, m: int) -> Array:
-    return np.asarray(lambd / (2 * m) * builtins.sum(np.sum(np.square(w)) for w in weights))
+    return np.asarray(lambd / (2 * m) * builtins.sum(np.vdot(w, w) for w in weights))
 
 
 # --- elementwise arithmetic ---------------------------------------------------------------
