@@ -1,4 +1,4 @@
-"""The ``bpgraph`` command line. Each command is a few lines around a library call.
+"""The ``bpgraph`` command line: each command is a call into the library plus printing.
 
 Heavy modules (numpy, networkx, graphviz) are imported inside the commands so that
 ``bpgraph --help`` answers at once.
@@ -6,18 +6,17 @@ Heavy modules (numpy, networkx, graphviz) are imported inside the commands so th
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
 import sys
-import threading
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import click
 
 from . import __version__
+from .cli_support import DEBUG_OPTION, Group, UserError, progress
 
 MODEL_HELP = """MODEL is one of:
 
@@ -33,51 +32,14 @@ MODEL_HELP = """MODEL is one of:
 #: The drawing themes (bpgraph.render.THEMES; repeated here so --help needs no numpy).
 THEMES = ("light", "dark", "slides", "print")
 
-
-class UserError(click.ClickException):
-    """A mistake in the command's input: one message on stderr, exit status 2."""
-
-    exit_code = 2
-
-
-DEBUG_HELP = "Show full Python tracebacks for errors."
-
-
-def _remember_debug(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
-    if value:
-        ctx.meta["bpgraph.debug"] = True  # meta is shared by the group's context and the command's
-
-
-class Command(click.Command):
-    """A bpgraph command; it takes ``--debug`` too (``bpgraph render net.py --debug``), where
-    people type it when an error message suggests it."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.params.append(click.Option(["--debug"], is_flag=True, expose_value=False,
-                                        callback=_remember_debug, help=DEBUG_HELP))
-
-
-class Group(click.Group):
-    """Turns bpgraph's own errors into one-line messages (tracebacks only with --debug)."""
-
-    command_class = Command
-
-    def invoke(self, ctx: click.Context) -> Any:
-        from .errors import BpgraphError  # cheap: no numpy
-
-        try:
-            return super().invoke(ctx)
-        except (BpgraphError, OSError) as exc:
-            if ctx.params.get("debug") or ctx.meta.get("bpgraph.debug"):
-                raise
-            raise UserError(str(exc)) from exc
+#: What ``export`` writes: io's data formats and render's DOT.
+EXPORT_FORMATS = ("json", "graphml", "dot")
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, "--version", prog_name="bpgraph")
-@click.option("--debug", is_flag=True, help=DEBUG_HELP)
-def cli(debug: bool) -> None:  # noqa: ARG001 - read by Group.invoke
+@click.option("--debug", **DEBUG_OPTION)
+def cli() -> None:
     """Make backpropagation visible: record, differentiate, query and draw.
 
     \b
@@ -110,37 +72,19 @@ def model_argument(command: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def json_option(command: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option("--json", "as_json", is_flag=True,
-                        help="Print machine-readable JSON (schema in the README).")(command)
+def root_option(text: str) -> Callable[..., Any]:
+    """--of ROOT: the node to differentiate; the model's root when it is not given."""
+    return click.option("--of", default=None, metavar="ROOT", help=text)
 
 
-def emit_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, sort_keys=True, allow_nan=False))
+json_option = click.option("--json", "as_json", is_flag=True,
+                           help="Print machine-readable JSON (schema in the README).")
 
 
-def node_name(graph: Any, ref: str | int) -> int:
-    """Resolve a --of/--wrt name (UnknownNodeError lists close matches)."""
-    return graph.id_of(ref)
-
-
-#: Seconds a command may run before it says on stderr what it is still doing.
-PROGRESS_DELAY = 1.0
-
-
-@contextlib.contextmanager
-def progress(message: str) -> Iterator[None]:
-    """After about a second, say on stderr what is still running (only when it is a terminal)."""
-    if not sys.stderr.isatty():
-        yield
-        return
-    timer = threading.Timer(PROGRESS_DELAY, lambda: click.echo(message, err=True))
-    timer.daemon = True
-    timer.start()
-    try:
-        yield
-    finally:
-        timer.cancel()
+def echo_report(report: Any, as_json: bool) -> None:
+    """Print a library report as text, or with --json as its JSON data."""
+    text = json.dumps(report.to_dict(), indent=2, sort_keys=True, allow_nan=False) if as_json else str(report)
+    click.echo(text)
 
 
 # --- commands ---------------------------------------------------------------------------------------
@@ -163,7 +107,7 @@ def examples() -> None:
                    "(for gradients of about 0, whose relative error means nothing). "
                    "Default: 1e-8, or what rounding in the finite differences can explain "
                    "if that is larger.")
-@click.option("--of", "of", default=None, metavar="ROOT", help="Node to differentiate (default: the model's root).")
+@root_option("Node to differentiate (default: the model's root).")
 def check(model: Any, tol: float, atol: float | None, of: str | None) -> None:
     """Check every parameter's gradient against central finite differences.
 
@@ -171,17 +115,11 @@ def check(model: Any, tol: float, atol: float | None, of: str | None) -> None:
     """
     from .fdcheck import gradcheck
 
-    graph = model.graph
-    root = model.root if of is None else graph.id_of(of)
     with progress("checking gradients by finite differences..."):
-        report = gradcheck(graph, root, tol=tol, atol=atol)
+        report = gradcheck(model.graph, model.root_id(of), tol=tol, atol=atol)
     click.echo(str(report))
     if not report.ok:
         sys.exit(1)
-
-
-def _root(model: Any, of: str | None) -> int:
-    return model.root if of is None else model.graph.id_of(of)
 
 
 @cli.command(epilog=MODEL_HELP, short_help="Paths that carry ∂OF/∂WRT (or 'no path').")
@@ -205,46 +143,14 @@ def paths(model: Any, of: str, wrt: str, through: str | None, limit: int, count:
       bpgraph paths l2-mlp --of J --wrt W1 --through 'A*'
       bpgraph paths l2-mlp --of J --wrt X --count
     """
-    from . import analysis
-    from .analysis import one_line
+    from .analysis import paths_report
 
-    graph = model.graph
-    total = analysis.count_paths(graph, of, wrt)
-    pattern = _pattern(through)
-    found = [] if count else (
-        analysis.paths(graph, of, wrt, limit=limit) if pattern is None
-        else [p for p in [analysis.find_path(graph, of, wrt, through=pattern)] if p])
-    if as_json:
-        emit_json({"of": of, "wrt": wrt, "count": total, "through": through,
-                   "paths": found, "capped": not count and pattern is None and total > len(found),
-                   "reason": analysis.no_path_reason(graph, of, wrt)})
-        return
-    if total == 0:
-        click.echo(f"no path: ∂{of}/∂{wrt} = 0 because {analysis.no_path_reason(graph, of, wrt)}")
-        return
-    if count:
-        click.echo(str(total))
-        return
-    if pattern is not None:
-        click.echo(f"a path through {through}: " + " -> ".join(map(one_line, found[0])) if found
-                   else f"no path from {wrt} to {of} passes through {through}")
-        return
-    for path in found:
-        click.echo(" -> ".join(map(one_line, path)))
-    click.echo(f"{total} path{'s' if total != 1 else ''}"
-               + (f" (showing the first {len(found)}; raise --limit)" if total > len(found) else ""))
-
-
-def _pattern(text: str | None) -> Any:
-    """--through text: a comma list becomes a list of names, anything else stays a glob/kind."""
-    if text is None or "," not in text:
-        return text
-    return [part.strip() for part in text.split(",") if part.strip()]
+    echo_report(paths_report(model.graph, of, wrt, through=through, limit=limit, count_only=count), as_json)
 
 
 @cli.command(epilog=MODEL_HELP, short_help='Every gradient, optionally split by cost term.')
 @model_argument
-@click.option("--of", default=None, metavar="ROOT", help="Node to differentiate (default: the model's root).")
+@root_option("Node to differentiate (default: the model's root).")
 @click.option("--by-term", is_flag=True, help="Split every gradient into the cost terms of ROOT (e.g. cross_entropy, L2).")
 @json_option
 def grads(model: Any, of: str | None, by_term: bool, as_json: bool) -> None:
@@ -257,14 +163,10 @@ def grads(model: Any, of: str | None, by_term: bool, as_json: bool) -> None:
     """
     from .analysis import term_attribution
 
-    graph = model.graph
-    root = _root(model, of)
-    report = term_attribution(graph, root, terms=None if by_term else [root])
-    if as_json:
-        emit_json(report.to_dict())
-        return
-    click.echo(str(report))
-    if by_term and report.terms == (report.root,):
+    root = model.root_id(of)
+    report = term_attribution(model.graph, root, terms=None if by_term else [root])
+    echo_report(report, as_json)
+    if by_term and not as_json and report.terms == (report.root,):
         click.echo(f"note: {report.root} is not a sum of cost terms (no + or - at the root): nothing to split",
                    err=True)
 
@@ -295,7 +197,7 @@ def explain(model: Any, of: str, wrt: str, fmt: str) -> None:
 @click.option("--set", "settings", multiple=True, metavar="KEY=VALUE", help="Settings of the first build (repeatable).")
 @click.option("--vs", "vs_settings", multiple=True, metavar="KEY=VALUE",
               help="Settings of the second build, on top of --set (repeatable).")
-@click.option("--of", default=None, metavar="ROOT", help="Node to differentiate in both (default: the root).")
+@root_option("Node to differentiate in both (default: the root).")
 @json_option
 def diff(model_spec: str, other_spec: str | None, settings: tuple[str, ...], vs_settings: tuple[str, ...],
          of: str | None, as_json: bool) -> None:
@@ -316,14 +218,14 @@ def diff(model_spec: str, other_spec: str | None, settings: tuple[str, ...], vs_
     b = load_model(other_spec or model_spec, {**(first if other_spec is None else {}), **parse_settings(vs_settings)})
     labels = (" ".join(settings) or model_spec, " ".join(vs_settings) or (other_spec or model_spec))
     report = diff_grads(a.graph, b.graph, of or a.graph.name_of(a.root), labels=labels)
-    emit_json(report.to_dict()) if as_json else click.echo(str(report))
+    echo_report(report, as_json)
 
 
 @cli.command(epilog=MODEL_HELP, short_help='Check hand-derived gradients, find the error.')
 @model_argument
 @click.option("--grads", "grads_file", required=True, type=click.Path(exists=True, dir_okay=False),
               help="Your gradients as .npz: keys dW1, db1, dA2, ... (or W1, b1, A2).")
-@click.option("--of", default=None, metavar="ROOT", help="The cost your gradients are of (default: the root).")
+@root_option("The cost your gradients are of (default: the root).")
 @click.option("--convention", type=click.Choice(["auto", "exact", "course"]), default="auto", show_default=True,
               help="course: your dA, dZ are m·∂J/∂A (dZ3 = A3 - Y); exact: true partial derivatives; "
                    "auto: whichever matches more of them.")
@@ -343,8 +245,8 @@ def compare(model: Any, grads_file: str, of: str | None, convention: str, rtol: 
     """
     from .analysis import compare_grads
 
-    report = compare_grads(model.graph, _root(model, of), grads_file, convention=convention, rtol=rtol, atol=atol)
-    emit_json(report.to_dict()) if as_json else click.echo(str(report))
+    report = compare_grads(model.graph, model.root_id(of), grads_file, convention=convention, rtol=rtol, atol=atol)
+    echo_report(report, as_json)
     if not report.ok:
         sys.exit(1)
 
@@ -377,7 +279,7 @@ def _highlight_pairs(values: tuple[str, ...]) -> list[tuple[str, str]]:
 @click.option("--show", multiple=True, metavar="ITEMS",
               help="What labels hold, comma-separated: name, shape, op, value, grad, gradvalue "
                    "(default: name,shape).")
-@click.option("--of", default=None, metavar="ROOT", help="Whose gradient the colours trace (default: the root).")
+@root_option("Whose gradient the colours trace (default: the root).")
 @click.option("--highlight", multiple=True, metavar="OF:WRT",
               help="Keep the paths carrying ∂OF/∂WRT bright and dim the rest (repeatable), e.g. J:W1.")
 @click.option("--collapse", multiple=True, metavar="SCOPE", help="Draw a scope as one node (repeatable).")
@@ -401,8 +303,7 @@ def render(model: Any, output: str | None, fmt: str | None, theme: str, rankdir:
     """
     from .render import to_dot, write_frames
 
-    graph = model.graph
-    root = _root(model, of)
+    graph, root = model.graph, model.root_id(of)
     graph.backward(root)
     target = Path(output) if output else Path(f"{Path(graph.meta.get('example', 'graph')).stem}.{fmt or 'svg'}")
     options: dict[str, Any] = {"theme": theme, "rankdir": rankdir, "collapse": list(collapse),
@@ -424,7 +325,7 @@ def render(model: Any, output: str | None, fmt: str | None, theme: str, rankdir:
 @cli.command(epilog=MODEL_HELP, short_help='Save the graph as JSON, GraphML or DOT.')
 @model_argument
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="File to write.")
-@click.option("--format", "fmt", type=click.Choice(["json", "graphml", "dot"]), default=None,
+@click.option("--format", "fmt", type=click.Choice(EXPORT_FORMATS), default=None,
               help="Default: from the extension (.json, .graphml, .dot).")
 @click.option("--grads/--no-grads", default=False, help="Include gradients (∂ROOT/∂node) in JSON/GraphML.")
 @click.option("--values/--no-values", default=True, show_default=True,
@@ -439,31 +340,37 @@ def export(model: Any, output: str, fmt: str | None, grads: bool, values: bool) 
       bpgraph export l2-mlp -o l2.graphml
     """
     from . import io
+    from .render import to_dot
 
+    fmt = export_format(output, fmt)
     graph = model.graph
-    suffix = Path(output).suffix.lower()
-    if suffix in (".svg", ".png", ".pdf"):
-        raise UserError(f"export writes the graph as data (.json, .graphml or .dot); for a {suffix[1:].upper()} "
-                        f"picture use: bpgraph render MODEL -o {output}")
-    named = {".json": "json", ".graphml": "graphml", ".dot": "dot", ".gv": "dot"}.get(suffix)
-    if fmt is not None and named is not None and fmt != named:
-        raise UserError(f"the file name {output!r} says {named} but --format asks for {fmt}; "
-                        "change the extension or leave --format out")
-    fmt = fmt or named
-    if fmt is None:
-        raise UserError(f"cannot tell the format of {output!r}; use .json, .graphml or .dot, or pass --format")
     if grads:
         graph.backward(model.root)
     graph.meta.setdefault("root", graph.name_of(model.root))
-    if fmt == "json":
-        io.save_json(graph, output, values=values, grads=grads)
-    elif fmt == "graphml":
-        io.save_graphml(graph, output, values=values, grads=grads)
-    else:
-        from .render import to_dot
-
+    if fmt == "dot":
         to_dot(graph, model.root).save(output, "dot")
+    else:
+        save = io.save_json if fmt == "json" else io.save_graphml
+        save(graph, output, values=values, grads=grads)
     click.echo(f"wrote {output}")
+
+
+def export_format(output: str, fmt: str | None) -> str:
+    """``fmt``, or the format ``output``'s extension names (io's data formats, render's DOT and pictures)."""
+    from . import io
+    from .render import EXTENSIONS
+
+    suffix = Path(output).suffix.lower()
+    named = {**io.EXTENSIONS, **EXTENSIONS}.get(suffix)
+    if named is not None and named not in EXPORT_FORMATS:
+        raise UserError(f"export writes the graph as data (.json, .graphml or .dot); for a {suffix[1:].upper()} "
+                        f"picture use: bpgraph render MODEL -o {output}")
+    if fmt is not None and named is not None and fmt != named:
+        raise UserError(f"the file name {output!r} says {named} but --format asks for {fmt}; "
+                        "change the extension or leave --format out")
+    if fmt is None and named is None:
+        raise UserError(f"cannot tell the format of {output!r}; use .json, .graphml or .dot, or pass --format")
+    return fmt or named
 
 
 @cli.command(short_help='Answer the L2 question and draw the seed net.')

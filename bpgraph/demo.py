@@ -1,7 +1,6 @@
-"""The main job: answer the seed question on the built-in network, in numbers and a picture.
+"""The main job: answer the seed question on the built-in network, checked on the graph.
 
-``bpgraph demo`` prints :func:`seed_answer` and draws :func:`seed_diagram`; both work in a
-notebook too.
+``bpgraph demo`` prints :func:`seed_answer` (and draws the network); it works in a notebook too.
 """
 
 from __future__ import annotations
@@ -10,7 +9,6 @@ import numpy as np
 
 from . import analysis
 from .examples import l2_mlp
-from .graph import Graph
 
 
 def seed_answer(lambd: float = 0.7) -> str:
@@ -47,12 +45,3 @@ def seed_answer(lambd: float = 0.7) -> str:
         "paths are W_l -> L2 -> J. Adding L2 adds λ/m·W_l to dW_l and nothing anywhere else.",
     ]
     return "\n".join(lines)
-
-
-def seed_diagram(lambd: float = 0.7) -> tuple[Graph, "object"]:
-    """The seed network and its default drawing (edges coloured by cost term)."""
-    from .render import to_dot
-
-    g = l2_mlp(lambd=lambd)
-    g.backward("J")
-    return g, to_dot(g, "J")

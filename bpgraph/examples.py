@@ -12,6 +12,7 @@ import numpy as np
 
 from . import ops
 from .graph import Graph
+from .tensor import Tensor
 
 
 def two_class_data(m: int = 211, seed: int = 3) -> tuple[np.ndarray, np.ndarray]:
@@ -38,8 +39,16 @@ def init_params(layers: Sequence[int], seed: int = 1) -> dict[str, np.ndarray]:
     return params
 
 
-def _mlp_forward(g: Graph, X, params: dict[str, np.ndarray], layers: Sequence[int],
-                 keep_prob: float | None = None):
+def _course_graph(example: str, m: int, **meta: float) -> tuple[Graph, Tensor, Tensor]:
+    """A new graph whose inputs X and Y are :func:`two_class_data`, with its meta data set."""
+    g = Graph()
+    g.meta.update(example=example, m=m, **meta)
+    x, y = two_class_data(m)
+    return g, g.input(x, name="X"), g.input(y, name="Y")
+
+
+def _mlp_forward(g: Graph, X: Tensor, params: dict[str, np.ndarray], layers: Sequence[int],
+                 keep_prob: float | None = None) -> tuple[Tensor, list[Tensor]]:
     """LINEAR->RELU ... LINEAR->SIGMOID, one scope per layer; returns A_L and the W tensors."""
     A = X
     weights = []
@@ -62,11 +71,7 @@ def _mlp_forward(g: Graph, X, params: dict[str, np.ndarray], layers: Sequence[in
 def l2_mlp(lambd: float = 0.7, m: int = 211, layers: Sequence[int] = (2, 20, 3, 1),
            seed: int = 1) -> Graph:
     """The seed network: 3 layers, J = cross_entropy + L2 with L2 = λ/(2m)·(‖W1‖²+‖W2‖²+‖W3‖²)."""
-    g = Graph()
-    g.meta.update(example="l2-mlp", m=m, lambd=float(lambd))
-    x, y = two_class_data(m)
-    X = g.input(x, name="X")
-    Y = g.input(y, name="Y")
+    g, X, Y = _course_graph("l2-mlp", m, lambd=float(lambd))
     A, weights = _mlp_forward(g, X, init_params(layers, seed), layers)
     with g.scope("cost"):
         ce = ops.binary_cross_entropy(A, Y, name="cross_entropy")
@@ -78,11 +83,7 @@ def l2_mlp(lambd: float = 0.7, m: int = 211, layers: Sequence[int] = (2, 20, 3, 
 def dropout_mlp(keep_prob: float = 0.86, m: int = 211, layers: Sequence[int] = (2, 20, 3, 1),
                 seed: int = 1) -> Graph:
     """The course's dropout network: masks D1, D2 are const leaves, A_l = relu(Z_l)·D_l/keep_prob."""
-    g = Graph()
-    g.meta.update(example="dropout-mlp", m=m, keep_prob=float(keep_prob))
-    x, y = two_class_data(m)
-    X = g.input(x, name="X")
-    Y = g.input(y, name="Y")
+    g, X, Y = _course_graph("dropout-mlp", m, keep_prob=float(keep_prob))
     A, _ = _mlp_forward(g, X, init_params(layers, seed), layers, keep_prob=keep_prob)
     with g.scope("cost"):
         ops.binary_cross_entropy(A, Y, name="J")
@@ -91,11 +92,7 @@ def dropout_mlp(keep_prob: float = 0.86, m: int = 211, layers: Sequence[int] = (
 
 def logistic(m: int = 211, seed: int = 1) -> Graph:
     """Logistic regression: A = sigmoid(w·X + b), J = cross-entropy. The smallest picture."""
-    g = Graph()
-    g.meta.update(example="logistic", m=m)
-    x, y = two_class_data(m)
-    X = g.input(x, name="X")
-    Y = g.input(y, name="Y")
+    g, X, Y = _course_graph("logistic", m)
     p = init_params((2, 1), seed)
     w = g.param(p["W1"], name="w")
     b = g.param(p["b1"], name="b")

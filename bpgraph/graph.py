@@ -3,7 +3,8 @@
 Each node is an integer id from a counter (so ids, and everything drawn from them, are the
 same on every run) with an attribute dict:
 
-``name``      unique human name (``W1``, ``Z1``, ``J``; unnamed results get ``matmul_3``)
+``name``      unique human name (``W1``, ``Z1``, ``J``; unnamed results are named after their
+              operands, ``W1@X``: see :mod:`bpgraph.naming`)
 ``kind``      ``param`` | ``input`` | ``const`` | ``op``
 ``op``        the op's name in :data:`bpgraph.ops.OPS` (None for leaves)
 ``operands``  ordered tuple of operand ids: ``x * x`` has ``(x, x)``, while the networkx
@@ -35,6 +36,7 @@ import numpy as np
 
 from . import ops as _ops
 from .errors import GraphError, NonFiniteError, NonFiniteWarning, OpError, UnknownNodeError
+from .naming import default_name
 from .tensor import Tensor
 
 KINDS = ("param", "input", "const", "op")
@@ -43,7 +45,6 @@ _T = TypeVar("_T")
 DERIVED_CACHE = 16
 
 Ref = Tensor | int | str
-
 
 class Graph:
     """A recorded computation: leaves (params, inputs, consts) and the ops applied to them.
@@ -283,7 +284,8 @@ class Graph:
              value: np.ndarray, name: str | None, requires_grad: bool) -> Tensor:
         node_id = len(self._nodes)
         if name is None:
-            name = self._default_name(op or kind, node_id)
+            names = [self._nodes[o]["name"] for o in operands]
+            name = default_name(kind, op, names, value, node_id, self._by_name)
         else:
             self._check_new_name(name)
         self._nodes[node_id] = {"name": name, "kind": kind, "op": op, "operands": operands,
@@ -291,12 +293,6 @@ class Graph:
                                 "scope": self._scope, "requires_grad": requires_grad}
         self._by_name[name] = node_id
         return Tensor(self, node_id)
-
-    def _default_name(self, base: str, node_id: int) -> str:
-        name = f"{base}_{node_id}"
-        while name in self._by_name:
-            name += "'"
-        return name
 
     def _check_new_name(self, name: Any) -> None:
         if not isinstance(name, str):

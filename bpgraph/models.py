@@ -31,6 +31,10 @@ class Model(NamedTuple):
     graph: Graph
     root: int  # the default node to differentiate: the returned tensor, or the last node
 
+    def root_id(self, of: str | None = None) -> int:
+        """The id of node ``of``, or the model's own root when it is None."""
+        return self.root if of is None else self.graph.id_of(of)
+
 
 def parse_settings(pairs: Iterable[str]) -> dict[str, Any]:
     """``["lambd=0", "layers=(2,5,1)", "name=abc"]`` -> keyword arguments.
@@ -70,7 +74,7 @@ def _call_builder(build: Any, settings: dict[str, Any], label: str) -> Model:
     if isinstance(result, Tensor):
         return Model(result.graph, result.id)
     if isinstance(result, Graph):
-        return Model(result, result.output.id)
+        return Model(result, result.root_id())
     raise ModelError(f"{label} must return a bpgraph Graph or the root Tensor, got {type(result).__name__}")
 
 
@@ -132,7 +136,7 @@ def load_model(spec: str, settings: dict[str, Any] | None = None) -> Model:
 
         graph = load_json(spec)
         root = graph.meta.get("root")
-        return Model(graph, graph.id_of(root) if root in graph else graph.output.id)
+        return Model(graph, graph.root_id(root if root in graph else None))
     close = difflib.get_close_matches(spec, list(EXAMPLES), n=2)
     hint = f" Did you mean {' or '.join(close)}?" if close else ""
     raise ModelError(f"MODEL {spec!r} is not a built-in example ({', '.join(EXAMPLES)}), "

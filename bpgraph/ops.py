@@ -5,6 +5,11 @@ A vector-Jacobian product (VJP) answers: given ``g = ∂root/∂out``, what is t
 for the operand's *broadcast* shape; reducing a gradient back to the operand's own shape
 happens in one place (:func:`bpgraph.autodiff.unbroadcast`), never inside a rule.
 
+Beside each VJP stands the same product as a formula (``"T(w) @ g"``), written once and shown
+in the course's notation by :func:`vjp_formula` (``∂J/∂A2 = W3ᵀ·∂J/∂Z3``); see
+:mod:`bpgraph.notation` for the formula language.  The tests evaluate every formula and compare
+it with its VJP, so what a learner reads is what the engine computes.
+
 The public op functions at the bottom (``relu``, ``sigmoid``, ``l2_penalty``, ...) only
 record; the arithmetic lives in the table.
 """
@@ -13,12 +18,14 @@ from __future__ import annotations
 
 import builtins
 import cmath
+import inspect
 import math
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
+from . import notation
 from .tensor import Tensor
 
 Array = np.ndarray
@@ -32,7 +39,10 @@ class Op:
     returns the gradient for operand ``i``.  A *variadic* op (``l2_penalty``) has a single
     VJP ``vjps[0](i, g, out, values, **params)`` that takes the operand position first and the
     values as one sequence (unpacking them for each of n operands would cost n²).
-    ``formula`` is a short human form used in explanations and labels.
+    ``formula`` is a short human form used in explanations and labels.  ``vjp_formulas[i]`` is
+    VJP ``i`` as a formula over ``g``, ``out``, the ``slots`` (the names the VJPs give the
+    operands; a variadic op's one slot holds them all) and the params.  ``scalar``: the result
+    is always a scalar (a cost), so its gradient ``g`` is one too.
     """
 
     name: str
@@ -40,6 +50,9 @@ class Op:
     vjps: tuple[Callable[..., Array], ...]
     formula: str
     variadic: bool = False
+    vjp_formulas: tuple[str, ...] = ()
+    slots: tuple[str, ...] = ()
+    scalar: bool = False
 
     @property
     def arity(self) -> int | None:
@@ -52,6 +65,13 @@ class Op:
         if self.variadic:
             return self.vjps[0](position, g, out, values, **params)
         return self.vjps[position](g, out, *values, **params)
+
+    def evaluate_formula(self, position: int, g: Array, out: Array, values: Sequence[Array],
+                         params: dict[str, Any]) -> Array:
+        """What :meth:`vjp` returns, computed from the formula that :func:`vjp_formula` shows."""
+        slots = {self.slots[0]: values, "i": position} if self.variadic else dict(zip(self.slots, values))
+        env = {"g": g, "out": out, **slots, **params}
+        return notation.evaluate(self.vjp_formulas[0 if self.variadic else position], env)
 
 
 OPS: dict[str, Op] = {}
@@ -74,9 +94,13 @@ def all_finite(a: np.ndarray) -> bool:
     return bool(np.isfinite(a).all())
 
 
-def _declare(name: str, forward: Callable[..., Array], *vjps: Callable[..., Array],
-             formula: str, variadic: bool = False) -> None:
-    OPS[name] = Op(name, forward, tuple(vjps), formula, variadic)
+def _declare(name: str, forward: Callable[..., Array], *rules: tuple[Callable[..., Array], str],
+             formula: str, variadic: bool = False, scalar: bool = False) -> None:
+    """Add an op; each rule is (VJP, formula) for one operand position."""
+    arguments = list(inspect.signature(rules[0][0]).parameters)
+    slots = arguments[3:4] if variadic else arguments[2:2 + len(rules)]
+    OPS[name] = Op(name, forward, tuple(r[0] for r in rules), formula, variadic,
+                   tuple(r[1] for r in rules), tuple(slots), scalar)
 
 
 def _expand_reduced(g: Array, shape: tuple[int, ...], axis: Any, keepdims: bool) -> Array:
@@ -95,8 +119,11 @@ def _reduced_count(shape: tuple[int, ...], axis: Any) -> int:
     return int(np.prod([shape[a] for a in axes], dtype=np.int64))
 
 
-def _examples(a: Array) -> int:
-    """Number of examples m: the course stores one example per column."""
+def _examples(a: Array, axis: int | None = None) -> int:
+    """Number of examples m: the entries per class when classes lie along ``axis``, else the
+    columns (the course stores one example per column)."""
+    if axis is not None:
+        return a.size // max(a.shape[axis], 1)
     return a.shape[-1] if a.ndim else 1
 
 
@@ -133,8 +160,7 @@ def _bce_grad_a(g: Array, out: Array, a: Array, y: Array) -> Array:
 def _softmax_ce(z: Array, y: Array, axis: int) -> Array:
     if z.shape != y.shape:
         raise ValueError("the logits and the one-hot labels must have the same shape")
-    m = _examples(z) if z.ndim > 1 else 1
-    return np.asarray(-np.sum(y * _log_softmax(z, axis)) / m)
+    return np.asarray(-np.sum(y * _log_softmax(z, axis)) / _examples(z, axis))
 
 
 def _l2(*weights: Array, lambd: float, m: int) -> Array:
@@ -142,95 +168,104 @@ def _l2(*weights: Array, lambd: float, m: int) -> Array:
 
 
 # --- elementwise arithmetic ---------------------------------------------------------------
+# Each operand: (its VJP, the same product as a formula in bpgraph.notation's language).
 _declare("add", np.add,
-         lambda g, out, a, b: g,
-         lambda g, out, a, b: g,
+         (lambda g, out, a, b: g, "g"),
+         (lambda g, out, a, b: g, "g"),
          formula="a + b")
 _declare("sub", np.subtract,
-         lambda g, out, a, b: g,
-         lambda g, out, a, b: -g,
+         (lambda g, out, a, b: g, "g"),
+         (lambda g, out, a, b: -g, "-g"),
          formula="a - b")
 _declare("mul", np.multiply,
-         lambda g, out, a, b: g * b,
-         lambda g, out, a, b: g * a,
+         (lambda g, out, a, b: g * b, "g * b"),
+         (lambda g, out, a, b: g * a, "g * a"),
          formula="a * b")
 _declare("div", np.divide,
-         lambda g, out, a, b: g / b,
-         lambda g, out, a, b: -g * out / b,
+         (lambda g, out, a, b: g / b, "g * (1 / b)"),
+         (lambda g, out, a, b: -g * out / b, "-g * (a / b ** 2)"),
          formula="a / b")
 _declare("neg", np.negative,
-         lambda g, out, a: -g,
+         (lambda g, out, a: -g, "-g"),
          formula="-a")
 _declare("pow", lambda a, exponent: np.power(a, exponent),
-         lambda g, out, a, exponent: g * exponent * np.power(a, exponent - 1),
+         (lambda g, out, a, exponent: g * exponent * np.power(a, exponent - 1),
+          "g * (exponent * a ** (exponent - 1))"),
          formula="a ** p")
 _declare("matmul", _matmul,
-         lambda g, out, a, b: g @ b.swapaxes(-1, -2),
-         lambda g, out, a, b: a.swapaxes(-1, -2) @ g,
+         (lambda g, out, a, b: g @ b.swapaxes(-1, -2), "g @ T(b)"),
+         (lambda g, out, a, b: a.swapaxes(-1, -2) @ g, "T(a) @ g"),
          formula="a @ b")
 _declare("linear", _linear,
-         lambda g, out, w, a, b: g @ a.swapaxes(-1, -2),
-         lambda g, out, w, a, b: w.swapaxes(-1, -2) @ g,
-         lambda g, out, w, a, b: g,
+         (lambda g, out, w, a, b: g @ a.swapaxes(-1, -2), "g @ T(a)"),
+         (lambda g, out, w, a, b: w.swapaxes(-1, -2) @ g, "T(w) @ g"),
+         (lambda g, out, w, a, b: g, "sum_cols(g)"),  # the course's column bias b (n, 1)
          formula="W @ A + b")
 
 # --- elementwise functions ----------------------------------------------------------------
-_declare("exp", np.exp, lambda g, out, a: g * out, formula="exp(a)")
-_declare("log", np.log, lambda g, out, a: g / a, formula="log(a)")
-_declare("sqrt", np.sqrt, lambda g, out, a: g * 0.5 / out, formula="sqrt(a)")
-_declare("square", np.square, lambda g, out, a: g * 2 * a, formula="a²")
-_declare("abs", np.abs, lambda g, out, a: g * np.sign(a), formula="|a|")
+_declare("exp", np.exp, (lambda g, out, a: g * out, "g * exp(a)"), formula="exp(a)")
+_declare("log", np.log, (lambda g, out, a: g / a, "g * (1 / a)"), formula="log(a)")
+_declare("sqrt", np.sqrt, (lambda g, out, a: g * 0.5 / out, "g * (1 / (2 * sqrt(a)))"), formula="sqrt(a)")
+_declare("square", np.square, (lambda g, out, a: g * 2 * a, "g * (2 * a)"), formula="a²")
+_declare("abs", np.abs, (lambda g, out, a: g * np.sign(a), "g * sign(a)"), formula="|a|")
 _declare("maximum", np.maximum,
-         lambda g, out, a, b: g * (a >= b),
-         lambda g, out, a, b: g * (a < b),
+         (lambda g, out, a, b: g * (a >= b), "g * ind(a >= b)"),
+         (lambda g, out, a, b: g * (a < b), "g * ind(a < b)"),
          formula="max(a, b)")
 _declare("relu", lambda a: np.maximum(a, 0),
-         lambda g, out, a: g * (out > 0),
+         (lambda g, out, a: g * (out > 0), "g * ind(a > 0)"),
          formula="max(a, 0)")
 _declare("sigmoid", lambda a: 1 / (1 + np.exp(-a)),
-         lambda g, out, a: g * out * (1 - out),
+         (lambda g, out, a: g * out * (1 - out), "g * (out * (1 - out))"),
          formula="1 / (1 + exp(-a))")
-_declare("tanh", np.tanh, lambda g, out, a: g * (1 - out * out), formula="tanh(a)")
+_declare("tanh", np.tanh, (lambda g, out, a: g * (1 - out * out), "g * (1 - out ** 2)"), formula="tanh(a)")
 _declare("softmax", lambda a, axis: np.exp(_log_softmax(a, axis)),
-         lambda g, out, a, axis: out * (g - np.sum(g * out, axis=axis, keepdims=True)),
+         (lambda g, out, a, axis: out * (g - np.sum(g * out, axis=axis, keepdims=True)),
+          "out * (g - sum_along(g * out, axis))"),
          formula="softmax(a)")
 _declare("log_softmax", _log_softmax,
-         lambda g, out, a, axis: g - np.exp(out) * np.sum(g, axis=axis, keepdims=True),
+         (lambda g, out, a, axis: g - np.exp(out) * np.sum(g, axis=axis, keepdims=True),
+          "g - softmax(a, axis) * sum_along(g, axis)"),
          formula="log softmax(a)")
 
 # --- reductions and shape -----------------------------------------------------------------
 _declare("sum", lambda a, axis, keepdims: np.sum(a, axis=axis, keepdims=keepdims),
-         lambda g, out, a, axis, keepdims: _expand_reduced(g, a.shape, axis, keepdims),
+         (lambda g, out, a, axis, keepdims: _expand_reduced(g, a.shape, axis, keepdims),
+          "broadcast(g, a, axis, keepdims)"),
          formula="Σ a")
 _declare("mean", lambda a, axis, keepdims: np.mean(a, axis=axis, keepdims=keepdims),
-         lambda g, out, a, axis, keepdims:
-             _expand_reduced(g, a.shape, axis, keepdims) / _reduced_count(a.shape, axis),
+         (lambda g, out, a, axis, keepdims:
+              _expand_reduced(g, a.shape, axis, keepdims) / _reduced_count(a.shape, axis),
+          "broadcast(g, a, axis, keepdims) / count(a, axis)"),
          formula="mean(a)")
 _declare("reshape", lambda a, shape: np.reshape(a, shape),
-         lambda g, out, a, shape: np.reshape(g, a.shape),
+         (lambda g, out, a, shape: np.reshape(g, a.shape), "reshape(g, a)"),
          formula="reshape(a)")
 _declare("transpose", lambda a, axes: np.transpose(a, axes),
-         lambda g, out, a, axes: np.transpose(g, None if axes is None else np.argsort(axes)),
+         (lambda g, out, a, axes: np.transpose(g, None if axes is None else np.argsort(axes)),
+          "untranspose(g, axes)"),
          formula="aᵀ")
 
-# --- costs --------------------------------------------------------------------------------
+# --- costs (scalar results) ---------------------------------------------------------------
 _declare("binary_cross_entropy", _bce,
-         _bce_grad_a,
-         lambda g, out, a, y: g * (np.log(1 - a) - np.log(a)) / _examples(a),
-         formula="-1/m Σ (y log a + (1-y) log(1-a))")
+         (_bce_grad_a, "g * (1 / examples(a)) * ((a - y) / (a * (1 - a)))"),
+         (lambda g, out, a, y: g * (np.log(1 - a) - np.log(a)) / _examples(a),
+          "g * (1 / examples(a)) * (log(1 - a) - log(a))"),
+         formula="-1/m Σ (y log a + (1-y) log(1-a))", scalar=True)
 _declare("softmax_cross_entropy", _softmax_ce,
-         lambda g, out, z, y, axis: g * (np.exp(_log_softmax(z, axis)) * np.sum(y, axis=axis, keepdims=True)
-                                         - y) / (_examples(z) if z.ndim > 1 else 1),
-         lambda g, out, z, y, axis: -g * _log_softmax(z, axis) / (_examples(z) if z.ndim > 1 else 1),
-         formula="-1/m Σ y log softmax(z)")
+         (lambda g, out, z, y, axis: g * (np.exp(_log_softmax(z, axis)) * np.sum(y, axis=axis, keepdims=True)
+                                          - y) / _examples(z, axis),
+          "g * (1 / examples(z, axis)) * (softmax(z, axis) * sum_along(y, axis) - y)"),
+         (lambda g, out, z, y, axis: -g * _log_softmax(z, axis) / _examples(z, axis),
+          "-g * (1 / examples(z, axis)) * log_softmax(z, axis)"),
+         formula="-1/m Σ y log softmax(z)", scalar=True)
 _declare("l2_penalty", _l2,
-         lambda i, g, out, weights, lambd, m: g * (lambd / m) * weights[i],
-         formula="λ/(2m) Σ ‖W‖²", variadic=True)
+         (lambda i, g, out, weights, lambd, m: g * (lambd / m) * weights[i], "g * lambd / m * weights[i]"),
+         formula="λ/(2m) Σ ‖W‖²", variadic=True, scalar=True)
 _declare("dropout", lambda a, mask, keep_prob: a * mask / keep_prob,
-         lambda g, out, a, mask, keep_prob: g * mask / keep_prob,
-         lambda g, out, a, mask, keep_prob: g * a / keep_prob,
+         (lambda g, out, a, mask, keep_prob: g * mask / keep_prob, "g * (mask / keep_prob)"),
+         (lambda g, out, a, mask, keep_prob: g * a / keep_prob, "g * (a / keep_prob)"),
          formula="a * D / keep_prob")
-
 
 
 # --- fused rules: a gradient taken straight through the op that made the operand ----------
@@ -253,6 +288,35 @@ def _bce_through_sigmoid(g: Array, out: Array, a: Array, y: Array) -> tuple[Arra
 FUSED: dict[tuple[str, int, str], Callable[..., tuple[Array, Array]]] = {
     ("binary_cross_entropy", 0, "sigmoid"): _bce_through_sigmoid,
 }
+
+# --- the formulas in the course's notation -----------------------------------------------
+def vjp_formula(op: str, position: int, operands: Sequence[str], out: str, *, root: str = "J",
+                params: Mapping[str, Any] | None = None, style: str = "text",
+                upstream: str | None = None, grad: str | None = None) -> str:
+    """The gradient ``out = op(*operands)`` sends to operand ``position``, as an equation.
+
+    ``style`` is ``text``, ``markdown`` or ``latex`` (names escaped for each).  The upstream
+    gradient is written ∂root/∂out, or ``upstream`` (``dZ3``) when given; ``grad`` names the
+    left side likewise.  ``params`` are the node's (an axis changes a Σ's subscript).
+
+    >>> vjp_formula("linear", 1, ["W3", "A2", "b3"], "Z3")
+    '∂J/∂A2 = W3ᵀ·∂J/∂Z3'
+    >>> vjp_formula("l2_penalty", 0, ["W1", "W2", "W3"], "L2", root="L2")
+    '∂L2/∂W1 = λ/m·W1'
+    """
+    spec = OPS.get(op)
+    if spec is None:
+        raise ValueError(f"unknown op {op!r}; known ops: {', '.join(sorted(OPS))}")
+    if not (spec.variadic or len(operands) == spec.arity) or not 0 <= position < len(operands):
+        raise ValueError(f"{op} takes {spec.arity or 'any number of'} operand(s); "
+                         f"got {len(operands)} names and position {position}")
+    expr = spec.vjp_formulas[0 if spec.variadic else position]
+    slots = {spec.slots[0]: operands[position]} if spec.variadic else dict(zip(spec.slots, operands))
+    lhs = notation.gradient(root, operands[position], style, grad)
+    rhs = notation.render(expr, {"out": out, **slots}, style, root=root, upstream=upstream, params=params,
+                          scalar_out=spec.scalar)
+    return f"{lhs} = {rhs}"
+
 
 # --- public functions: record an op on the graph of their tensor operands -----------------
 def apply(op: str, *operands: Any, name: str | None = None, **params: Any) -> Tensor:
@@ -352,7 +416,8 @@ def binary_cross_entropy(a: Tensor, y: Any, name: str | None = None) -> Tensor:
 
 
 def softmax_cross_entropy(z: Tensor, y: Any, axis: int = 0, name: str | None = None) -> Tensor:
-    """``-1/m Σ Y log softmax(Z)`` for logits Z and one-hot labels Y (classes along ``axis``)."""
+    """``-1/m Σ Y log softmax(Z)`` for logits Z and one-hot labels Y (classes along ``axis``);
+    m is the number of examples, the entries per class."""
     return apply("softmax_cross_entropy", z, y, axis=axis, name=name)
 
 

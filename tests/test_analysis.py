@@ -69,6 +69,20 @@ def ladder(layers: int):
 
 
 # --- reachability and claims ----------------------------------------------------------------
+def test_the_package_exports_its_public_names_and_imports_no_higher_layer():
+    import ast
+    import pathlib
+
+    assert all(hasattr(an, name) for name in an.__all__)
+    assert callable(an.paths) and callable(an.explain)  # the functions, not the modules of those names
+    for module in pathlib.Path(an.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(module.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.level == 2:
+                assert node.module in {"autodiff", "errors", "graph", "ops", "tensor", "text"}, module
+            elif isinstance(node, (ast.Import, ast.ImportFrom)):
+                assert "bpgraph" not in ast.dump(node), module
+
+
 def test_no_path_from_any_a_or_z_node_to_l2(seed_net):
     for name in A_AND_Z:
         assert not an.depends(seed_net, "L2", name)
@@ -104,6 +118,33 @@ def test_through_and_find_path_with_wrt(seed_net):
     assert an.find_path(seed_net, "J", through="kind:param") == ["W1"] + LONG_PATH[1:]
     with pytest.raises(GraphError, match="needs wrt"):
         an.find_path(seed_net, "J")
+
+
+def test_paths_report_gives_the_text_and_json_of_the_paths_command(seed_net):
+    listed = an.paths_report(seed_net, "J", "W1")
+    assert str(listed) == "\n".join([" -> ".join(LONG_PATH), "W1 -> L2 -> J", "2 paths"])
+    assert listed.to_dict() == {"of": "J", "wrt": "W1", "count": 2, "through": None, "capped": False,
+                                "paths": [LONG_PATH, ["W1", "L2", "J"]], "reason": None}
+    capped = an.paths_report(seed_net, seed_net["J"], seed_net["W1"], limit=1)  # Tensors work too
+    assert str(capped).splitlines() == [" -> ".join(LONG_PATH), "2 paths (showing the first 1; raise --limit)"]
+    assert capped.capped and capped.of == "J" and capped.paths == (tuple(LONG_PATH),)
+    counted = an.paths_report(seed_net, "J", "W1", count_only=True)
+    assert str(counted) == "2" and counted.paths == () and not counted.capped
+    assert str(an.paths_report(seed_net, "J", "J")) == "J\n1 path"
+    none = an.paths_report(seed_net, "L2", "A2", count_only=True)
+    assert str(none) == "no path: ∂L2/∂A2 = 0 because L2 does not depend on A2; its inputs are W1, W2, W3."
+    assert none.to_dict()["reason"] == an.no_path_reason(seed_net, "L2", "A2")
+
+
+def test_paths_report_through_a_pattern_a_comma_list_or_nodes(seed_net):
+    via = an.paths_report(seed_net, "J", "W1", through="L2, b2")  # a comma list names nodes, like --through
+    assert str(via) == "a path through L2, b2: W1 -> L2 -> J"
+    assert via.to_dict()["through"] == "L2, b2" and via.to_dict()["paths"] == [["W1", "L2", "J"]]
+    assert not via.capped
+    miss = an.paths_report(seed_net, "J", "W3", through=[seed_net["Z1"], "Z2"])
+    assert str(miss) == "no path from W3 to J passes through Z1,Z2" and miss.paths == ()
+    with pytest.raises(UnknownNodeError):
+        an.paths_report(seed_net, "J", "W1", through="Q*")
 
 
 def test_failed_claims_raise_with_the_offending_path(seed_net):
@@ -222,12 +263,13 @@ def test_a_subtracted_term_gets_seed_minus_one_and_explicit_terms_get_an_other_c
 def test_a_term_that_feeds_another_term_is_credited_once():
     g = bp.Graph()
     a = g.param(np.array([0.2, -0.4]), name="a")
-    t1 = bp.sum(a * a, axis=0, keepdims=True, name="t1")  # shape (1,): see the report on 0-d reuse
+    square = a * a
+    t1 = bp.sum(square, axis=0, keepdims=True, name="t1")  # shape (1,): see the report on 0-d reuse
     t2 = bp.exp(t1, name="t2")
     (t1 + t2).named("J")
     full = g.backward("J")
     report = an.term_attribution(g)
-    assert [r.name for r in report.rows] == ["t1", "mul_1", "a"]
+    assert [r.name for r in report.rows] == ["t1", square.name, "a"]
     for row in report.rows:
         assert rel_err(sum(c.value for c in row.cells), full[row.name]) < 1e-12, row.name
     np.testing.assert_allclose(report.row("t1").cell("t2").value, np.exp(t1.value), rtol=1e-15)

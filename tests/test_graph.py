@@ -40,11 +40,22 @@ def test_networkx_graph_is_a_read_only_view_with_edges_operand_to_result():
     assert list(fresh.successors(a.id)) == [b.id] and list(fresh.successors(b.id)) == []
 
 
-def test_unnamed_results_get_readable_default_names():
+def test_unnamed_results_are_named_after_their_operands_and_stay_unique():
     g = bp.Graph()
-    x = g.param(np.ones((2, 2)), name="x")
-    y = x @ x
-    assert y.name == f"matmul_{y.id}"
+    W = g.param(np.ones((2, 2)), name="W3")
+    A = g.input(np.ones((2, 3)), name="A2")
+    b = g.param(np.ones((2, 1)), name="b3")
+    assert (W @ A).name == "W3@A2"
+    Z = W @ A + b
+    assert Z.name == f"matmul_{Z.id - 1}+b3"  # W3@A2 is taken: the numbered form
+    assert bp.linear(W, A, b).name == "W3@A2+b3" and W.T.name == "W3.T" and bp.relu(A).name == "A2.relu"
+    assert (W @ (A + A)).name.startswith("matmul_") and (A - (b + b)).name.startswith("sub_")  # would read wrongly
+    assert (2 * A).name == "2*A2" and (A * 2).name.startswith("A2*const_")  # the second 2 is numbered
+    long = g.param(np.ones(1), name="x" * 20)
+    assert (long * long).name == f"mul_{long.id + 1}"  # past NAME_LIMIT characters
+    odd = g.param(np.ones(1), name="a b")
+    assert bp.exp(odd).name == f"exp_{odd.id + 1}"  # not typeable in a shell as it stands
+    assert len(set(g.names)) == len(g)
 
 
 def test_duplicate_name_says_which_node_has_it():

@@ -18,6 +18,7 @@ from bpgraph import io
 from bpgraph.cli import cli
 from bpgraph.errors import BpgraphError
 from bpgraph.examples import EXAMPLES, l2_mlp
+from bpgraph.io.write import dumps
 
 
 def small_graph() -> bp.Graph:
@@ -152,7 +153,7 @@ def test_output_is_deterministic_and_a_loaded_graph_saves_byte_identically(tmp_p
 
 def test_the_file_is_networkx_node_link_data():
     g = small_graph()
-    read = nx.node_link_graph(json.loads(io._dumps(io.to_dict(g))))
+    read = nx.node_link_graph(json.loads(dumps(io.to_dict(g))))
     assert read.is_directed() and sorted(read.edges) == sorted(g.nx.edges)
     assert read.graph == g.meta and read.nodes[3]["name"] == "Z"
 
@@ -161,7 +162,7 @@ def test_hostile_names_round_trip_through_json():
     g = bp.Graph()
     name = 'a\x00b\x01"\\\ud800 λ'
     g.input([1.0], name=name)
-    h = io.from_dict(json.loads(io._dumps(io.to_dict(g))))
+    h = io.from_dict(json.loads(dumps(io.to_dict(g))))
     assert h.names == [name]
 
 
@@ -258,10 +259,10 @@ def test_malformed_json_text(tmp_path):
 
 def test_non_standard_constants_and_repeated_keys_are_refused(tmp_path):
     path = tmp_path / "g.json"
-    path.write_text(io._dumps(small_data()).replace('"value":[[0.0,', '"value":[[NaN,', 1))
+    path.write_text(dumps(small_data()).replace('"value":[[0.0,', '"value":[[NaN,', 1))
     with pytest.raises(io.GraphFileError, match='NaN is not JSON; bpgraph writes non-finite numbers as "nan"'):
         io.load_json(path)
-    path.write_text(io._dumps(small_data()).replace('"name":"X"', '"name":"X","name":"Y"', 1))
+    path.write_text(dumps(small_data()).replace('"name":"X"', '"name":"X","name":"Y"', 1))
     with pytest.raises(io.GraphFileError, match="the key 'name' appears twice"):
         io.load_json(path)
 
@@ -493,7 +494,7 @@ def test_elements_must_suit_the_dtype():
 
 def test_a_number_too_large_for_float64_is_refused(tmp_path):
     path = tmp_path / "big.json"
-    path.write_text(io._dumps(small_data()).replace('"value":[[0.0,', '"value":[[1e999,', 1))
+    path.write_text(dumps(small_data()).replace('"value":[[0.0,', '"value":[[1e999,', 1))
     with pytest.raises(io.GraphFileError) as info:
         io.load_json(path)
     assert "node 'X' (nodes[0]): field 'value': a number is too large for float64" in str(info.value)
@@ -538,7 +539,7 @@ def test_replay_checks_shape_dtype_and_non_finite_entries():
 # --- limits -------------------------------------------------------------------------------------------------
 def test_a_file_over_max_file_bytes_is_refused_before_parsing(tmp_path, monkeypatch):
     path = io.save_json(small_graph(), tmp_path / "g.json")
-    monkeypatch.setattr(io, "MAX_FILE_BYTES", 100)
+    monkeypatch.setattr(io.limits, "MAX_FILE_BYTES", 100)
 
     def never(*args: Any, **kwargs: Any) -> None:
         raise AssertionError("parsed a file over the limit")
@@ -546,6 +547,25 @@ def test_a_file_over_max_file_bytes_is_refused_before_parsing(tmp_path, monkeypa
     monkeypatch.setattr(json, "loads", never)
     with pytest.raises(io.GraphFileError, match=r"g.json: the file is larger than MAX_FILE_BYTES \(100 "):
         io.load_json(path)
+
+
+def test_a_limit_raised_in_io_limits_reaches_the_reader_and_is_restored(monkeypatch):
+    g = bp.Graph()
+    x = g.input(np.array([1.0, 2.0]), name="x")
+    (x + x).named("twice")
+    data = io.to_dict(g)
+    node(data, "twice")["value"][1] = 4.2
+    monkeypatch.setattr(io.limits, "REPLAY_RTOL", 0.5)
+    assert io.limits.REPLAY_RTOL == 0.5 and io.from_dict(data)["twice"].value[1] == 4.0
+    monkeypatch.undo()
+    assert io.limits.REPLAY_RTOL == 1e-12
+    load_error(data, "node 'twice' (nodes[1]): field 'value': does not follow from add(x, x)")
+
+
+def test_the_package_keeps_its_public_names():
+    names = {"to_dict", "save_json", "save_graphml", "load_json", "from_dict", "GraphFileError", "EXTENSIONS",
+             "FORMAT", "VERSION", "DTYPES", "NONFINITE", "limits"}
+    assert names <= set(io.__all__) and all(hasattr(io, name) for name in io.__all__)
 
 
 def test_a_huge_claimed_shape_is_refused_before_allocating():
@@ -556,7 +576,7 @@ def test_a_huge_claimed_shape_is_refused_before_allocating():
 
 
 def test_the_element_limit_counts_all_arrays(monkeypatch):
-    monkeypatch.setattr(io, "MAX_ELEMENTS", 20)  # X 6 + W 4 + b 2 + Z 6 = 18, then A brings 24
+    monkeypatch.setattr(io.limits, "MAX_ELEMENTS", 20)  # X 6 + W 4 + b 2 + Z 6 = 18, then A brings 24
     load_error(small_data(), "node 'A' (nodes[4]): field 'shape'", "24 elements, more than MAX_ELEMENTS (20)")
 
 
@@ -567,13 +587,13 @@ def test_an_op_whose_result_would_be_huge_is_refused_before_computing(monkeypatc
     (x * y).named("z")
     data = io.to_dict(g)
     node(data, "y").update(shape=[1, 100], value=[[1.0] * 100])  # x * y would now be 100 x 100
-    monkeypatch.setattr(io, "MAX_ELEMENTS", 1000)
+    monkeypatch.setattr(io.limits, "MAX_ELEMENTS", 1000)
     load_error(data, "node 'z' (nodes[2]): field 'operands': mul of shapes (100, 1), (1, 100) would give up to "
                      "10000 elements, more than MAX_ELEMENTS (1000)")
 
 
 def test_too_many_nodes(monkeypatch):
-    monkeypatch.setattr(io, "MAX_NODES", 3)
+    monkeypatch.setattr(io.limits, "MAX_NODES", 3)
     load_error(small_data(), "field 'nodes': 7 nodes, more than MAX_NODES (3)")
 
 
@@ -587,7 +607,7 @@ def test_too_many_dimensions():
 def test_a_deeply_nested_value_file_is_refused_without_a_recursion_error(tmp_path):
     path = tmp_path / "deep.json"
     depth = 200_000
-    path.write_text(io._dumps(small_data()).replace('"value":[[0.0,', '"value":' + "[" * depth + "[[0.0,", 1)
+    path.write_text(dumps(small_data()).replace('"value":[[0.0,', '"value":' + "[" * depth + "[[0.0,", 1)
                     .replace("]],", "]]" + "]" * depth + ",", 1))
     with pytest.raises(io.GraphFileError, match="deep.json: JSON nested too deeply to read"):
         io.load_json(path)
@@ -719,6 +739,15 @@ def test_cli_export_graphml(tmp_path):
     assert run("export", "l2-mlp", "-o", str(target), "--grads").exit_code == 0
     read = nx.read_graphml(target)
     assert read.number_of_nodes() == 17 and "value" in read.nodes["0"] and "grad" in read.nodes["2"]
+
+
+def test_cli_export_takes_the_format_from_any_known_extension(tmp_path):
+    assert run("export", "l2-mlp", "-o", str(tmp_path / "l2.gv")).exit_code == 0
+    assert (tmp_path / "l2.gv").read_text(encoding="utf-8").startswith("digraph")
+    assert run("export", "l2-mlp", "-o", str(tmp_path / "l2.JSON")).exit_code == 0
+    assert io.load_json(tmp_path / "l2.JSON").names == l2_mlp().names
+    unknown = CliRunner().invoke(cli, ["export", "l2-mlp", "-o", str(tmp_path / "l2.txt")])
+    assert unknown.exit_code == 2 and "cannot tell the format of" in unknown.output
 
 
 def test_loading_leaves_the_input_data_untouched():

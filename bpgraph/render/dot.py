@@ -1,41 +1,34 @@
 """Graph -> DOT: pure code that decides what a drawing contains and how each piece looks.
 
-Nothing here runs Graphviz or touches files (that is :mod:`bpgraph.render.backend` and
-:mod:`bpgraph.render` respectively); :func:`build` returns a :class:`graphviz.Digraph` whose
-``.source`` is the exact DOT text.  The text is deterministic: DOT node ids are the graph's
-integer node ids (``g<id>`` for a collapsed group, ``legend_*`` for the legend), everything is
-emitted in id order, attributes come in a fixed order (label, id, then the rest sorted) and
-numbers have a fixed format.  So the same graph always gives byte-identical DOT and the same
-element ids in the SVG (``n<id>`` for nodes, ``e<tail>_<head>`` for edges).
+Nothing here runs Graphviz or touches files: :func:`build` returns a :class:`graphviz.Digraph`
+whose ``.source`` is the exact DOT text.  The text is deterministic: DOT node ids are the
+graph's integer node ids (``g<id>`` for a collapsed group, ``legend_*`` for the legend),
+everything is emitted in id order, attributes come in a fixed order (label, id, then the rest
+sorted) and numbers have a fixed format.  So the same graph always gives byte-identical DOT
+and the same element ids in the SVG (``n<id>`` for nodes, ``e<tail>_<head>`` for edges).
 
 Every piece of user text (node names, scope names, captions) goes through
-:func:`bpgraph.text.dot_label_text`, and every label and style value is written as a quoted
-string by :func:`bpgraph.text.dot_quote`; captions and cluster labels are marked ``nohtml``.
-So ``<...>`` is never read as an HTML-like label, and a name can never end a label, add
-attributes or reach the SVG as markup.  (Plain labels, not HTML-like ones, because the embedded WebAssembly Graphviz is
-built without HTML-label support.)
-
-Edges are coloured by which cost term's gradient flows back along them (the rule of
-:func:`bpgraph.analysis.term_edges`, read from :func:`~bpgraph.analysis.term_reach`); edges
-that carry nothing from the root are faded.
+:func:`bpgraph.text.dot_label_text`, and every attribute value is written as a quoted string
+by :func:`bpgraph.text.dot_quote`, never as an HTML-like label (the embedded WebAssembly
+Graphviz has none).  So a name can never end a label, add attributes or reach the SVG as
+markup.  Edges are coloured by which cost term's gradient flows back along them (the rule of
+:func:`bpgraph.analysis.term_edges`); edges that carry nothing from the root are faded.
 """
 
 from __future__ import annotations
 
-import functools
-import re
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterable, NamedTuple, Sequence
 
 import graphviz
 import numpy as np
 
-from ..analysis import TermReach, descendants, term_reach
-from ..errors import GraphError
+from ..analysis import TermReach, term_reach
+from ..autodiff import gradients
 from ..text import dot_label_text, dot_quote
+from .captions import Frame, describe_terms, highlight_paths, parse_highlight
+from .collapse import MAX_NODES, Group, Plan, plan
 from .structure import Topology, topology
-from . import collapse as _collapse
-from .themes import KIND_TITLES, NODE_KINDS, NodeStyle, RenderOptionError, Theme, get_theme
+from .themes import KIND_TITLES, NODE_KINDS, RenderOptionError, Theme, get_theme
 
 if TYPE_CHECKING:
     from ..graph import Graph
@@ -47,35 +40,18 @@ DEFAULT_SHOW = ("name", "shape")
 SMALL = 6
 RANKDIRS = ("LR", "TB")
 
-_FAMILY = re.compile(r"([A-Za-z]+)\d+")
-
 
 # --- text -------------------------------------------------------------------------------------
-def label(lines: Iterable[str], end: str = "") -> str:
-    """Join escaped lines into one label (``end="\\l"`` left-justifies every line)."""
-    lines = list(lines)
-    if end:
-        return graphviz.nohtml("".join(line + end for line in lines))
-    return graphviz.nohtml("\\n".join(lines))
-
-
-# --- DOT statements ---------------------------------------------------------------------------
-# Node and edge statements are written here as text, labels and styles quoted by dot_quote;
-# node keys and ids are made from integers (``12``, ``g12``, ``n12``, ``e3_12``), valid DOT
-# identifiers as they are.
-def style_text(attrs: dict[str, str]) -> str:
-    """``key=value ...``, keys sorted, values quoted as labels are (one quoting function)."""
+def attr_text(attrs: dict[str, str]) -> str:
+    """``key=value ...``, keys sorted, every value quoted by :func:`bpgraph.text.dot_quote`."""
     return " ".join(f"{key}={dot_quote(value)}" for key, value in sorted(attrs.items()))
 
 
-def node_statement(key: str, ident: str, text: str, styling: str) -> str:
-    """One node line of a DOT body: the label made by :func:`label`, the SVG id, the styling."""
-    return f"\t{key} [label={dot_quote(text)} id={ident} {styling}]\n"
-
-
-def edge_statement(tail: str, head: str, styling: str) -> str:
-    """One edge line of a DOT digraph body; its SVG id is ``e<tail>_<head>``."""
-    return f"\t{tail} -> {head} [id=e{tail}_{head} {styling}]\n"
+def statement(head: str, attrs: dict[str, str], *, label: str | None = None, ident: str = "") -> str:
+    """One DOT statement ``head [label=... id=... key=value ...]`` (label and id when given);
+    ``head`` (a node key or ``tail -> head``) is made by bpgraph from ids and fixed words."""
+    lead = ([f"label={dot_quote(label)}"] if label is not None else []) + ([f"id={ident}"] if ident else [])
+    return f"\t{head} [{' '.join([*lead, attr_text(attrs)])}]\n"
 
 
 def fmt_number(x: Any) -> str:
@@ -87,128 +63,25 @@ def fmt_number(x: Any) -> str:
     return format(float(x), ".4g")
 
 
-@functools.lru_cache(maxsize=1024)  # a graph has few distinct shapes
 def fmt_shape(shape: tuple[int, ...]) -> str:
     """``(20, 211)`` -> ``20×211``; a 0-d array is a ``scalar``."""
     return "×".join(str(n) for n in shape) if shape else "scalar"
 
 
 def fmt_array(a: np.ndarray) -> str | None:
-    """Values of a small array (``[[1, 2], [3, 4]]``), or None when it has more than SMALL."""
+    """Values of a small array (``[[1, 2], [3, 4]]``, deeper arrays as rows), or None when it
+    has more than SMALL."""
     a = np.asarray(a)
     if a.size > SMALL:
         return None
-    if a.ndim == 0:
-        return fmt_number(a.item())
-    if a.ndim == 1:
-        return "[" + ", ".join(fmt_number(x) for x in a.tolist()) + "]"
-    rows = a.reshape(-1, a.shape[-1])
-    return "[" + ", ".join("[" + ", ".join(fmt_number(x) for x in row) + "]"
-                           for row in rows.tolist()) + "]"
+    return _nested(a.reshape(-1, a.shape[-1]).tolist() if a.ndim > 2 else a.tolist())
 
 
-def _fmt_float(x: float) -> str:
-    return format(x, ".3g")
-
-
-def _names(names: Sequence[str], limit: int = 8) -> str:
-    if len(names) > limit:
-        return ", ".join(names[:limit - 2]) + f", … ({len(names)} in all)"
-    return ", ".join(names)
-
-
-def _families(names: Sequence[str]) -> str:
-    """``Z1, A1, Z2, cross_entropy`` -> ``any Z or A, or cross_entropy``; many -> a count."""
-    matches = [_FAMILY.fullmatch(n) for n in names]
-    prefixes = list(dict.fromkeys(m.group(1) for m in matches if m))
-    others = [n for n, m in zip(names, matches) if not m]
-    if len(prefixes) + len(others) > 4:
-        return f"any of {len(names)} intermediate results"
-    parts = (["any " + " or ".join(prefixes)] if prefixes else []) + others
-    return ", or ".join(parts)
+def _nested(x: Any) -> str:
+    return "[" + ", ".join(map(_nested, x)) + "]" if isinstance(x, list) else fmt_number(x)
 
 
 # --- what the drawing says ------------------------------------------------------------------------
-def default_root(graph: Graph) -> int:
-    """The last recorded node: the default root for colouring and frames."""
-    if not len(graph):
-        raise GraphError("the graph is empty: record something first")
-    return max(graph.nodes)
-
-
-def describe_terms(graph: Graph, root: Tensor | int | str | None = None) -> list[str]:
-    """One line per cost term saying which parameters its gradient reaches, and through what.
-
-    For the seed network this gives ``L2's gradient reaches only W1, W2, W3: no path from
-    L2 through any Z or A``. Computed from the graph, so it is true for whatever is drawn.
-    """
-    nodes = graph.nodes
-    root_id = default_root(graph) if root is None else graph.id_of(root)
-    reach = term_reach(graph, root_id)
-    terms, reached = reach.terms, len(reach.feeds)  # nodes past the root and terms feed nothing
-    topo = topology(graph)
-    is_param, is_op = topo.is_kind("param")[:reached], topo.is_op[:reached]
-    all_params = np.count_nonzero(reach.root_side & is_param)
-    lines = []
-    for k, term in enumerate(terms):
-        name = nodes[term]["name"]
-        into = (reach.feeds >> k & 1).astype(bool)  # term k and its ancestors
-        params = np.flatnonzero(into & is_param).tolist()
-        between = np.count_nonzero(into & is_op) - bool(is_op[term])
-        if not params:
-            lines.append(f"{name}'s gradient reaches no parameter")
-            continue
-        reach_text = ("only " if len(params) < all_params else "") + _names([nodes[i]["name"] for i in params])
-        if between:
-            plural = "" if between == 1 else "s"
-            lines.append(f"{name}'s gradient reaches {reach_text} through {between} intermediate result{plural}")
-            continue
-        unrelated = np.zeros(topo.size, dtype=bool)
-        unrelated[:reached] = into
-        unrelated[list(descendants(graph, term))] = True
-        unrelated[list(terms)] = True
-        others = [nodes[i]["name"] for i in np.flatnonzero(topo.is_op & ~unrelated).tolist()]
-        tail = f": no path from {name} through {_families(others)}" if others else ""
-        lines.append(f"{name}'s gradient reaches {reach_text}{tail}")
-    return lines
-
-
-def highlight_paths(graph: Graph, pairs: Iterable[tuple[Tensor | int | str, Tensor | int | str]]
-                    ) -> tuple[set[int], set[tuple[int, int]], list[str]]:
-    """Nodes and edges on every path that carries ∂OF/∂WRT, for each ``(of, wrt)`` pair.
-
-    A node is on such a path when it depends on WRT and OF depends on it; an edge when both
-    ends are on the same pair's paths. Pairs without any path get a note (the derivative is
-    structurally zero).
-    """
-    nodes: set[int] = set()
-    edges: set[tuple[int, int]] = set()
-    notes = []
-    for of, wrt in pairs:
-        of_id, wrt_id = graph.id_of(of), graph.id_of(wrt)
-        between = descendants(graph, wrt_id) & graph.ancestors(of_id)
-        of_name, wrt_name = graph.name_of(of_id), graph.name_of(wrt_id)
-        if not between:
-            notes.append(f"no path from {wrt_name} to {of_name}: ∂{of_name}/∂{wrt_name} = 0 structurally")
-            continue
-        notes.append(f"highlighted: every path carrying ∂{of_name}/∂{wrt_name}")
-        nodes |= between
-        edges |= {(u, v) for v in between for u in graph.nodes[v]["operands"] if u in between}
-    return nodes, edges, notes
-
-
-def _pairs(highlight: Any) -> list[tuple[Any, Any]]:
-    if highlight is None:
-        return []
-    items = list(highlight)
-    if len(items) == 2 and not isinstance(items[0], (tuple, list)):
-        items = [tuple(items)]
-    for item in items:
-        if not isinstance(item, (tuple, list)) or len(item) != 2:
-            raise RenderOptionError(f"highlight takes (of, wrt) pairs such as ('J', 'W1'), got {item!r}")
-    return [tuple(item) for item in items]
-
-
 def parse_show(show: str | Iterable[str]) -> tuple[str, ...]:
     """Validate the ``show`` option (one item or several of :data:`SHOW_ITEMS`)."""
     items = (show,) if isinstance(show, str) else tuple(show)
@@ -219,15 +92,11 @@ def parse_show(show: str | Iterable[str]) -> tuple[str, ...]:
     return items
 
 
-@dataclass(frozen=True)
-class Frame:
-    """One backward step: ``current`` just got its complete gradient via ``delivered`` edges."""
-
-    step: int
-    total: int
-    current: int
-    done: frozenset[int]
-    delivered: frozenset[tuple[int, int]]
+def stored_or_computed_grads(graph: Graph, root_id: int) -> dict[int, np.ndarray]:
+    """∂root/∂node for labels: the stored gradients if they are for this root, else computed."""
+    if graph.grad_root == root_id:
+        return {i: a["grad"] for i, a in graph.nodes.items() if a["grad"] is not None}
+    return gradients(graph, root_id)
 
 
 class Drawing(NamedTuple):
@@ -238,28 +107,16 @@ class Drawing(NamedTuple):
     notes: tuple[str, ...]
 
 
-def stored_or_computed_grads(graph: Graph, root_id: int) -> dict[int, np.ndarray]:
-    """∂root/∂node for labels: the stored gradients if they are for this root, else computed."""
-    if getattr(graph, "grad_root", None) == root_id:
-        return {i: a["grad"] for i, a in graph.nodes.items() if a["grad"] is not None}
-    from ..autodiff import gradients
-
-    return gradients(graph, root_id)
-
-
-# --- building the DOT graph ---------------------------------------------------------------------
+# --- how each piece looks -------------------------------------------------------------------------
 class _Context(NamedTuple):
     graph: Graph
     theme: Theme
     show: tuple[str, ...]
-    root: int
     root_name: str
-    kind_of: dict[int, str]
     root_side: np.ndarray  # per node id: does the root depend on it?
     grads: dict[int, np.ndarray] | None
     lit: set[int] | None
     frame: Frame | None
-    styles: dict[tuple[Any, ...], str]  # node styling text by node state (see _node_styling)
 
 
 def _label_lines(ctx: _Context, node_id: int) -> tuple[list[str], list[str]]:
@@ -287,7 +144,7 @@ def _label_lines(ctx: _Context, node_id: int) -> tuple[list[str], list[str]]:
             final.append(f"{d} = 0 (no path)")
     else:
         if "grad" in show:
-            final.append(f"‖{d}‖ = {_fmt_float(float(np.linalg.norm(grad)))}")
+            final.append(f"‖{d}‖ = {format(float(np.linalg.norm(grad)), '.3g')}")
         if "gradvalue" in show and fmt_array(grad) is not None:
             final.append(f"{d} = {dot_label_text(fmt_array(grad))}")
     pending = ctx.frame is not None and grad is not None and node_id not in ctx.frame.done
@@ -295,9 +152,9 @@ def _label_lines(ctx: _Context, node_id: int) -> tuple[list[str], list[str]]:
     return lines + now, lines + final
 
 
-def _box_size(ctx: _Context, shape: str, lines: list[str]) -> dict[str, str]:
+def _box_size(theme: Theme, shape: str, lines: list[str]) -> dict[str, str]:
     """A fixed node size that fits ``lines`` generously, so every frame has the same layout."""
-    size = ctx.theme.fontsize / 72  # inches per em
+    size = theme.fontsize / 72  # inches per em
     widest = max((len(line) for line in lines), default=1)
     width = 0.62 * size * widest + 0.3
     height = 1.3 * size * max(1, len(lines)) + 0.15
@@ -306,16 +163,11 @@ def _box_size(ctx: _Context, shape: str, lines: list[str]) -> dict[str, str]:
     return {"fixedsize": "true", "width": format(width, ".2f"), "height": format(height, ".2f")}
 
 
-def _margin(style: NodeStyle) -> dict[str, str]:
-    """The node kind's own label margin, when it has one."""
-    return {"margin": style.margin} if style.margin else {}
-
-
-def _node_styling(theme: Theme, kind: str, dim: bool, lit: bool, current: bool,
-                  box: tuple[tuple[str, str], ...] = ()) -> str:
-    """The quoted styling of a node of ``kind``: faded when ``dim`` (no gradient from the root,
-    off the highlighted paths, or still pending in a frame), bolder when on a highlighted path,
-    accented when it is the current frame's node; ``box`` fixes its size (frames)."""
+def _node_attrs(theme: Theme, kind: str, *, dim: bool = False, lit: bool = False,
+                current: bool = False) -> dict[str, str]:
+    """How a node of ``kind`` looks: faded when ``dim`` (no gradient from the root, off the
+    highlighted paths, or still pending in a frame), bolder when ``lit`` (highlighting is on),
+    accented when it is the current frame's node."""
     style = theme.nodes[kind]
     fill, border, font, pen = style.fill, style.border, style.font, style.penwidth
     if dim:
@@ -324,60 +176,36 @@ def _node_styling(theme: Theme, kind: str, dim: bool, lit: bool, current: bool,
         pen += 1.0
     if current:
         fill, pen = theme.accent, pen + 2.0
-    return style_text({"shape": style.shape, "style": style.style, "fillcolor": fill, "color": border,
-                       "fontcolor": font, "penwidth": fmt_number(pen), **_margin(style), **dict(box)})
+    margin = {"margin": style.margin} if style.margin else {}
+    return {"shape": style.shape, "style": style.style, "fillcolor": fill, "color": border,
+            "fontcolor": font, "penwidth": fmt_number(pen), **margin}
 
 
-def _styling(ctx: _Context, state: tuple[Any, ...]) -> str:
-    """:func:`_node_styling` of ``state``; nodes drawn alike share one text, made once per drawing."""
-    styling = ctx.styles.get(state)
-    if styling is None:
-        styling = ctx.styles[state] = _node_styling(ctx.theme, *state)
-    return styling
+def _node_statement(ctx: _Context, node_id: int, kind: str) -> str:
+    """A node drawn as itself (see :func:`_node_attrs` for when it is faded or lit)."""
+    frame, lit = ctx.frame, ctx.lit
+    pending = frame is not None and ctx.grads is not None and node_id in ctx.grads and node_id not in frame.done
+    dim = not ctx.root_side[node_id] or (lit is not None and node_id not in lit) or pending
+    label, final = _label_lines(ctx, node_id)
+    attrs = _node_attrs(ctx.theme, kind, dim=dim, lit=lit is not None,
+                        current=frame is not None and node_id == frame.current)
+    if frame is not None:
+        attrs.update(_box_size(ctx.theme, attrs["shape"], final))
+    return statement(str(node_id), attrs, label="\\n".join(label), ident=f"n{node_id}")
 
 
-def _node_lines(ctx: _Context, ids: list[int]) -> list[str]:
-    """The node statements of the nodes ``ids``, each drawn as itself: faded when the root
-    does not depend on it, when it is off the highlighted paths, or when its gradient is still
-    pending in a frame.  One loop, since a drawing of 1,000 nodes is mostly this."""
-    kind_of, lit, frame, grads = ctx.kind_of, ctx.lit, ctx.frame, ctx.grads
-    pending = set() if frame is None or grads is None else set(grads) - frame.done
-    current = None if frame is None else frame.current
-    lines = []
-    for node_id, reached in zip(ids, ctx.root_side[ids].tolist()):
-        kind = kind_of[node_id]
-        dim = not reached or (lit is not None and node_id not in lit) or node_id in pending
-        label, final = _label_lines(ctx, node_id)
-        box = () if frame is None else tuple(_box_size(ctx, ctx.theme.nodes[kind].shape, final).items())
-        styling = _styling(ctx, (kind, dim, lit is not None, node_id == current, box))
-        lines.append(node_statement(str(node_id), f"n{node_id}", "\\n".join(label), styling))
-    return lines
+def _group_statement(ctx: _Context, group: Group) -> str:
+    """A collapsed group: faded when the root depends on none of its members, or when none
+    is on a highlighted path."""
+    members = group.members.tolist()
+    faded = not ctx.root_side[group.members].any() or (ctx.lit is not None and ctx.lit.isdisjoint(members))
+    ops = f" · {dot_label_text(', '.join(group.ops))}" if group.ops else ""
+    text = f"{dot_label_text(group.title)}\\n{len(members):,} nodes{ops}"
+    return statement(group.key, _node_attrs(ctx.theme, "group", dim=faded), label=text, ident=group.key)
 
 
-def _group_lines(ctx: _Context, groups: _collapse.Groups, keys: list[str], reached: list[bool]) -> list[str]:
-    """Each collapsed group's node statement, keyed ``keys[k]``; ``reached[k]`` when the root
-    depends on a member of group k.
-
-    A big drawing is mostly groups (1,500 of them for a 100,000-node graph), so this is one
-    loop over the plan's columns, with the few distinct op lists and sizes written once.
-    """
-    lit = ctx.lit
-    styling = {faded: _styling(ctx, ("group", faded, False, False, ())) for faded in (False, True)}
-    op_lists = {ops: f" · {dot_label_text(', '.join(ops))}" if ops else "" for ops in set(groups.ops)}
-    sizes = groups.sizes.tolist()
-    counted = {size: f"{size:,} nodes" for size in set(sizes)}  # a handful of sizes; "{:,}" is slow
-    bounds = groups.bounds.tolist()
-    lines = []
-    for k, (key, title, scope, ops, size, hit) in enumerate(zip(keys, groups.titles, groups.scopes,
-                                                                groups.ops, sizes, reached)):
-        faded = not hit or (lit is not None and lit.isdisjoint(groups.members[bounds[k]:bounds[k + 1]].tolist()))
-        title = dot_label_text(title) if scope else title  # bands are titled by bpgraph
-        lines.append(node_statement(key, key, f"{title}\\n{counted[size]}{op_lists[ops]}", styling[faded]))
-    return lines
-
-
-def _edge_attrs(theme: Theme, terms: Sequence[int], lit: bool | None, delivered: bool,
-                pending: bool) -> dict[str, str]:
+def _edge_attrs(theme: Theme, terms: Sequence[int], lit: bool | None = None, delivered: bool = False,
+                pending: bool = False) -> dict[str, str]:
     """Colour by term (parallel colours when several), fade carriers of nothing, then emphasis."""
     faded_pen = max(1.0, theme.edge_penwidth * 0.55)
     if terms:
@@ -405,188 +233,107 @@ def _legend(theme: Theme, kinds: set[str], term_names: list[str], both: bool, fa
     """A cluster with one sample node per kind drawn and one sample arrow per edge meaning.
 
     Invisible edges chain the samples into two rows, node kinds and edge meanings (two
-    columns with ``rankdir=TB``), so the legend stays narrower than the picture.  Its
-    statements are written as ``Digraph.node`` and ``edge`` would write them, without their
-    checks of every argument (half a millisecond a drawing, a twentieth of a small one).
+    columns with ``rankdir=TB``), so the legend stays narrower than the picture.
     """
-    legend = graphviz.Digraph(name="cluster_legend")
-    legend.attr(id="legend", label="legend", style="rounded", color=theme.cluster_border,
-                fontcolor=theme.text, fontsize=fmt_number(theme.small_fontsize + 1))
     small = fmt_number(theme.small_fontsize)
-    kinds_row: list[tuple[str, str]] = []  # (first, last) node of each sample
-    edges_row: list[tuple[str, str]] = []
-    lines = legend.body
-    for kind in NODE_KINDS:
-        if kind in kinds:
-            style = theme.nodes[kind]
-            lines.append(_sample_node(f"legend_{kind}", KIND_TITLES[kind], {
-                "shape": style.shape, "style": style.style, "fillcolor": style.fill, "color": style.border,
-                "fontcolor": style.font, "penwidth": fmt_number(style.penwidth), "fontsize": small, **_margin(style)}))
-            kinds_row.append((f"legend_{kind}", f"legend_{kind}"))
+    attrs = {"id": "legend", "label": "legend", "style": "rounded", "color": theme.cluster_border,
+             "fontcolor": theme.text, "fontsize": fmt_number(theme.small_fontsize + 1)}
+    lines = [f"\t{attr_text(attrs)}\n"]
+    kinds_row = [f"legend_{kind}" for kind in NODE_KINDS if kind in kinds]
+    for key in kinds_row:
+        kind = key.removeprefix("legend_")
+        lines.append(statement(key, {**_node_attrs(theme, kind), "fontsize": small}, label=KIND_TITLES[kind]))
     samples = [(f"gradient of {name}", [k]) for k, name in enumerate(term_names)]
     if both:
-        samples.append(("both terms" if len(term_names) == 2 else "several terms",
-                        list(range(len(term_names)))))
+        samples.append(("both terms" if len(term_names) == 2 else "several terms", list(range(len(term_names)))))
     if faded:
         samples.append((f"no gradient from {root_name}", []))
     for k, (text, terms) in enumerate(samples):
-        lines.append(_sample_node(f"legend_e{k}", "", {"shape": "point", "width": "0.06", "color": theme.text}))
-        lines.append(_sample_node(f"legend_t{k}", label([dot_label_text(text)]),
-                                  {"shape": "plaintext", "fontcolor": theme.text, "fontsize": small}))
-        lines.append(_sample_edge(f"legend_e{k}", f"legend_t{k}", _edge_attrs(theme, terms, None, False, False)))
-        edges_row.append((f"legend_e{k}", f"legend_t{k}"))
-    for row in (kinds_row, edges_row):
+        lines.append(statement(f"legend_e{k}", {"shape": "point", "width": "0.06", "color": theme.text}, label=""))
+        lines.append(statement(f"legend_t{k}", {"shape": "plaintext", "fontcolor": theme.text, "fontsize": small},
+                               label=dot_label_text(text)))
+        lines.append(statement(f"legend_e{k} -> legend_t{k}", _edge_attrs(theme, terms)))
+    edges_row = [(f"legend_e{k}", f"legend_t{k}") for k in range(len(samples))]
+    for row in ([(key, key) for key in kinds_row], edges_row):
         for (_, last), (first, _) in zip(row, row[1:]):
-            lines.append(_sample_edge(last, first, {"style": "invis"}))
-    return legend
+            lines.append(statement(f"{last} -> {first}", {"style": "invis"}))
+    return graphviz.Digraph(name="cluster_legend", body=lines)
 
 
-def _sample_node(key: str, text: str, attrs: dict[str, str]) -> str:
-    """A legend node statement (``key`` is made by bpgraph: a DOT identifier)."""
-    return f"\t{key} [label={dot_quote(text)} {style_text(attrs)}]\n"
-
-
-def _sample_edge(tail: str, head: str, attrs: dict[str, str]) -> str:
-    """A legend edge statement between two sample nodes."""
-    return f"\t{tail} -> {head} [{style_text(attrs)}]\n"
-
-
+# --- building the DOT graph ---------------------------------------------------------------------
 def build(graph: Graph, root: Tensor | int | str | None = None, *, theme: str | Theme = "light",
           rankdir: str = "LR", show: str | Iterable[str] = DEFAULT_SHOW, highlight: Any = None,
-          collapse: Iterable[str] = (), max_nodes: int = _collapse.MAX_NODES,
+          collapse: Iterable[str] = (), max_nodes: int = MAX_NODES,
           caption: str | bool | None = None, legend: bool = True,
           frame: Frame | None = None, notes: Sequence[str] = ()) -> Drawing:
     """The DOT graph for ``graph`` (see :func:`bpgraph.render.to_dot` for the options).
 
-    ``frame`` draws one backward step instead of the caption; ``notes`` are extra caption lines.
+    ``frame`` draws one backward step (its caption comes in ``caption``); ``notes`` are extra
+    caption lines.
     """
     theme = get_theme(theme)
     if rankdir not in RANKDIRS:
         raise RenderOptionError(f"rankdir must be one of {', '.join(RANKDIRS)}, got {rankdir!r}")
     show = parse_show(show)
     nodes = graph.nodes
-    root_id = default_root(graph) if root is None else graph.id_of(root)
+    root_id = graph.root_id(root)
     root_name = nodes[root_id]["name"]
     reach = term_reach(graph, root_id)
     terms = reach.terms
-    term_names = [nodes[t]["name"] for t in terms]
-    lit_nodes, lit_edges, path_notes = None, None, []
-    pairs = _pairs(highlight)
-    if pairs:
-        lit_nodes, lit_edges, path_notes = highlight_paths(graph, pairs)
-    plan = _collapse.plan(graph, collapse, max_nodes, keep={root_id, *terms})
+    pairs = parse_highlight(highlight)
+    lit_nodes, lit_edges, path_notes = highlight_paths(graph, pairs) if pairs else (None, None, [])
+    layout = plan(graph, collapse, max_nodes, keep={root_id, *terms})
     topo = topology(graph)
     wants_grads = frame is not None or "grad" in show or "gradvalue" in show
-    term_ids = set(terms)
-    kind_of = {i: "root" if i == root_id else "term" if i in term_ids else topo.kind(i)
-               for i in np.flatnonzero(plan.group_of < 0).tolist()}
     root_side = np.zeros(len(graph), dtype=bool)
     root_side[:len(reach.root_side)] = reach.root_side
-    ctx = _Context(graph, theme, show, root_id, root_name, kind_of, root_side,
-                   stored_or_computed_grads(graph, root_id) if wants_grads else None,
-                   lit_nodes, frame, {})
+    ctx = _Context(graph, theme, show, root_name, root_side,
+                   stored_or_computed_grads(graph, root_id) if wants_grads else None, lit_nodes, frame)
 
-    digraph = graphviz.Digraph(name="bpgraph")
     graph_attrs = {"rankdir": rankdir, "bgcolor": theme.background, "fontname": theme.fontname,
                    "fontsize": fmt_number(theme.fontsize), "fontcolor": theme.text,
                    "labelloc": "t", "labeljust": "l", "nodesep": "0.25", "ranksep": "0.4",
                    "pad": "0.2", "outputorder": "edgesfirst", **theme.graph_attrs}
-    lines = _caption_lines(graph, root_id, caption, frame) + path_notes + list(plan.notes) + list(notes)
+    lines = _caption_lines(graph, root_id, caption) + path_notes + list(layout.notes) + list(notes)
     if lines:  # split names that hold newlines too, so every caption line is left-justified
-        graph_attrs["label"] = label((dot_label_text(part) for t in lines for part in t.split("\n")),
-                                     end="\\l")
-    digraph.attr("graph", **graph_attrs)
-    digraph.attr("node", fontname=theme.fontname, fontsize=fmt_number(theme.fontsize),
-                 fontcolor=theme.text, margin="0.1,0.04", height="0.3")
-    digraph.attr("edge", arrowsize="0.7", color=theme.text)
+        graph_attrs["label"] = "".join(dot_label_text(part) + "\\l" for t in lines for part in t.split("\n"))
+    digraph = graphviz.Digraph(name="bpgraph")
+    digraph.body += [statement("graph", graph_attrs),
+                     statement("node", {"fontname": theme.fontname, "fontsize": fmt_number(theme.fontsize),
+                                        "fontcolor": theme.text, "margin": "0.1,0.04", "height": "0.3"}),
+                     statement("edge", {"arrowsize": "0.7", "color": theme.text})]
 
-    # units in id order: a visible node, or a group placed at its smallest member
-    unit, starts = _units(plan)
-    groups = plan.groups
-    reached = (np.bincount(plan.group_of[root_side & (plan.group_of >= 0)], minlength=len(groups)) > 0).tolist()
-    group_keys = [_collapse.group_key(first) for first in groups.firsts.tolist()]
-    group_lines = _group_lines(ctx, groups, group_keys, reached)
-    drawn_at = list(zip(starts.tolist(), plan.group_of[starts].tolist()))  # (id, group or -1) per unit
-    own = iter(_node_lines(ctx, [i for i, k in drawn_at if k < 0]))
-    lines = [group_lines[k] if k >= 0 else next(own) for _, k in drawn_at]
-    keys = [group_keys[k] if k >= 0 else str(i) for i, k in drawn_at]  # what edges name each unit by
-    if any(topo.scope_names):
-        group_scopes = [scope.rpartition("/")[0] for scope in groups.scopes]  # a scope's group sits in its parent
-        _emit_clustered(digraph, theme, lines, [group_scopes[k] if k >= 0 else topo.scope(i) for i, k in drawn_at])
-    else:  # no scopes: no clusters
-        digraph.body += lines
+    # units in id order: a visible node, or a group drawn at its smallest member
+    unit, drawn_at = _units(layout)
+    term_ids = set(terms)
+    kind_of = {i: "root" if i == root_id else "term" if i in term_ids else topo.kind(i) for i, k in drawn_at if k < 0}
+    unit_lines = [_group_statement(ctx, layout.groups[k]) if k >= 0 else _node_statement(ctx, i, kind_of[i])
+                  for i, k in drawn_at]
+    if any(topo.scope_names):  # a group sits in its scope's parent
+        scopes = [layout.groups[k].scope.rpartition("/")[0] if k >= 0 else topo.scope(i) for i, k in drawn_at]
+        _add_clusters(digraph, theme, unit_lines, scopes)
+    else:
+        digraph.body += unit_lines
 
     # edges between units; a repeated operand or several edges between two units draw once
-    pending = (None if frame is None or ctx.grads is None
-               else [v for v in ctx.grads if v not in frame.done])
-    styles: dict[tuple[Any, ...], str] = {}  # edges share a handful of styles
-    masks: set[int] = set()
-    tails, heads, meanings = _merged_edges(topo, unit, reach, lit_edges,
-                                           None if frame is None else frame.delivered, pending)
-    for meaning in set(meanings):
-        mask = meaning[0]
-        masks.add(mask)
-        carried = [k for k in range(len(terms)) if mask >> k & 1]
-        styles[meaning] = style_text(_edge_attrs(theme, carried, *meaning[1:]))
-    digraph.body += [edge_statement(keys[t], keys[h], styles[m]) for t, h, m in zip(tails, heads, meanings)]
+    keys = [layout.groups[k].key if k >= 0 else str(i) for i, k in drawn_at]
+    pending = set() if frame is None or ctx.grads is None else set(ctx.grads) - frame.done
+    edges = _merged_edges(topo, unit, reach, lit_edges, frame.delivered if frame else frozenset(), pending)
+    looks = {meaning: _edge_attrs(theme, [k for k in range(len(terms)) if meaning[0] >> k & 1], *meaning[1:])
+             for meaning in set(edges.values())}
+    digraph.body += [statement(f"{keys[t]} -> {keys[h]}", looks[meaning], ident=f"e{keys[t]}_{keys[h]}")
+                     for (t, h), meaning in edges.items()]
 
     if legend:
-        drawn_kinds = set(kind_of.values()) | ({"group"} if plan.groups else set())
-        digraph.subgraph(_legend(theme, drawn_kinds, term_names,
+        masks = {meaning[0] for meaning in edges.values()}
+        digraph.subgraph(_legend(theme, set(kind_of.values()) | ({"group"} if layout.groups else set()),
+                                 [nodes[t]["name"] for t in terms],
                                  any(mask & (mask - 1) for mask in masks),  # two bits or more
                                  0 in masks, root_name))
-    return Drawing(digraph, plan.units, plan.notes + tuple(notes))
+    return Drawing(digraph, layout.units, layout.notes + tuple(notes))
 
 
-def _units(plan: _collapse.Plan) -> tuple[np.ndarray, np.ndarray]:
-    """Each node's unit (its index in drawing order) and the id each unit is drawn at: a node
-    drawn as itself, or a group at its smallest member."""
-    grouped = plan.group_of >= 0
-    first = plan.groups.firsts
-    is_start = ~grouped  # the ids units are drawn at: ungrouped nodes and each group's first
-    is_start[first] = True
-    unit = np.cumsum(is_start)  # a start's place among the starts, plus one
-    unit -= 1
-    unit[grouped] = unit[first][plan.group_of[grouped]]
-    return unit, np.flatnonzero(is_start)
-
-
-def _merged_edges(topo: Topology, unit: np.ndarray, reach: TermReach,
-                  lit_edges: set[tuple[int, int]] | None, delivered: Iterable[tuple[int, int]] | None,
-                  pending: list[int] | None) -> tuple[list[int], list[int], list[tuple[int, bool | None, bool, bool]]]:
-    """Tail units, head units and meanings ``(terms mask, lit, delivered, pending head)``, one
-    per pair of units joined by at least one edge, in drawing order; each flag is true when any
-    of the pair's edges has it, and ``lit`` is None without highlighted paths."""
-    size = topo.size
-    cross = unit[topo.tails] != unit[topo.heads]
-    tails, heads = topo.tails[cross], topo.heads[cross]
-    if not tails.size:
-        return [], [], []
-    pairs = unit[tails] * size + unit[heads]
-    order = np.argsort(pairs, kind="stable")
-    pairs, tails, heads = pairs[order], tails[order], heads[order]
-    starts = np.flatnonzero(np.diff(pairs, prepend=-1))
-
-    def any_of(edges: Iterable[tuple[int, int]] | None) -> list[bool]:
-        if edges is None:
-            return [False] * starts.size
-        codes = np.fromiter((u * size + v for u, v in edges), dtype=np.int64)
-        return np.logical_or.reduceat(np.isin(tails * size + heads, codes), starts).tolist()
-
-    waiting = np.zeros(size, dtype=bool)
-    if pending is not None:
-        waiting[pending] = True
-    masks = np.bitwise_or.reduceat(reach.masks(tails, heads), starts).tolist()
-    lit = any_of(lit_edges) if lit_edges is not None else [None] * starts.size
-    meanings = list(zip(masks, lit, any_of(delivered), np.logical_or.reduceat(waiting[heads], starts).tolist()))
-    ends = pairs[starts]
-    return (ends // size).tolist(), (ends % size).tolist(), meanings
-
-
-def _caption_lines(graph: Graph, root_id: int, caption: str | bool | None,
-                   frame: Frame | None) -> list[str]:
-    if frame is not None:
-        return [frame_caption(graph, root_id, frame)]
+def _caption_lines(graph: Graph, root_id: int, caption: str | bool | None) -> list[str]:
     if caption is None or caption is True:
         return describe_terms(graph, root_id)
     if caption is False or caption == "":
@@ -594,17 +341,39 @@ def _caption_lines(graph: Graph, root_id: int, caption: str | bool | None,
     return str(caption).split("\n")
 
 
-def frame_caption(graph: Graph, root_id: int, frame: Frame) -> str:
-    nodes = graph.nodes
-    root, current = nodes[root_id]["name"], nodes[frame.current]["name"]
-    head = f"step {frame.step} of {frame.total}: "
-    if frame.current == root_id:
-        return head + f"start at the root, ∂{root}/∂{root} = 1"
-    users = ", ".join(nodes[v]["name"] for _, v in sorted(frame.delivered))
-    return head + f"∂{root}/∂{current} is complete, delivered by {users}"
+def _units(layout: Plan) -> tuple[list[int], list[tuple[int, int]]]:
+    """Each node's unit (its place in drawing order), and where each unit is drawn: ``(id,
+    group)`` for a group at its smallest member, ``(id, -1)`` for a node drawn as itself."""
+    unit: list[int] = []
+    drawn_at: list[tuple[int, int]] = []
+    group_unit: dict[int, int] = {}
+    for i, k in enumerate(layout.group_of.tolist()):
+        n = group_unit.setdefault(k, len(drawn_at)) if k >= 0 else len(drawn_at)
+        if n == len(drawn_at):  # a node drawn as itself, or the smallest member of a group
+            drawn_at.append((i, k))
+        unit.append(n)
+    return unit, drawn_at
 
 
-def _emit_clustered(digraph: graphviz.Digraph, theme: Theme, lines: list[str], scopes: list[str]) -> None:
+def _merged_edges(topo: Topology, unit: list[int], reach: TermReach, lit_edges: set[tuple[int, int]] | None,
+                  delivered: frozenset[tuple[int, int]], pending: set[int]
+                  ) -> dict[tuple[int, int], tuple[int, bool | None, bool, bool]]:
+    """Per pair of units joined by at least one edge, in drawing order, what it means:
+    ``(terms mask, lit, delivered, pending head)``, each flag true when any of the pair's
+    edges has it (``lit`` is None without highlighted paths)."""
+    merged: dict[tuple[int, int], tuple[int, bool | None, bool, bool]] = {}
+    masks = reach.masks(topo.tails, topo.heads).tolist()
+    for u, v, mask in zip(topo.tails.tolist(), topo.heads.tolist(), masks):
+        pair = (unit[u], unit[v])
+        if pair[0] == pair[1]:
+            continue
+        terms, lit, sent, waiting = merged.get(pair, (0, None if lit_edges is None else False, False, False))
+        merged[pair] = (terms | mask, None if lit_edges is None else lit or (u, v) in lit_edges,
+                        sent or (u, v) in delivered, waiting or v in pending)
+    return dict(sorted(merged.items()))
+
+
+def _add_clusters(digraph: graphviz.Digraph, theme: Theme, lines: list[str], scopes: list[str]) -> None:
     """Write node statements, each scope's nodes (``scopes[k]`` is the scope of ``lines[k]``)
     inside a (nested) ``cluster_<k>`` subgraph."""
     paths: dict[str, None] = {}  # in order of first appearance, so clusters follow the recording
@@ -614,16 +383,14 @@ def _emit_clustered(digraph: graphviz.Digraph, theme: Theme, lines: list[str], s
             chain.append(scope)
             scope = scope.rpartition("/")[0]
         paths.update(dict.fromkeys(reversed(chain)))
-    ordered = list(paths)
     clusters: dict[str, graphviz.Digraph] = {"": digraph}
-    for k, path in enumerate(ordered):
-        cluster = graphviz.Digraph(name=f"cluster_{k}")
-        cluster.attr(id=f"cluster{k}", label=label([dot_label_text(path.rpartition("/")[2])]),
-                     labeljust="r",  # top right: edges into a cluster arrive at its left
-                     style="rounded,filled", color=theme.cluster_border, fillcolor=theme.cluster_fill,
-                     fontcolor=theme.text, fontsize=fmt_number(theme.small_fontsize + 1))
-        clusters[path] = cluster
+    for k, path in enumerate(paths):
+        attrs = {"id": f"cluster{k}", "label": dot_label_text(path.rpartition("/")[2]),
+                 "labeljust": "r",  # top right: edges into a cluster arrive at its left
+                 "style": "rounded,filled", "color": theme.cluster_border, "fillcolor": theme.cluster_fill,
+                 "fontcolor": theme.text, "fontsize": fmt_number(theme.small_fontsize + 1)}
+        clusters[path] = graphviz.Digraph(name=f"cluster_{k}", body=[f"\t{attr_text(attrs)}\n"])
     for line, scope in zip(lines, scopes):
         clusters[scope].body.append(line)
-    for path in sorted(ordered, key=lambda p: -p.count("/")):
+    for path in sorted(paths, key=lambda p: -p.count("/")):  # the deepest first, into their parents
         clusters[path.rpartition("/")[0]].subgraph(clusters[path])

@@ -4,8 +4,8 @@ The backward pass visits the root's ancestors in decreasing id order; when it re
 every user of that node has already sent its share, so the node's gradient is complete.
 Frame k shows that moment: the node whose gradient was just completed (accent fill), the
 edges that delivered it (thick), the gradients known so far (in the labels), and what is
-still pending (faded).  Every frame has the same labels (pending gradients are drawn in
-the fill colour), so Graphviz places every node at the same spot in every frame.
+still pending (faded, ``= ?``).  Every node has one fixed size in every frame, big enough
+for its final label, so Graphviz places every node at the same spot in every frame.
 
 :func:`write_frames` writes ``frame_001.svg ...`` and a self-contained ``index.html`` that
 embeds every frame inline (no network, opens from disk) and steps with the arrow keys.
@@ -20,14 +20,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, NamedTuple
 
 from ..files import atomic_write
-from ..analysis import one_line
-from .dot import Frame, default_root, frame_caption, stored_or_computed_grads
+from ..text import one_line
+from .diagram import Diagram
+from .captions import Frame, frame_caption
+from .dot import stored_or_computed_grads
 from .themes import RenderOptionError, Theme, get_theme
 
 if TYPE_CHECKING:
     from ..graph import Graph
     from ..tensor import Tensor
-    from . import Diagram
 
 #: More backward steps than this make a slide show nobody steps through; draw a subgraph.
 MAX_FRAMES = 300
@@ -47,7 +48,7 @@ def backward_steps(graph: Graph, root: Tensor | int | str | None = None) -> list
     One step per node that gets a gradient (the root first, with ∂root/∂root = 1); the
     delivering edges run from the node to its users on the way to the root.
     """
-    root_id = default_root(graph) if root is None else graph.id_of(root)
+    root_id = graph.root_id(root)
     grads = stored_or_computed_grads(graph, root_id)
     return [Step(i, tuple((i, user) for user in sorted(graph.successors(i)) if user in grads))
             for i in sorted(grads, reverse=True)]
@@ -58,9 +59,7 @@ def frame_diagrams(graph: Graph, root: Tensor | int | str | None = None, *,
                    show: str | Iterable[str] = FRAME_SHOW,
                    max_frames: int = MAX_FRAMES) -> list[Diagram]:
     """One :class:`~bpgraph.render.Diagram` per backward step (see the module docstring)."""
-    from . import Diagram
-
-    root_id = default_root(graph) if root is None else graph.id_of(root)
+    root_id = graph.root_id(root)
     steps = backward_steps(graph, root_id)
     if len(steps) > max_frames:
         raise RenderOptionError(f"the backward pass of {graph.name_of(root_id)!r} has {len(steps):,} "
@@ -72,7 +71,8 @@ def frame_diagrams(graph: Graph, root: Tensor | int | str | None = None, *,
         done.add(step.node)
         frame = Frame(k, len(steps), step.node, frozenset(done), frozenset(step.delivered))
         diagrams.append(Diagram(graph, root_id, theme=theme, rankdir=rankdir, show=show,
-                                max_nodes=max(len(graph), 1), legend=False, frame=frame))
+                                max_nodes=max(len(graph), 1), legend=False, frame=frame,
+                                caption=frame_caption(graph, root_id, frame)))
     return diagrams
 
 
@@ -174,7 +174,7 @@ def write_frames(graph: Graph, folder: str | os.PathLike[str], root: Tensor | in
     svgs = [d.render_bytes("svg", engine=engine).decode("utf-8") for d in diagrams]
     width = max(3, len(str(len(svgs))))
     names = [f"frame_{k:0{width}d}.svg" for k in range(1, len(svgs) + 1)]
-    captions = [frame_caption(graph, d.root, d.options["frame"]) for d in diagrams]
+    captions = [d.options["caption"] for d in diagrams]
     root_name = graph.name_of(diagrams[0].root) if diagrams else ""
     folder.mkdir(parents=True, exist_ok=True)
     written = [atomic_write(folder / name, svg) for name, svg in zip(names, svgs)]

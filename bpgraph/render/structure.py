@@ -1,11 +1,10 @@
 """The graph's structure as numpy arrays, for the passes a drawing makes over every node.
 
-A drawing of a 100,000-node graph reads every node several times (the depth bands it
-collapses into, the edges between what it draws) while Graphviz lays out at most a couple of
-thousand, so those passes run in numpy over the arrays here, made in one Python pass over
-the node dicts and remembered until the graph grows.  The node dicts stay the one source of
-truth.  The few passes that are sequential by nature (each op's depth, which cost terms each
-node feeds) are plain loops over the ids, such as :func:`longest`.
+The arrays are made in one Python pass over the node dicts (which stay the one source of
+truth) and remembered until the graph grows: a drawing of a big graph reads every node
+several times (collapsing it into depth bands, merging the edges between what it draws)
+while Graphviz lays out at most a couple of thousand.  Passes that are sequential by nature,
+such as each op's depth, are plain loops over the ids (:func:`longest`).
 """
 
 from __future__ import annotations
@@ -99,14 +98,12 @@ def _op_depths(graph: Graph) -> np.ndarray:
     return depths
 
 
-def longest(indptr: np.ndarray, tails: np.ndarray, base: np.ndarray, add: np.ndarray,
-            start: int = 0) -> np.ndarray:
-    """For each node from ``start`` on, in id order: the largest of ``base[i]`` and, over its
-    operands o, ``result[o] + add[o]``.  Nodes before ``start`` keep ``base``.  (An op's
-    depth: base 0 for ops and -1 for leaves, add 1.)"""
+def longest(indptr: np.ndarray, tails: np.ndarray, base: np.ndarray, add: np.ndarray) -> np.ndarray:
+    """For each node, in id order: the largest of ``base[i]`` and, over its operands o,
+    ``result[o] + add[o]``.  (An op's depth: base 0 for ops and -1 for leaves, add 1.)"""
     ends, operands = indptr.tolist(), tails.tolist()
     value, add_ = base.tolist(), add.tolist()
-    for i in range(start, len(value)):
+    for i in range(len(value)):
         for o in operands[ends[i]:ends[i + 1]]:
             value[i] = max(value[i], value[o] + add_[o])
     return np.array(value, dtype=np.intp)
@@ -114,23 +111,15 @@ def longest(indptr: np.ndarray, tails: np.ndarray, base: np.ndarray, add: np.nda
 
 def components(size: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """For each of ``size`` nodes, the smallest id of its connected piece, the edges being
-    ``a[k] -- b[k]``.
+    ``a[k] -- b[k]`` (union-find, each piece's root its smallest id)."""
+    root = list(range(size))
 
-    Union-find done for all edges at once: every edge hooks the larger of its two roots under
-    the smaller, then every node jumps to its root; repeated until no edge joins two roots.
-    The number of rounds grows with the logarithm of a piece's length, not with the length.
-    """
-    root = np.arange(size, dtype=np.intp)
-    while a.size:
-        ra, rb = root[a], root[b]
-        apart = ra != rb
-        if not apart.any():
-            break
-        a, b, ra, rb = a[apart], b[apart], ra[apart], rb[apart]
-        np.minimum.at(root, np.maximum(ra, rb), np.minimum(ra, rb))
-        while True:  # jump to the roots (pointer doubling)
-            up = root[root]
-            if np.array_equal(up, root):
-                break
-            root = up
-    return root
+    def find(x: int) -> int:
+        while root[x] != x:
+            root[x] = x = root[root[x]]  # halve the path on the way up
+        return x
+
+    for u, v in zip(a.tolist(), b.tolist()):
+        ru, rv = find(u), find(v)
+        root[max(ru, rv)] = min(ru, rv)
+    return np.array([find(x) for x in range(size)], dtype=np.intp)

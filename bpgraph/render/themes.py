@@ -17,8 +17,6 @@ shipped themes the first 18 terms all look different (6 in ``print``).
 
 from __future__ import annotations
 
-import functools
-
 from dataclasses import dataclass, field
 
 from ..errors import BpgraphError
@@ -90,7 +88,9 @@ class Theme:
         used before any repeats (18 terms with the shipped 6-colour palettes, 6 in ``print``,
         whose palette repeats two grays).
         """
-        looks = _term_looks(tuple(self.term_colors), tuple(self.term_styles))
+        colors, styles = self.term_colors, self.term_styles
+        looks = list(dict.fromkeys((colors[c], styles[(c + shift) % len(styles)])
+                                   for shift in range(len(styles)) for c in range(len(colors))))
         return looks[index % len(looks)]
 
     def term_color(self, index: int) -> str:
@@ -100,13 +100,6 @@ class Theme:
     def term_style(self, index: int) -> str:
         """Line style of the ``index``-th cost term (see :meth:`term_look`)."""
         return self.term_look(index)[1]
-
-
-@functools.lru_cache(maxsize=None)
-def _term_looks(colors: tuple[str, ...], styles: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
-    looks = {(colors[c], styles[(c + shift) % len(styles)]): None
-             for shift in range(len(styles)) for c in range(len(colors))}
-    return tuple(looks)
 
 
 # Okabe & Ito (2008), "Color Universal Design": blue, vermillion, bluish green, reddish purple,

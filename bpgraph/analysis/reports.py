@@ -1,0 +1,57 @@
+"""What the analysis reports share: read-only arrays, norms, number formats, lookup by name."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from ..errors import UnknownNodeError
+
+
+def readonly(a: Any) -> np.ndarray:
+    a = np.asarray(a)
+    a.flags.writeable = False
+    return a
+
+
+def norm(a: np.ndarray | None) -> float:
+    return 0.0 if a is None else float(np.linalg.norm(np.asarray(a, dtype=np.float64).ravel()))
+
+
+def finite(x: float | None) -> float | None:
+    """A JSON-safe float: None for a missing, infinite or NaN number."""
+    return None if x is None or not np.isfinite(x) else float(x)
+
+
+def sci(x: float | None) -> str:
+    return "-" if x is None else f"{x:.3e}"
+
+
+def array_json(a: np.ndarray, limit: int = 16) -> Any:
+    """Small arrays as nested lists; larger ones as their shape and norm only."""
+    return a.tolist() if a.size <= limit else {"shape": list(a.shape), "norm": norm(a)}
+
+
+def describe_value(a: np.ndarray) -> str:
+    """A scalar's value, a tiny array's values, else shape and norm."""
+    if a.size == 1:
+        return f"{float(a.ravel()[0]):.6g}"
+    if a.size <= 4:
+        return "[" + ", ".join(f"{float(v):.4g}" for v in a.ravel()) + f"] (shape {a.shape})"
+    return f"shape {a.shape}, norm {norm(a):.3e}"
+
+
+def with_values(out: dict[str, Any], values: bool, key: str, array: np.ndarray | None) -> dict[str, Any]:
+    """``out`` plus ``array`` as a nested list under ``key``, when values are asked for and there."""
+    if values and array is not None:
+        out[key] = array.tolist()
+    return out
+
+
+def by_name(items: Sequence[Any], name: str, field: str = "name") -> Any:
+    """The item whose ``field`` is ``name``; UnknownNodeError ("did you mean") when none is."""
+    for item in items:
+        if getattr(item, field) == name:
+            return item
+    raise UnknownNodeError(name, [getattr(item, field) for item in items])

@@ -1,0 +1,247 @@
+"""Cost terms: which terms of a summed cost (J = cross_entropy + L2) reach each node and edge,
+and each term's share of every gradient."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, NamedTuple
+
+import numpy as np
+
+from ..autodiff import gradients
+from ..errors import GraphError, UnknownNodeError
+from ..text import one_line, table
+from .paths import no_path_reason
+from .reports import array_json, by_name, describe_value, norm, readonly, sci, with_values
+
+if TYPE_CHECKING:
+    from ..graph import Graph, Ref
+
+NO_PATH, ZERO, NONZERO = "no path", "zero", "nonzero"
+OTHER = "(other)"
+
+
+def cost_terms(graph: Graph, root: Ref | None = None, terms: Iterable[Ref] | None = None) -> list[int]:
+    """The terms of a root that is a sum, in recording order: the operands of its chain of
+    ``add``/``sub`` ops (a root that is not a sum is its own term), or ``terms`` when given."""
+    if terms is not None:
+        return sorted({graph.id_of(t) for t in terms})
+    found: set[int] = set()
+    stack = [graph.root_id(root)]
+    while stack:
+        node_id = stack.pop()
+        attrs = graph.nodes[node_id]
+        if attrs["op"] in ("add", "sub"):
+            stack.extend(attrs["operands"])
+        else:
+            found.add(node_id)
+    return sorted(found)
+
+
+class TermReach(NamedTuple):
+    """Which cost terms each node feeds and is fed by, one bit per term, in read-only arrays
+    indexed by node id (up to the last of the root and its terms; later nodes feed nothing).
+
+    ``feeds[i]`` has bit k when node i is term k or one of its ancestors, ``fed_by[i]`` when it
+    is term k or depends on it; ``root_side[i]`` says the root depends on node i (or is it).
+    """
+
+    terms: tuple[int, ...]
+    feeds: np.ndarray
+    fed_by: np.ndarray
+    root_side: np.ndarray
+
+    def mask(self, u: int, v: int) -> int:
+        """The terms whose gradient flows back along the edge u -> v (see :func:`term_edges`)."""
+        if v >= len(self.feeds):
+            return 0
+        return int(self.feeds[v] | self.fed_by[u] if self.root_side[v] else self.feeds[v])
+
+    def masks(self, tails: np.ndarray, heads: np.ndarray) -> np.ndarray:
+        """:meth:`mask` of every edge ``tails[k] -> heads[k]`` at once."""
+        inside = heads < len(self.feeds)
+        u, v = tails[inside], heads[inside]
+        out = np.zeros(len(heads), dtype=self.feeds.dtype)
+        out[inside] = self.feeds[v] | np.where(self.root_side[v], self.fed_by[u], 0)
+        return out
+
+    def names(self, graph: Graph, mask: int) -> tuple[str, ...]:
+        """The names of the terms in ``mask``."""
+        return tuple(graph.name_of(t) for k, t in enumerate(self.terms) if mask >> k & 1)
+
+
+def term_reach(graph: Graph, root: Ref | None = None, terms: Iterable[Ref] | None = None) -> TermReach:
+    """The :class:`TermReach` of ``root``'s cost terms: linear in the graph size, whatever the
+    number of paths, and remembered until the graph grows."""
+    root_id = graph.root_id(root)
+    term_ids = cost_terms(graph, root_id, terms)
+    return graph.derived(f"term_reach {root_id} {term_ids}", lambda g: _term_reach(g, root_id, term_ids))
+
+
+def _term_reach(graph: Graph, root_id: int, term_ids: list[int]) -> TermReach:
+    """Down the ids from the root marking what feeds each term and the root (one more bit),
+    then up from the first term marking what each term feeds."""
+    nodes = graph.nodes
+    count = len(term_ids)
+    top = max([root_id, *term_ids])
+    terms_mask = (1 << count) - 1
+    both = [0] * (top + 1)  # bit k: feeds term k; bit ``count``: feeds the root
+    both[root_id] = 1 << count
+    for k, t in enumerate(term_ids):
+        both[t] |= 1 << k
+    fed_by = [bits & terms_mask for bits in both]
+    for i in range(top, -1, -1):
+        if both[i]:
+            for o in nodes[i]["operands"]:
+                both[o] |= both[i]
+    for i in range(term_ids[0] if term_ids else top + 1, top + 1):
+        for o in nodes[i]["operands"]:
+            fed_by[i] |= fed_by[o]
+    dtype = np.int64 if count < 62 else object  # the terms and the root side's bit fit 63 bits
+    arrays = (np.array([bits & terms_mask for bits in both], dtype=dtype), np.array(fed_by, dtype=dtype),
+              np.array([bits >> count for bits in both], dtype=bool))
+    return TermReach(tuple(term_ids), *map(readonly, arrays))
+
+
+def term_edges(graph: Graph, root: Ref | None = None,
+               terms: Iterable[Ref] | None = None) -> dict[tuple[int, int], tuple[str, ...]]:
+    """Edge (u, v) -> names of the terms whose gradient it carries: v is term t or feeds it, or
+    u depends on t and the root on v.  Edges left out carry nothing ("no path")."""
+    reach = term_reach(graph, root, terms)
+    names: dict[int, tuple[str, ...]] = {}
+    carried: dict[tuple[int, int], tuple[str, ...]] = {}
+    for v in range(len(reach.feeds)):
+        for u in dict.fromkeys(graph.nodes[v]["operands"]):
+            mask = reach.mask(u, v)
+            if mask:
+                if mask not in names:
+                    names[mask] = reach.names(graph, mask)
+                carried[(u, v)] = names[mask]
+    return carried
+
+
+@dataclass(frozen=True, eq=False)
+class TermCell:
+    """One term's share of one node's gradient: ``no path``, ``zero`` (numerically) or ``nonzero``."""
+
+    term: str
+    status: str
+    norm: float
+    value: np.ndarray | None  # None exactly when status is "no path"
+
+    def to_dict(self, values: bool = False) -> dict[str, Any]:
+        return with_values({"term": self.term, "status": self.status, "norm": self.norm},
+                           values, "value", self.value)
+
+
+@dataclass(frozen=True, eq=False)
+class TermRow:
+    """A node's full gradient and each term's share of it."""
+
+    name: str
+    kind: str
+    shape: tuple[int, ...]
+    grad: np.ndarray
+    cells: tuple[TermCell, ...]
+
+    @property
+    def norm(self) -> float:
+        return norm(self.grad)
+
+    def cell(self, term: str) -> TermCell:
+        return by_name(self.cells, term, "term")
+
+    def to_dict(self, values: bool = False) -> dict[str, Any]:
+        out = {"name": self.name, "kind": self.kind, "shape": list(self.shape), "norm": self.norm,
+               "terms": [c.to_dict(values) for c in self.cells]}
+        return with_values(out, values, "grad", self.grad)
+
+
+@dataclass(frozen=True, eq=False)
+class TermReport:
+    """Every node's gradient of ``root`` split by cost term, rows in backward order.
+
+    ``terms`` end with ``(other)`` only when some gradient reaches the root avoiding every
+    term; ``seeds`` holds ∂root/∂term along the add chain (1 for ``+``, -1 for ``-``).
+    """
+
+    root: str
+    terms: tuple[str, ...]
+    seeds: Mapping[str, np.ndarray]
+    rows: tuple[TermRow, ...]
+
+    def row(self, name: str) -> TermRow:
+        return by_name(self.rows, name)
+
+    def reached_by(self, term: str) -> list[str]:
+        """Names of the nodes this term's gradient reaches (status not ``no path``), backward order."""
+        if term not in self.terms:
+            raise UnknownNodeError(term, self.terms)
+        return [r.name for r in self.rows if r.cell(term).status != NO_PATH]
+
+    def to_dict(self, values: bool = False) -> dict[str, Any]:
+        return {"root": self.root, "terms": list(self.terms),
+                "seeds": {t: array_json(s) for t, s in self.seeds.items()},
+                "rows": [r.to_dict(values) for r in self.rows]}
+
+    def __str__(self) -> str:
+        root = one_line(self.root)
+        head = ["node", "shape", f"‖∂{root}/∂node‖"]
+        if self.terms == (self.root,):  # not split (`bpgraph grads` without --by-term): one column
+            rows = [[r.name, str(r.shape), sci(r.norm)] for r in self.rows]
+            title = f"∂{root}/∂node for every node below {root} that gets a gradient (norms)"
+            return title + "\n" + table(head, rows)
+        shown = {NO_PATH: "no path", ZERO: "0"}
+        rows = [[r.name, str(r.shape), sci(r.norm), *(shown.get(c.status) or sci(c.norm) for c in r.cells)]
+                for r in self.rows]
+        seeds = ", ".join(f"∂{root}/∂{one_line(t)} = {describe_value(s)}" for t, s in self.seeds.items())
+        return (f"∂{root}/∂node split by term ({seeds}); each cell is the norm of that term's share, "
+                "'no path' when the term does not depend on the node\n" + table([*head, *self.terms], rows))
+
+
+def _term_cell(term: str, value: np.ndarray | None) -> TermCell:
+    if value is None:
+        return TermCell(term, NO_PATH, 0.0, None)
+    value = readonly(value)
+    return TermCell(term, NONZERO if np.any(value != 0) else ZERO, norm(value), value)
+
+
+def term_attribution(graph: Graph, root: Ref | None = None, terms: Iterable[Ref] | None = None, *,
+                     seed: Any = None, inputs: bool = False) -> TermReport:
+    """Split every node's gradient of ``root`` into the contribution of each cost term.
+
+    Term t contributes its gradient seeded with ∂root/∂t along the add chain, so the shares
+    add up to the full gradient (a path through several terms counts for the one nearest the
+    root).  Rows: the nodes that get a gradient, except the chain above the terms and the terms
+    no other term depends on.
+    """
+    root_id = graph.root_id(root)
+    term_ids = cost_terms(graph, root_id, terms)
+    upstream = graph.ancestors(root_id)
+    for t in term_ids:
+        if t not in upstream:
+            raise GraphError(f"{graph.name_of(t)!r} is not a term of {graph.name_of(root_id)!r}: "
+                             f"{no_path_reason(graph, root_id, t)}")
+    term_set = set(term_ids)
+    full = gradients(graph, root_id, seed, inputs=inputs)
+    rest = gradients(graph, root_id, seed, inputs=inputs, stop=term_set)
+    shares = {t: gradients(graph, t, rest[t], inputs=inputs) if t in rest else {} for t in term_ids}
+
+    after: set[int] = set()
+    before: set[int] = set()
+    for t in term_ids:
+        after |= graph.descendants(t)
+        before |= graph.ancestors(t) - {t}
+    row_ids = [i for i in sorted(full, reverse=True) if i not in after or i in before]
+    names = [graph.name_of(t) for t in term_ids]
+    has_other = any(i in rest and i not in term_set for i in row_ids)
+
+    rows = []
+    for i in row_ids:
+        cells = [_term_cell(name, shares[t].get(i)) for t, name in zip(term_ids, names)]
+        if has_other:
+            cells.append(_term_cell(OTHER, None if i in term_set else rest.get(i)))
+        attrs = graph.nodes[i]
+        rows.append(TermRow(attrs["name"], attrs["kind"], attrs["value"].shape, full[i], tuple(cells)))
+    seeds = {graph.name_of(t): readonly(rest[t]) for t in term_ids if t in rest}
+    return TermReport(graph.name_of(root_id), tuple(names + [OTHER] if has_other else names), seeds, tuple(rows))
