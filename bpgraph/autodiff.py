@@ -128,7 +128,10 @@ def _report_nonfinite(graph: Graph, grads: dict[int, np.ndarray]) -> None:
             continue
         users = [u for u in graph.successors(node_id) if u in grads]
         via = ", ".join(f"{nodes[u]['name']} = {nodes[u]['op']}" for u in users) or "the seed"
+        values = [nodes[i]["value"] for i in (node_id, *users)]
+        why = ("the values there are already NaN or infinite (reported when they were recorded)"
+               if not all(all_finite(v) for v in values) else
+               "check the values there for 0 in a log or a division, or a saturated sigmoid")
         graph.warn_or_raise(f"non-finite gradient first appears at node {nodes[node_id]['name']!r} "
-                            f"(flowing back from {via}); check the values there for 0 in a log "
-                            "or a division, or a saturated sigmoid")
+                            f"(flowing back from {via}); {why}")
         return

@@ -163,7 +163,15 @@ def _softmax_ce(z: Array, y: Array, axis: int) -> Array:
     return np.asarray(-np.sum(y * _log_softmax(z, axis)) / _examples(z, axis))
 
 
+def _mean(a: Array, axis: Any, keepdims: bool) -> Array:
+    if _reduced_count(a.shape, axis) == 0:
+        raise ValueError("the mean of no elements is undefined (an axis of length 0)")
+    return np.mean(a, axis=axis, keepdims=keepdims)
+
+
 def _l2(*weights: Array, lambd: float, m: int) -> Array:
+    if m < 1:
+        raise ValueError(f"m, the number of examples, must be at least 1, got {m}")
     return np.asarray(lambd / (2 * m) * builtins.sum(np.vdot(w, w) for w in weights))
 
 
@@ -233,7 +241,7 @@ _declare("sum", lambda a, axis, keepdims: np.sum(a, axis=axis, keepdims=keepdims
          (lambda g, out, a, axis, keepdims: _expand_reduced(g, a.shape, axis, keepdims),
           "broadcast(g, a, axis, keepdims)"),
          formula="Σ a")
-_declare("mean", lambda a, axis, keepdims: np.mean(a, axis=axis, keepdims=keepdims),
+_declare("mean", _mean,
          (lambda g, out, a, axis, keepdims:
               _expand_reduced(g, a.shape, axis, keepdims) / _reduced_count(a.shape, axis),
           "broadcast(g, a, axis, keepdims) / count(a, axis)"),

@@ -140,3 +140,35 @@ def test_a_nan_in_the_data_is_reported_at_the_leaf():
         g.input(np.array([1.0, np.nan]), name="X")
     with pytest.raises(bp.NonFiniteError, match="param 'W'"):
         bp.Graph(strict=True).param(np.array([np.inf]), name="W")
+
+
+def test_nan_in_the_data_is_blamed_on_the_data_not_on_a_log_or_a_sigmoid():
+    g = bp.Graph()
+    with pytest.warns(bp.NonFiniteWarning, match="input 'X' holds NaN"):
+        X = g.input(np.array([[1.0, np.nan]]), name="X")
+    W = g.param(np.array([[2.0]]), name="W")
+    J = bp.sum(bp.sigmoid(W @ X), name="J")  # no second warning while recording: X was reported
+    with pytest.warns(bp.NonFiniteWarning) as caught:
+        g.backward(J)
+    (message,) = [str(w.message) for w in caught]
+    assert "already NaN or infinite" in message and "saturated sigmoid" not in message
+
+
+def test_l2_penalty_backward_is_linear_in_its_operands():
+    """50,000 weights: each gradient is λ/m·W (the variadic rule takes the values as one sequence)."""
+    g = bp.Graph()
+    weights = [g.param(np.array([float(k % 7)]), name=f"W{k}") for k in range(50_000)]
+    L2 = bp.l2_penalty(weights, lambd=0.5, m=10, name="L2")
+    np.testing.assert_allclose(L2.value, 0.5 / 20 * sum((k % 7) ** 2 for k in range(50_000)))
+    grads = g.backward(L2)
+    assert len(grads) == 50_001
+    np.testing.assert_allclose(grads["W49999"], 0.05 * (49_999 % 7))
+
+
+@pytest.mark.parametrize("build, message", [
+    (lambda g: bp.mean(g.param(np.ones((0, 3)), name="E"), axis=0), r"mean\(E \(0, 3\)\): the mean of no elements"),
+    (lambda g: bp.l2_penalty([g.param(np.ones(2), name="W")], 0.7, 0), r"l2_penalty\(W \(2,\)\): m, the number"),
+])
+def test_empty_means_and_m_0_are_clear_op_errors(build, message):
+    with pytest.raises(bp.OpError, match=message):
+        build(bp.Graph())
