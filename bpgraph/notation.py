@@ -27,21 +27,27 @@ import numpy as np
 STYLES = ("text", "markdown", "latex")
 
 
-def _broadcast(x: np.ndarray, like: np.ndarray, axis: Any, keepdims: bool) -> np.ndarray:
+# The numpy helpers formulas call; the op table computes with the same ones.
+def broadcast(x: np.ndarray, like: np.ndarray, axis: Any, keepdims: bool) -> np.ndarray:
+    """A reduction's gradient ``x`` given the shape of ``like``, its input, again."""
     return np.broadcast_to(x if axis is None or keepdims else np.expand_dims(x, axis), like.shape)
 
 
-def _count(like: np.ndarray, axis: Any) -> int:
+def count(like: np.ndarray, axis: Any) -> int:
+    """How many elements a reduction of ``like`` over ``axis`` takes together."""
     return like.size if axis is None else math.prod(like.shape[a] for a in np.atleast_1d(axis))
 
 
-def _examples(x: np.ndarray, axis: int | None = None) -> int:
+def examples(x: np.ndarray, axis: int | None = None) -> int:
+    """The number of examples m: the entries per class when classes lie along ``axis``, else the
+    columns (the course stores one example per column)."""
     if axis is not None:
         return x.size // max(x.shape[axis], 1)
     return x.shape[-1] if x.ndim else 1
 
 
-def _log_softmax(x: np.ndarray, axis: int) -> np.ndarray:
+def log_softmax(x: np.ndarray, axis: int) -> np.ndarray:
+    """log(softmax(x)) along ``axis``, shifted by the maximum so that it cannot overflow."""
     shifted = x - np.max(x, axis=axis, keepdims=True)
     return shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
 
@@ -59,12 +65,12 @@ HELPERS: dict[str, tuple[Callable[..., Any], str, str, str]] = {
     "exp": (np.exp, "call", "exp", r"\exp"),
     "log": (np.log, "call", "log", r"\log"),
     "sign": (np.sign, "call", "sign", r"\operatorname{sign}"),
-    "softmax": (lambda x, axis: np.exp(_log_softmax(x, axis)), "call", "softmax", r"\operatorname{softmax}"),
-    "log_softmax": (_log_softmax, "call", "log softmax", r"\log\operatorname{softmax}"),
-    "broadcast": (_broadcast, "call", "broadcast", r"\operatorname{broadcast}"),
+    "softmax": (lambda x, axis: np.exp(log_softmax(x, axis)), "call", "softmax", r"\operatorname{softmax}"),
+    "log_softmax": (log_softmax, "call", "log softmax", r"\log\operatorname{softmax}"),
+    "broadcast": (broadcast, "call", "broadcast", r"\operatorname{broadcast}"),
     "reshape": (lambda x, like: np.reshape(x, like.shape), "call", "reshape", r"\operatorname{reshape}"),
-    "examples": (_examples, "symbol", "m", "m"),
-    "count": (_count, "symbol", "n", "n"),
+    "examples": (examples, "symbol", "m", "m"),
+    "count": (count, "symbol", "n", "n"),
 }
 #: How parameters are written (others as their own name).
 SYMBOLS = {"lambd": ("λ", r"\lambda"), "m": ("m", "m"), "exponent": ("p", "p"),

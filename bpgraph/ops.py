@@ -26,6 +26,8 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from . import notation
+from .notation import broadcast, count, examples
+from .notation import log_softmax as stable_log_softmax
 from .tensor import Tensor
 
 Array = np.ndarray
@@ -103,35 +105,6 @@ def _declare(name: str, forward: Callable[..., Array], *rules: tuple[Callable[..
                    tuple(r[1] for r in rules), tuple(slots), scalar)
 
 
-def _expand_reduced(g: Array, shape: tuple[int, ...], axis: Any, keepdims: bool) -> Array:
-    """Give a gradient of a reduction (sum/mean over ``axis``) the input's shape again."""
-    if axis is not None and not keepdims:
-        g = np.expand_dims(g, axis)
-    elif axis is None and not keepdims:
-        g = np.reshape(g, (1,) * len(shape))
-    return np.broadcast_to(g, shape)
-
-
-def _reduced_count(shape: tuple[int, ...], axis: Any) -> int:
-    if axis is None:
-        return int(np.prod(shape, dtype=np.int64))
-    axes = (axis,) if isinstance(axis, int) else tuple(axis)
-    return int(np.prod([shape[a] for a in axes], dtype=np.int64))
-
-
-def _examples(a: Array, axis: int | None = None) -> int:
-    """Number of examples m: the entries per class when classes lie along ``axis``, else the
-    columns (the course stores one example per column)."""
-    if axis is not None:
-        return a.size // max(a.shape[axis], 1)
-    return a.shape[-1] if a.ndim else 1
-
-
-def _log_softmax(z: Array, axis: int) -> Array:
-    shifted = z - np.max(z, axis=axis, keepdims=True)
-    return shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
-
-
 def _matmul(a: Array, b: Array) -> Array:
     if a.ndim < 2 or b.ndim < 2:
         raise ValueError("matmul needs operands with at least 2 dimensions; "
@@ -149,22 +122,22 @@ def _linear(w: Array, a: Array, b: Array) -> Array:
 def _bce(a: Array, y: Array) -> Array:
     if a.shape != y.shape:
         raise ValueError("the prediction and the labels must have the same shape")
-    return np.asarray(-np.sum(y * np.log(a) + (1 - y) * np.log(1 - a)) / _examples(a))
+    return np.asarray(-np.sum(y * np.log(a) + (1 - y) * np.log(1 - a)) / examples(a))
 
 
 def _bce_grad_a(g: Array, out: Array, a: Array, y: Array) -> Array:
     # ((1-y)/(1-a) - y/a) / m over a common denominator: (a - y) / (a (1-a)) / m
-    return (a - y) / (a * (1 - a)) * (g / _examples(a))
+    return (a - y) / (a * (1 - a)) * (g / examples(a))
 
 
 def _softmax_ce(z: Array, y: Array, axis: int) -> Array:
     if z.shape != y.shape:
         raise ValueError("the logits and the one-hot labels must have the same shape")
-    return np.asarray(-np.sum(y * _log_softmax(z, axis)) / _examples(z, axis))
+    return np.asarray(-np.sum(y * stable_log_softmax(z, axis)) / examples(z, axis))
 
 
 def _mean(a: Array, axis: Any, keepdims: bool) -> Array:
-    if _reduced_count(a.shape, axis) == 0:
+    if count(a, axis) == 0:
         raise ValueError("the mean of no elements is undefined (an axis of length 0)")
     return np.mean(a, axis=axis, keepdims=keepdims)
 
@@ -227,23 +200,23 @@ _declare("sigmoid", lambda a: 1 / (1 + np.exp(-a)),
          (lambda g, out, a: g * out * (1 - out), "g * (out * (1 - out))"),
          formula="1 / (1 + exp(-a))")
 _declare("tanh", np.tanh, (lambda g, out, a: g * (1 - out * out), "g * (1 - out ** 2)"), formula="tanh(a)")
-_declare("softmax", lambda a, axis: np.exp(_log_softmax(a, axis)),
+_declare("softmax", lambda a, axis: np.exp(stable_log_softmax(a, axis)),
          (lambda g, out, a, axis: out * (g - np.sum(g * out, axis=axis, keepdims=True)),
           "out * (g - sum_along(g * out, axis))"),
          formula="softmax(a)")
-_declare("log_softmax", _log_softmax,
+_declare("log_softmax", stable_log_softmax,
          (lambda g, out, a, axis: g - np.exp(out) * np.sum(g, axis=axis, keepdims=True),
           "g - softmax(a, axis) * sum_along(g, axis)"),
          formula="log softmax(a)")
 
 # --- reductions and shape -----------------------------------------------------------------
 _declare("sum", lambda a, axis, keepdims: np.sum(a, axis=axis, keepdims=keepdims),
-         (lambda g, out, a, axis, keepdims: _expand_reduced(g, a.shape, axis, keepdims),
+         (lambda g, out, a, axis, keepdims: broadcast(g, a, axis, keepdims),
           "broadcast(g, a, axis, keepdims)"),
          formula="Σ a")
 _declare("mean", _mean,
          (lambda g, out, a, axis, keepdims:
-              _expand_reduced(g, a.shape, axis, keepdims) / _reduced_count(a.shape, axis),
+              broadcast(g, a, axis, keepdims) / count(a, axis),
           "broadcast(g, a, axis, keepdims) / count(a, axis)"),
          formula="mean(a)")
 _declare("reshape", lambda a, shape: np.reshape(a, shape),
@@ -257,14 +230,14 @@ _declare("transpose", lambda a, axes: np.transpose(a, axes),
 # --- costs (scalar results) ---------------------------------------------------------------
 _declare("binary_cross_entropy", _bce,
          (_bce_grad_a, "g * (1 / examples(a)) * ((a - y) / (a * (1 - a)))"),
-         (lambda g, out, a, y: g * (np.log(1 - a) - np.log(a)) / _examples(a),
+         (lambda g, out, a, y: g * (np.log(1 - a) - np.log(a)) / examples(a),
           "g * (1 / examples(a)) * (log(1 - a) - log(a))"),
          formula="-1/m Σ (y log a + (1-y) log(1-a))", scalar=True)
 _declare("softmax_cross_entropy", _softmax_ce,
-         (lambda g, out, z, y, axis: g * (np.exp(_log_softmax(z, axis)) * np.sum(y, axis=axis, keepdims=True)
-                                          - y) / _examples(z, axis),
+         (lambda g, out, z, y, axis: g * (np.exp(stable_log_softmax(z, axis)) * np.sum(y, axis=axis, keepdims=True)
+                                          - y) / examples(z, axis),
           "g * (1 / examples(z, axis)) * (softmax(z, axis) * sum_along(y, axis) - y)"),
-         (lambda g, out, z, y, axis: -g * _log_softmax(z, axis) / _examples(z, axis),
+         (lambda g, out, z, y, axis: -g * stable_log_softmax(z, axis) / examples(z, axis),
           "-g * (1 / examples(z, axis)) * log_softmax(z, axis)"),
          formula="-1/m Σ y log softmax(z)", scalar=True)
 _declare("l2_penalty", _l2,
@@ -283,7 +256,7 @@ def _bce_through_sigmoid(g: Array, out: Array, a: Array, y: Array) -> tuple[Arra
     The same two gradients the separate rules give (σ' = A (1-A)), in fewer passes, and dZ
     stays finite where A saturates to 0 or 1 (there dA = ±inf, and is reported as such).
     """
-    dz = (a - y) * (g / _examples(a))
+    dz = (a - y) * (g / examples(a))
     return dz / (a * (1 - a)), dz
 
 
