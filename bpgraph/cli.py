@@ -27,11 +27,8 @@ MODEL_HELP = """MODEL is one of:
                             as `python net.py` would.
   graph.json                a graph saved by `bpgraph export` (data only)
 """
-
-
 #: The drawing themes (bpgraph.render.THEMES; repeated here so --help needs no numpy).
 THEMES = ("light", "dark", "slides", "print")
-
 #: What ``export`` writes: io's data formats and render's DOT.
 EXPORT_FORMATS = ("json", "graphml", "dot")
 
@@ -55,7 +52,6 @@ def cli() -> None:
     warnings.formatwarning = lambda message, category, *args, **kwargs: f"warning: {message}\n"
 
 
-# --- shared options ------------------------------------------------------------------------------
 def model_argument(command: Callable[..., Any]) -> Callable[..., Any]:
     """MODEL plus repeatable --set key=value, loaded into a `Model` passed as `model`."""
 
@@ -72,11 +68,8 @@ def model_argument(command: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def root_option(text: str) -> Callable[..., Any]:
-    """--of ROOT: the node to differentiate; the model's root when it is not given."""
-    return click.option("--of", default=None, metavar="ROOT", help=text)
-
-
+#: --of ROOT: the node to differentiate; the model's root when it is not given.
+root_option = functools.partial(click.option, "--of", default=None, metavar="ROOT")
 json_option = click.option("--json", "as_json", is_flag=True,
                            help="Print machine-readable JSON (schema in the README).")
 
@@ -87,7 +80,6 @@ def echo_report(report: Any, as_json: bool) -> None:
     click.echo(text)
 
 
-# --- commands ---------------------------------------------------------------------------------------
 @cli.command(short_help='List the built-in example networks.')
 def examples() -> None:
     """List the built-in example networks (usable wherever a command takes MODEL)."""
@@ -107,7 +99,7 @@ def examples() -> None:
                    "(for gradients of about 0, whose relative error means nothing). "
                    "Default: 1e-8, or what rounding in the finite differences can explain "
                    "if that is larger.")
-@root_option("Node to differentiate (default: the model's root).")
+@root_option(help="Node to differentiate (default: the model's root).")
 def check(model: Any, tol: float, atol: float | None, of: str | None) -> None:
     """Check every parameter's gradient against central finite differences.
 
@@ -150,8 +142,9 @@ def paths(model: Any, of: str, wrt: str, through: str | None, limit: int, count:
 
 @cli.command(epilog=MODEL_HELP, short_help='Every gradient, optionally split by cost term.')
 @model_argument
-@root_option("Node to differentiate (default: the model's root).")
-@click.option("--by-term", is_flag=True, help="Split every gradient into the cost terms of ROOT (e.g. cross_entropy, L2).")
+@root_option(help="Node to differentiate (default: the model's root).")
+@click.option("--by-term", is_flag=True,
+              help="Split every gradient into the cost terms of ROOT (e.g. cross_entropy, L2).")
 @json_option
 def grads(model: Any, of: str | None, by_term: bool, as_json: bool) -> None:
     """Table of every gradient: node, shape, norm, and with --by-term each term's share.
@@ -167,8 +160,8 @@ def grads(model: Any, of: str | None, by_term: bool, as_json: bool) -> None:
     report = term_attribution(model.graph, root, terms=None if by_term else [root])
     echo_report(report, as_json)
     if by_term and not as_json and report.terms == (report.root,):
-        click.echo(f"note: {report.root} is not a sum of cost terms (no + or - at the root): nothing to split",
-                   err=True)
+        click.echo(f"note: {report.root} is not a sum of cost terms (no + or - at the root): "
+                   "nothing to split", err=True)
 
 
 @cli.command(epilog=MODEL_HELP, short_help='The chain rule for ∂OF/∂WRT, path by path.')
@@ -194,10 +187,11 @@ def explain(model: Any, of: str, wrt: str, fmt: str) -> None:
 @cli.command(epilog=MODEL_HELP, short_help='Which gradients change between two builds.')
 @click.argument("model_spec", metavar="MODEL")
 @click.argument("other_spec", metavar="[OTHER]", required=False)
-@click.option("--set", "settings", multiple=True, metavar="KEY=VALUE", help="Settings of the first build (repeatable).")
+@click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
+              help="Settings of the first build (repeatable).")
 @click.option("--vs", "vs_settings", multiple=True, metavar="KEY=VALUE",
               help="Settings of the second build, on top of --set (repeatable).")
-@root_option("Node to differentiate in both (default: the root).")
+@root_option(help="Node to differentiate in both (default: the root).")
 @json_option
 def diff(model_spec: str, other_spec: str | None, settings: tuple[str, ...], vs_settings: tuple[str, ...],
          of: str | None, as_json: bool) -> None:
@@ -213,22 +207,23 @@ def diff(model_spec: str, other_spec: str | None, settings: tuple[str, ...], vs_
 
     first = parse_settings(settings)
     if other_spec is None and not vs_settings:
-        raise UserError("give a second MODEL or --vs KEY=VALUE (e.g. bpgraph diff l2-mlp --set lambd=0.7 --vs lambd=0)")
+        raise UserError("give a second MODEL or --vs KEY=VALUE "
+                        "(e.g. bpgraph diff l2-mlp --set lambd=0.7 --vs lambd=0)")
     a = load_model(model_spec, first)
-    b = load_model(other_spec or model_spec, {**(first if other_spec is None else {}), **parse_settings(vs_settings)})
-    labels = (" ".join(settings) or model_spec, " ".join(vs_settings) or (other_spec or model_spec))
-    report = diff_grads(a.graph, b.graph, of or a.graph.name_of(a.root), labels=labels)
-    echo_report(report, as_json)
+    second = {**(first if other_spec is None else {}), **parse_settings(vs_settings)}
+    b = load_model(other_spec or model_spec, second)
+    labels = (" ".join(settings) or model_spec, " ".join(vs_settings) or other_spec or model_spec)
+    echo_report(diff_grads(a.graph, b.graph, of or a.graph.name_of(a.root), labels=labels), as_json)
 
 
 @cli.command(epilog=MODEL_HELP, short_help='Check hand-derived gradients, find the error.')
 @model_argument
 @click.option("--grads", "grads_file", required=True, type=click.Path(exists=True, dir_okay=False),
               help="Your gradients as .npz: keys dW1, db1, dA2, ... (or W1, b1, A2).")
-@root_option("The cost your gradients are of (default: the root).")
-@click.option("--convention", type=click.Choice(["auto", "exact", "course"]), default="auto", show_default=True,
-              help="course: your dA, dZ are m·∂J/∂A (dZ3 = A3 - Y); exact: true partial derivatives; "
-                   "auto: whichever matches more of them.")
+@root_option(help="The cost your gradients are of (default: the root).")
+@click.option("--convention", type=click.Choice(["auto", "exact", "course"]), default="auto",
+              show_default=True, help="course: your dA, dZ are m·∂J/∂A (dZ3 = A3 - Y); exact: true partial "
+                                      "derivatives; auto: whichever matches more of them.")
 @click.option("--rtol", default=1e-7, show_default=True, type=float, help="Relative tolerance.")
 @click.option("--atol", default=1e-12, show_default=True, type=float, help="Absolute tolerance.")
 @json_option
@@ -245,15 +240,11 @@ def compare(model: Any, grads_file: str, of: str | None, convention: str, rtol: 
     """
     from .analysis import compare_grads
 
-    report = compare_grads(model.graph, model.root_id(of), grads_file, convention=convention, rtol=rtol, atol=atol)
+    report = compare_grads(model.graph, model.root_id(of), grads_file, convention=convention, rtol=rtol,
+                           atol=atol)
     echo_report(report, as_json)
     if not report.ok:
         sys.exit(1)
-
-
-def _comma_list(values: tuple[str, ...]) -> list[str]:
-    """Options that may be repeated or comma-separated: ("name,shape", "grad") -> [name, shape, grad]."""
-    return [part.strip() for value in values for part in value.split(",") if part.strip()]
 
 
 def _highlight_pairs(values: tuple[str, ...]) -> list[tuple[str, str]]:
@@ -279,13 +270,14 @@ def _highlight_pairs(values: tuple[str, ...]) -> list[tuple[str, str]]:
 @click.option("--show", multiple=True, metavar="ITEMS",
               help="What labels hold, comma-separated: name, shape, op, value, grad, gradvalue "
                    "(default: name,shape).")
-@root_option("Whose gradient the colours trace (default: the root).")
+@root_option(help="Whose gradient the colours trace (default: the root).")
 @click.option("--highlight", multiple=True, metavar="OF:WRT",
               help="Keep the paths carrying ∂OF/∂WRT bright and dim the rest (repeatable), e.g. J:W1.")
 @click.option("--collapse", multiple=True, metavar="SCOPE", help="Draw a scope as one node (repeatable).")
 @click.option("--frames", "frames_dir", type=click.Path(file_okay=False), default=None,
               help="Also write one SVG per backward step and an index.html that steps through them.")
-@click.option("--dpi", type=click.FloatRange(min=10, max=2400), default=None, help="PNG resolution (default 150).")
+@click.option("--dpi", type=click.FloatRange(min=10, max=2400), default=None,
+              help="PNG resolution (default 150).")
 @click.option("--engine", type=click.Choice(["auto", "system", "wasm"]), default="auto", show_default=True,
               help="system: the installed `dot`; wasm: the embedded Graphviz; auto: system if present.")
 def render(model: Any, output: str | None, fmt: str | None, theme: str, rankdir: str, show: tuple[str, ...],
@@ -305,11 +297,11 @@ def render(model: Any, output: str | None, fmt: str | None, theme: str, rankdir:
 
     graph, root = model.graph, model.root_id(of)
     graph.backward(root)
-    target = Path(output) if output else Path(f"{Path(graph.meta.get('example', 'graph')).stem}.{fmt or 'svg'}")
+    target = Path(output or f"{Path(graph.meta.get('example', 'graph')).stem}.{fmt or 'svg'}")
     options: dict[str, Any] = {"theme": theme, "rankdir": rankdir, "collapse": list(collapse),
                                "highlight": _highlight_pairs(highlight) or None}
-    if show:
-        options["show"] = _comma_list(show)
+    if show:  # repeated or comma-separated: ("name,shape", "grad") -> [name, shape, grad]
+        options["show"] = [part.strip() for value in show for part in value.split(",") if part.strip()]
     diagram = to_dot(graph, root, **options)
     with progress(f"laying out {diagram.units:,} nodes with Graphviz..."):
         diagram.save(target, fmt, dpi=dpi, engine=engine)
@@ -340,9 +332,20 @@ def export(model: Any, output: str, fmt: str | None, grads: bool, values: bool) 
       bpgraph export l2-mlp -o l2.graphml
     """
     from . import io
-    from .render import to_dot
+    from .render import EXTENSIONS, to_dot
 
-    fmt = export_format(output, fmt)
+    suffix = Path(output).suffix.lower()  # the extension names one of io's data formats, DOT or a picture
+    named = {**io.EXTENSIONS, **EXTENSIONS}.get(suffix)
+    if named is not None and named not in EXPORT_FORMATS:
+        raise UserError(f"export writes the graph as data (.json, .graphml or .dot); for a "
+                        f"{suffix[1:].upper()} picture use: bpgraph render MODEL -o {output}")
+    if fmt is not None and named is not None and fmt != named:
+        raise UserError(f"the file name {output!r} says {named} but --format asks for {fmt}; "
+                        "change the extension or leave --format out")
+    if fmt is None and named is None:
+        raise UserError(f"cannot tell the format of {output!r}; use .json, .graphml or .dot, "
+                        "or pass --format")
+    fmt = fmt or named
     graph = model.graph
     if grads:
         graph.backward(model.root)
@@ -355,26 +358,9 @@ def export(model: Any, output: str, fmt: str | None, grads: bool, values: bool) 
     click.echo(f"wrote {output}")
 
 
-def export_format(output: str, fmt: str | None) -> str:
-    """``fmt``, or the format ``output``'s extension names (io's data formats, render's DOT and pictures)."""
-    from . import io
-    from .render import EXTENSIONS
-
-    suffix = Path(output).suffix.lower()
-    named = {**io.EXTENSIONS, **EXTENSIONS}.get(suffix)
-    if named is not None and named not in EXPORT_FORMATS:
-        raise UserError(f"export writes the graph as data (.json, .graphml or .dot); for a {suffix[1:].upper()} "
-                        f"picture use: bpgraph render MODEL -o {output}")
-    if fmt is not None and named is not None and fmt != named:
-        raise UserError(f"the file name {output!r} says {named} but --format asks for {fmt}; "
-                        "change the extension or leave --format out")
-    if fmt is None and named is None:
-        raise UserError(f"cannot tell the format of {output!r}; use .json, .graphml or .dot, or pass --format")
-    return fmt or named
-
-
 @cli.command(short_help='Answer the L2 question and draw the seed net.')
-@click.option("-o", "--output", type=click.Path(dir_okay=False), default="bpgraph-demo.svg", show_default=True,
+@click.option("-o", "--output", default="bpgraph-demo.svg", show_default=True,
+              type=click.Path(dir_okay=False),
               help="Where to draw the seed network; the extension picks svg, png, pdf or dot.")
 @click.option("--theme", type=click.Choice(THEMES), default="light", show_default=True,
               help="light, dark, slides or print.")
@@ -394,7 +380,8 @@ def demo(output: str, theme: str, lambd: float) -> None:
     graph.backward("J")
     to_dot(graph, "J", theme=theme).save(output)  # first: a file that cannot be written fails at once
     click.echo(seed_answer(lambd))
-    click.echo(f"\nDiagram: {output} (solid blue edges carry cross_entropy's gradient, dashed orange ones L2's: only to W1, W2, W3)")
+    click.echo(f"\nDiagram: {output} (solid blue edges carry cross_entropy's gradient, "
+               "dashed orange ones L2's: only to W1, W2, W3)")
 
 
 def main() -> None:

@@ -1,7 +1,6 @@
-"""How every bpgraph command runs: mistakes and library errors as one line on stderr (exit 2;
-full tracebacks with ``--debug``), and a note on a terminal when a step takes a while.
-
-Heavy modules stay out, so that ``bpgraph --help`` answers at once.
+"""How every bpgraph command runs: mistakes and library errors as one line on stderr (exit 2; full
+tracebacks with ``--debug``), and a note on a terminal when a step takes a while.  Heavy modules
+stay out, so that ``bpgraph --help`` answers at once.
 """
 
 from __future__ import annotations
@@ -61,12 +60,10 @@ PROGRESS_DELAY = 1.0
 @contextlib.contextmanager
 def progress(message: str) -> Iterator[None]:
     """After about a second, say on stderr what is still running (only when it is a terminal)."""
-    if not sys.stderr.isatty():
-        yield
-        return
     timer = threading.Timer(PROGRESS_DELAY, lambda: click.echo(message, err=True))
     timer.daemon = True
-    timer.start()
+    if sys.stderr.isatty():
+        timer.start()
     try:
         yield
     finally:

@@ -20,28 +20,27 @@ def seed_answer(lambd: float = 0.7) -> str:
                       if any(c.term == "L2" and c.status != "no path" for c in row.cells)), key=g.id_of)
     diff = analysis.diff_grads(g, plain, "J", labels=(f"λ={lambd:g}", "λ=0"))
     changed = [row for row in diff.rows if row.status == "changed"]
+    unchanged = [row.name for row in diff.rows if row.status == "unchanged" and row.name[0] in "AZbW"]
     deviation = max((float(np.max(np.abs(row.delta - lambd / m * g[row.name].value))) for row in changed),
                     default=0.0)
     no_path_from = [n for n in g.names if n[0] in "AZ" and not analysis.depends(g, "L2", n)]
-    lines = [
-        f"The seed network: J = cross_entropy + L2, L2 = λ/(2m)·(‖W1‖² + ‖W2‖² + ‖W3‖²), λ = {lambd:g}, m = {m}.",
-        "",
-        "1. Which gradients does each cost term reach?",
-        str(terms),
-        "",
-        f"   L2 reaches only: {', '.join(reached)}.",
-        f"   No path from {', '.join(no_path_from)} to L2 (checked on the graph).",
-        "",
-        "2. What is ∂L2/∂A2?",
-        "   " + analysis.explain(g, "L2", "A2"),
-        "",
-        f"3. What changes when λ goes from 0 to {lambd:g} (same parameters)?",
-        (f"   changed:   {', '.join('d' + row.name for row in changed)}, each by exactly λ/m·W "
-         f"(largest deviation {deviation:.1e})" if changed else
-         "   changed:   nothing (with λ = 0, L2 adds λ/m·W = 0 to each dW)"),
-        f"   unchanged: {', '.join('d' + r.name for r in diff.rows if r.status == 'unchanged' and r.name[0] in 'AZbW')}",
-        "",
-        "So the chain rule through dA brings in no L2 term: ∂L2/∂A = 0 for every A, because L2's only",
-        "paths are W_l -> L2 -> J. Adding L2 adds λ/m·W_l to dW_l and nothing anywhere else.",
-    ]
-    return "\n".join(lines)
+    change = (f"{', '.join('d' + row.name for row in changed)}, each by exactly λ/m·W (largest deviation "
+              f"{deviation:.1e})" if changed else "nothing (with λ = 0, L2 adds λ/m·W = 0 to each dW)")
+    return f"""\
+The seed network: J = cross_entropy + L2, L2 = λ/(2m)·(‖W1‖² + ‖W2‖² + ‖W3‖²), λ = {lambd:g}, m = {m}.
+
+1. Which gradients does each cost term reach?
+{terms}
+
+   L2 reaches only: {', '.join(reached)}.
+   No path from {', '.join(no_path_from)} to L2 (checked on the graph).
+
+2. What is ∂L2/∂A2?
+   {analysis.explain(g, 'L2', 'A2')}
+
+3. What changes when λ goes from 0 to {lambd:g} (same parameters)?
+   changed:   {change}
+   unchanged: {', '.join('d' + name for name in unchanged)}
+
+So the chain rule through dA brings in no L2 term: ∂L2/∂A = 0 for every A, because L2's only
+paths are W_l -> L2 -> J. Adding L2 adds λ/m·W_l to dW_l and nothing anywhere else."""

@@ -16,10 +16,7 @@ from .tensor import Tensor
 
 
 def two_class_data(m: int = 211, seed: int = 3) -> tuple[np.ndarray, np.ndarray]:
-    """A synthetic 2-class set in the plane: two noisy interleaved half-moons.
-
-    Returns X of shape (2, m) and Y of shape (1, m) with labels 0.0 / 1.0.
-    """
+    """Two noisy interleaved half-moons: X of shape (2, m), labels Y of shape (1, m) in 0.0 / 1.0."""
     rng = np.random.default_rng(seed)
     labels = np.arange(m) % 2
     angle = rng.uniform(0, np.pi, m)
@@ -39,27 +36,26 @@ def init_params(layers: Sequence[int], seed: int = 1) -> dict[str, np.ndarray]:
     return params
 
 
-def _course_graph(example: str, m: int, **meta: float) -> tuple[Graph, Tensor, Tensor]:
-    """A new graph whose inputs X and Y are :func:`two_class_data`, with its meta data set."""
+def _new_graph(example: str, m: int, data: tuple[np.ndarray, np.ndarray] | None = None,
+               **meta: float) -> tuple[Graph, Tensor, Tensor]:
+    """A graph with its meta data and the inputs X, Y (default: :func:`two_class_data`)."""
     g = Graph()
     g.meta.update(example=example, m=m, **meta)
-    x, y = two_class_data(m)
+    x, y = two_class_data(m) if data is None else data
     return g, g.input(x, name="X"), g.input(y, name="Y")
 
 
-def _mlp_forward(g: Graph, X: Tensor, params: dict[str, np.ndarray], layers: Sequence[int],
-                 keep_prob: float | None = None) -> tuple[Tensor, list[Tensor]]:
-    """LINEAR->RELU ... LINEAR->SIGMOID, one scope per layer; returns A_L and the W tensors."""
-    A = X
-    weights = []
-    last = len(layers) - 1
+def _mlp(g: Graph, X: Tensor, layers: Sequence[int], seed: int, keep_prob: float | None = None,
+         output: Callable[..., Tensor] | None = ops.sigmoid) -> tuple[Tensor, list[Tensor]]:
+    """LINEAR->RELU ... LINEAR->``output`` (None: Z_L), one scope per layer; returns A_L and the Ws."""
+    params, last = init_params(layers, seed), len(layers) - 1
+    A, weights = X, []
     for l in range(1, last + 1):
         with g.scope(f"layer{l}"):
             W = g.param(params[f"W{l}"], name=f"W{l}")
-            b = g.param(params[f"b{l}"], name=f"b{l}")
-            Z = ops.linear(W, A, b, name=f"Z{l}")
+            Z = ops.linear(W, A, g.param(params[f"b{l}"], name=f"b{l}"), name=f"Z{l}")
             if l == last:
-                A = ops.sigmoid(Z, name=f"A{l}")
+                A = Z if output is None else output(Z, name=f"A{l}")
             elif keep_prob is None:
                 A = ops.relu(Z, name=f"A{l}")
             else:
@@ -71,8 +67,8 @@ def _mlp_forward(g: Graph, X: Tensor, params: dict[str, np.ndarray], layers: Seq
 def l2_mlp(lambd: float = 0.7, m: int = 211, layers: Sequence[int] = (2, 20, 3, 1),
            seed: int = 1) -> Graph:
     """The seed network: 3 layers, J = cross_entropy + L2 with L2 = λ/(2m)·(‖W1‖²+‖W2‖²+‖W3‖²)."""
-    g, X, Y = _course_graph("l2-mlp", m, lambd=float(lambd))
-    A, weights = _mlp_forward(g, X, init_params(layers, seed), layers)
+    g, X, Y = _new_graph("l2-mlp", m, lambd=float(lambd))
+    A, weights = _mlp(g, X, layers, seed)
     with g.scope("cost"):
         ce = ops.binary_cross_entropy(A, Y, name="cross_entropy")
         l2 = ops.l2_penalty(weights, lambd=lambd, m=m, name="L2")
@@ -83,8 +79,8 @@ def l2_mlp(lambd: float = 0.7, m: int = 211, layers: Sequence[int] = (2, 20, 3, 
 def dropout_mlp(keep_prob: float = 0.86, m: int = 211, layers: Sequence[int] = (2, 20, 3, 1),
                 seed: int = 1) -> Graph:
     """The course's dropout network: masks D1, D2 are const leaves, A_l = relu(Z_l)·D_l/keep_prob."""
-    g, X, Y = _course_graph("dropout-mlp", m, keep_prob=float(keep_prob))
-    A, _ = _mlp_forward(g, X, init_params(layers, seed), layers, keep_prob=keep_prob)
+    g, X, Y = _new_graph("dropout-mlp", m, keep_prob=float(keep_prob))
+    A, _ = _mlp(g, X, layers, seed, keep_prob=keep_prob)
     with g.scope("cost"):
         ops.binary_cross_entropy(A, Y, name="J")
     return g
@@ -92,7 +88,7 @@ def dropout_mlp(keep_prob: float = 0.86, m: int = 211, layers: Sequence[int] = (
 
 def logistic(m: int = 211, seed: int = 1) -> Graph:
     """Logistic regression: A = sigmoid(w·X + b), J = cross-entropy. The smallest picture."""
-    g, X, Y = _course_graph("logistic", m)
+    g, X, Y = _new_graph("logistic", m)
     p = init_params((2, 1), seed)
     w = g.param(p["W1"], name="w")
     b = g.param(p["b1"], name="b")
@@ -103,19 +99,12 @@ def logistic(m: int = 211, seed: int = 1) -> Graph:
 
 def softmax_classifier(classes: int = 3, m: int = 150, hidden: int = 8, seed: int = 1) -> Graph:
     """A one-hidden-layer classifier with a softmax cross-entropy cost over ``classes`` classes."""
-    g = Graph()
-    g.meta.update(example="softmax-classifier", m=m)
     rng = np.random.default_rng(seed)
     labels = np.arange(m) % classes
     centres = np.stack([np.cos(2 * np.pi * labels / classes), np.sin(2 * np.pi * labels / classes)])
-    X = g.input(centres + rng.normal(0, 0.4, (2, m)), name="X")
-    Y = g.input(np.eye(classes)[:, labels], name="Y")
-    p = init_params((2, hidden, classes), seed)
-    with g.scope("layer1"):
-        A1 = ops.relu(ops.linear(g.param(p["W1"], name="W1"), X, g.param(p["b1"], name="b1"),
-                                 name="Z1"), name="A1")
-    with g.scope("layer2"):
-        Z2 = ops.linear(g.param(p["W2"], name="W2"), A1, g.param(p["b2"], name="b2"), name="Z2")
+    data = centres + rng.normal(0, 0.4, (2, m)), np.eye(classes)[:, labels]
+    g, X, Y = _new_graph("softmax-classifier", m, data)
+    Z2, _ = _mlp(g, X, (2, hidden, classes), seed, output=None)
     ops.softmax_cross_entropy(Z2, Y, name="J")
     return g
 
@@ -129,5 +118,6 @@ EXAMPLES: dict[str, Example] = {
     "l2-mlp": Example(l2_mlp, "the seed network: 3-layer MLP, J = cross_entropy + L2 (λ = 0.7)"),
     "dropout-mlp": Example(dropout_mlp, "the same MLP with inverted dropout; masks D1, D2 are constants"),
     "logistic": Example(logistic, "logistic regression: sigmoid(w·X + b) with cross-entropy"),
-    "softmax-classifier": Example(softmax_classifier, "one hidden layer and a softmax cross-entropy over 3 classes"),
+    "softmax-classifier": Example(softmax_classifier,
+                                  "one hidden layer and a softmax cross-entropy over 3 classes"),
 }

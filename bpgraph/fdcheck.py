@@ -14,6 +14,9 @@ if TYPE_CHECKING:
     from .graph import Graph
     from .tensor import Tensor
 
+#: Default absolute tolerance of :func:`gradcheck`, unless rounding can explain more.
+ATOL = 1e-8
+
 
 @dataclass(frozen=True)
 class LeafCheck:
@@ -43,20 +46,18 @@ class GradcheckReport:
 
     def __str__(self) -> str:
         """One line per parameter and a verdict (what ``bpgraph check`` prints)."""
-
-        lines = [f"finite-difference check of ∂{one_line(self.root)}/∂(each parameter), tolerance {self.tol:g}"]
+        lines = [f"finite-difference check of ∂{one_line(self.root)}/∂(each parameter), "
+                 f"tolerance {self.tol:g}"]
         for leaf in self.leaves:
-            lines.append(f"  {one_line(leaf.name):<16} {str(leaf.shape):<12} relative error {leaf.rel_error:.2e}  "
-                         f"max abs error {leaf.max_abs_error:.2e}  {'ok' if leaf.ok else 'FAIL'}")
-        passed = sum(leaf.ok for leaf in self.leaves)
-        lines.append(f"{passed} of {len(self.leaves)} parameters pass")
+            lines.append(f"  {one_line(leaf.name):<16} {leaf.shape!s:<12} relative error {leaf.rel_error:.2e}"
+                         f"  max abs error {leaf.max_abs_error:.2e}  {'ok' if leaf.ok else 'FAIL'}")
+        lines.append(f"{sum(leaf.ok for leaf in self.leaves)} of {len(self.leaves)} parameters pass")
         return "\n".join(lines)
 
 
-def numeric_gradient(graph: Graph, root: int, leaf: int, eps: float = 1e-6,
-                     seed: np.ndarray | None = None) -> np.ndarray:
-    """∂(seed · root)/∂leaf by central differences, one element at a time (float64)."""
-    seed = seed_for(graph, root, seed)
+def numeric_gradient(graph: Graph, root: int, leaf: int, eps: float = 1e-6) -> np.ndarray:
+    """∂root/∂leaf of a scalar root by central differences, one element at a time (float64)."""
+    seed = seed_for(graph, root)
     order = sorted(graph.ancestors(root))
     base = np.array(graph.nodes[leaf]["value"], dtype=np.float64)
     numeric = np.zeros_like(base)
@@ -70,25 +71,11 @@ def numeric_gradient(graph: Graph, root: int, leaf: int, eps: float = 1e-6,
     return numeric
 
 
-def relative_error(analytic: np.ndarray, numeric: np.ndarray) -> float:
-    """The course's gradient-check measure: ‖a − n‖ / (‖a‖ + ‖n‖)."""
-    denominator = np.linalg.norm(analytic) + np.linalg.norm(numeric)
-    return 0.0 if denominator == 0 else float(np.linalg.norm(analytic - numeric) / denominator)
-
-
-#: Default absolute tolerance of :func:`gradcheck`, unless rounding can explain more.
-ATOL = 1e-8
-
-
 def rounding_noise(graph: Graph, root_id: int, eps: float) -> float:
-    """How far rounding alone can move a central difference of ``root`` with step ``eps``.
-
-    Each of the two evaluations is off by a few ulps of the largest magnitude computed on the
-    way, and their difference is divided by 2·eps; the factor 100 leaves room for the ops in
-    between.  (A gradient that is exactly 0 can come out as 2e-8 when values near 16 go
-    through a log-softmax.)
-    """
-    largest = max(float(np.max(np.abs(graph.nodes[i]["value"]), initial=0.0)) for i in graph.ancestors(root_id))
+    """How far rounding alone can move a central difference of ``root`` with step ``eps``: a few ulps
+    (100, for the ops in between) of the largest magnitude on the way, divided by 2·eps."""
+    values = (graph.nodes[i]["value"] for i in graph.ancestors(root_id))
+    largest = max(float(np.max(np.abs(value), initial=0.0)) for value in values)
     return 100 * float(np.finfo(np.float64).eps) * max(1.0, largest) / eps
 
 
@@ -97,18 +84,15 @@ def gradcheck(graph: Graph, root: Tensor | int | str | None = None, *,
               eps: float = 1e-6, tol: float = 1e-6, atol: float | None = None) -> GradcheckReport:
     """Compare backward's gradient of every parameter (or of ``leaves``) with finite differences.
 
-    A leaf passes when its relative error is below ``tol``, or when every element differs by at
-    most ``atol``: a gradient of about 0 (say 1e-112 against a numeric 0) has a relative error
-    of 1 that says nothing.  By default ``atol`` is :data:`ATOL` or, when larger, the
-    :func:`rounding_noise` of the finite differences, which they cannot resolve below.  Works
-    in float64 whatever the graph's dtype, and never changes the stored values.
+    A leaf passes when its relative error is below ``tol`` or no element differs by more than
+    ``atol`` (default: :data:`ATOL`, or the larger :func:`rounding_noise`), since a gradient of
+    about 0 has a relative error that says nothing.  Works in float64; stored values are untouched.
     """
     root_id = graph.root_id(root)
     if atol is None:
         atol = max(ATOL, rounding_noise(graph, root_id, eps))
-    ancestors = graph.ancestors(root_id)
     if leaves is None:
-        leaf_ids = [i for i in sorted(ancestors) if graph.nodes[i]["kind"] == "param"]
+        leaf_ids = [i for i in sorted(graph.ancestors(root_id)) if graph.nodes[i]["kind"] == "param"]
     else:
         leaf_ids = [graph.id_of(leaf) for leaf in leaves]
     analytic = gradients(graph, root_id, inputs=True)
@@ -117,7 +101,8 @@ def gradcheck(graph: Graph, root: Tensor | int | str | None = None, *,
         shape = graph.nodes[leaf]["value"].shape
         ana = analytic.get(leaf, np.zeros(shape))
         num = numeric_gradient(graph, root_id, leaf, eps)
-        err = relative_error(ana, num)
+        norms = np.linalg.norm(ana) + np.linalg.norm(num)
+        err = 0.0 if norms == 0 else float(np.linalg.norm(ana - num) / norms)  # the course's measure
         worst = float(np.max(np.abs(ana - num), initial=0.0))
         checks.append(LeafCheck(graph.name_of(leaf), shape, err, worst, err < tol or worst <= atol))
     return GradcheckReport(graph.name_of(root_id), eps, tol, tuple(checks))

@@ -38,50 +38,42 @@ class OutputReadOnlyError(OutputError, PermissionError):
 def atomic_write(path: str | os.PathLike[str], data: bytes | str, *, overwrite: bool = False) -> Path:
     """Write ``data`` (str as UTF-8) to ``path`` and return ``Path(path)``.
 
-    A regular file is written to a temporary file in the same folder, fsynced and renamed over
-    it, so readers see the old or the complete new file and a failure (even an interrupt) leaves
-    the old one as it was. A read-only file is refused unless ``overwrite`` is true.
+    A regular file is replaced by a fsynced temporary file, so readers see the old or the complete
+    new file, even after an interrupt.  A read-only file is refused unless ``overwrite`` is true.
     """
     payload = data.encode("utf-8") if isinstance(data, str) else data
-    given = Path(path)
+    given = target = Path(path)
     if os.fspath(path) == "-":
         _write_stdout(payload)
         return given
-    target = _follow(given)
+    if given.is_symlink():  # follow the chain to the file it ends at (for a dangling link, the path it names)
+        try:
+            target = given.resolve()
+        except (OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop
+            raise OutputError(f"cannot write {given}: its symlinks cannot be followed ({exc})") from exc
     name = str(given) if target == given else f"{given} (-> {target})"
     try:
-        mode = os.stat(target).st_mode
+        mode: int | None = os.stat(target).st_mode
     except (FileNotFoundError, NotADirectoryError):
         mode = None
-    if mode is not None and stat.S_ISDIR(mode):
+    if mode is None:  # a new file gets the usual 0o666 minus the umask
+        umask = os.umask(0)
+        os.umask(umask)
+        _replace(target, payload, name, 0o666 & ~umask)
+    elif stat.S_ISDIR(mode):
         raise OutputIsFolderError(f"{name} is a folder; give a file name")
-    if mode is not None and not stat.S_ISREG(mode):
-        _write_in_place(target, payload, name)
-        return given
-    if mode is not None and not overwrite and ((mode & 0o222) == 0 or not os.access(target, os.W_OK)):
+    elif not stat.S_ISREG(mode):  # a device or FIFO (which waits for a reader): written in place
+        try:
+            with open(os.open(target, os.O_WRONLY | os.O_NOCTTY), "wb") as handle:
+                handle.write(payload)
+        except OSError as exc:
+            raise OutputError(f"cannot write {name}: {exc.strerror or exc}") from exc
+    elif not overwrite and ((mode & 0o222) == 0 or not os.access(target, os.W_OK)):
         raise OutputReadOnlyError(f"{name} is read-only; make it writable or pass overwrite=True to "
                                   "replace it")
-    _replace(target, payload, name, _mode_for(mode))
+    else:
+        _replace(target, payload, name, mode & 0o7777)
     return given
-
-
-def _follow(given: Path) -> Path:
-    """The file a symlink chain ends at (for a dangling link, the path it names)."""
-    if not given.is_symlink():
-        return given
-    try:
-        return given.resolve()
-    except (OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop
-        raise OutputError(f"cannot write {given}: its symlinks cannot be followed ({exc})") from exc
-
-
-def _mode_for(existing: int | None) -> int:
-    """Keep an existing file's permissions; a new file gets the usual 0o666 minus the umask."""
-    if existing is not None:
-        return existing & 0o7777
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
 
 
 def _replace(target: Path, payload: bytes, name: str, mode: int) -> None:
@@ -108,16 +100,6 @@ def _replace(target: Path, payload: bytes, name: str, mode: int) -> None:
         raise
 
 
-def _write_in_place(target: Path, payload: bytes, name: str) -> None:
-    """Open a device, FIFO or other special file and write to it (a FIFO waits for a reader)."""
-    try:
-        fd = os.open(target, os.O_WRONLY | os.O_NOCTTY)
-        with open(fd, "wb") as handle:
-            handle.write(payload)
-    except OSError as exc:
-        raise OutputError(f"cannot write {name}: {exc.strerror or exc}") from exc
-
-
 def _write_stdout(payload: bytes) -> None:
     """Bytes to ``sys.stdout.buffer``; a text-only stdout gets the UTF-8 text."""
     out = sys.stdout
@@ -128,8 +110,7 @@ def _write_stdout(payload: bytes) -> None:
         buffer.flush()
         return
     try:
-        text = payload.decode("utf-8")
+        out.write(payload.decode("utf-8"))
     except UnicodeDecodeError as exc:
         raise OutputError("standard output here takes only text; write binary output to a file") from exc
-    out.write(text)
     out.flush()

@@ -37,45 +37,48 @@ class Model(NamedTuple):
 
 
 def parse_settings(pairs: Iterable[str]) -> dict[str, Any]:
-    """``["lambd=0", "layers=(2,5,1)", "name=abc"]`` -> keyword arguments.
-
-    Values are read as Python literals (numbers, tuples, lists, True/None); anything else
-    stays a string. Nothing is evaluated.
-    """
+    """``["lambd=0", "layers=(2,5,1)", "name=abc"]`` -> keyword arguments: values are Python literals
+    (numbers, tuples, lists, True/None) or else strings; nothing is evaluated."""
     settings: dict[str, Any] = {}
     for pair in pairs:
         key, sep, raw = pair.partition("=")
-        key = key.strip()
+        key, raw = key.strip(), raw.strip()
         if not sep or not key.isidentifier():
             raise ModelError(f"--set expects key=value with a Python name as key, got {pair!r} "
                              "(example: --set lambd=0)")
         try:
-            settings[key] = ast.literal_eval(raw.strip())
+            settings[key] = ast.literal_eval(raw)
         except (ValueError, SyntaxError):
-            settings[key] = raw.strip()
+            settings[key] = raw
     return settings
 
 
-def _call_builder(build: Any, settings: dict[str, Any], label: str) -> Model:
-    """Call a build function with ``settings`` and accept a Graph or a root Tensor back."""
-    try:
-        inspect.signature(build).bind(**settings)
-    except TypeError:
-        accepted = ", ".join(inspect.signature(build).parameters) or "no settings"
-        raise ModelError(f"{label} does not take {', '.join(sorted(settings))}; it accepts: {accepted}") from None
-    except ValueError:
-        pass  # builtins without a signature: let the call decide
-    try:
-        result = build(**settings)
-    except BpgraphError as exc:
-        raise ModelError(f"{label} failed: {exc}") from exc
-    except Exception as exc:  # the user's code: report it in one line, keep the cause for --debug
-        raise ModelError(f"{label} raised {type(exc).__name__}: {exc} (run with --debug for the traceback)") from exc
-    if isinstance(result, Tensor):
-        return Model(result.graph, result.id)
-    if isinstance(result, Graph):
-        return Model(result, result.root_id())
-    raise ModelError(f"{label} must return a bpgraph Graph or the root Tensor, got {type(result).__name__}")
+def load_model(spec: str, settings: dict[str, Any] | None = None) -> Model:
+    """Build the graph named by ``spec``: a built-in example, a ``.py`` file whose ``build`` function
+    (``file.py:other`` picks another) is called with ``settings`` (this runs the file's code), or a
+    ``.json`` graph saved by ``bpgraph export`` (data only: nothing is executed)."""
+    settings = dict(settings or {})
+    if spec in EXAMPLES:
+        return _call_builder(EXAMPLES[spec].build, settings, f"example {spec!r}")
+    head, sep, tail = spec.rpartition(":")
+    if sep and head.endswith(".py") and tail.isidentifier():
+        return _load_script(Path(head), tail, settings)
+    if spec.endswith(".py"):
+        return _load_script(Path(spec), "build", settings)
+    if spec.endswith(".json"):
+        if settings:
+            raise ModelError("--set/--vs apply to examples and scripts; a .json graph is fixed data")
+        if not Path(spec).is_file():
+            raise ModelError(f"no such file: {spec}")
+        from .io import load_json
+
+        graph = load_json(spec)
+        root = graph.meta.get("root")
+        return Model(graph, graph.root_id(root if root in graph else None))
+    close = difflib.get_close_matches(spec, list(EXAMPLES), n=2)
+    hint = f" Did you mean {' or '.join(close)}?" if close else ""
+    raise ModelError(f"MODEL {spec!r} is not a built-in example ({', '.join(EXAMPLES)}), "
+                     f"a .py file or a .json graph.{hint}")
 
 
 def _load_script(path: Path, function: str, settings: dict[str, Any]) -> Model:
@@ -84,8 +87,7 @@ def _load_script(path: Path, function: str, settings: dict[str, Any]) -> Model:
         raise ModelError(f"no such file: {path}")
     name = f"_bpgraph_user_{abs(hash(str(path.resolve())))}"
     spec = importlib.util.spec_from_file_location(name, path)
-    if spec is None or spec.loader is None:
-        raise ModelError(f"cannot import {path} as a Python module")
+    assert spec is not None and spec.loader is not None  # a .py path always has a source loader
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     try:
@@ -103,41 +105,25 @@ def _load_script(path: Path, function: str, settings: dict[str, Any]) -> Model:
     return _call_builder(build, settings, f"{path}:{function}()")
 
 
-def _split_script(spec: str) -> tuple[Path, str] | None:
-    """``file.py`` or ``file.py:function`` -> (path, function); None for anything else."""
-    head, sep, tail = spec.rpartition(":")
-    if sep and head.endswith(".py") and tail.isidentifier():
-        return Path(head), tail
-    if spec.endswith(".py"):
-        return Path(spec), "build"
-    return None
-
-
-def load_model(spec: str, settings: dict[str, Any] | None = None) -> Model:
-    """Build the graph named by ``spec``.
-
-    ``spec`` is a built-in example name (see :data:`bpgraph.examples.EXAMPLES`), a path to a
-    ``.py`` file with a ``build`` function (``file.py:other_function`` picks another; this
-    runs the file's code), or a ``.json`` graph saved by ``bpgraph export`` (data only:
-    nothing is executed). ``settings`` become keyword arguments of the build function.
-    """
-    settings = dict(settings or {})
-    if spec in EXAMPLES:
-        return _call_builder(EXAMPLES[spec].build, settings, f"example {spec!r}")
-    script = _split_script(spec)
-    if script is not None:
-        return _load_script(*script, settings)
-    if spec.endswith(".json"):
-        if settings:
-            raise ModelError("--set/--vs apply to examples and scripts; a .json graph is fixed data")
-        if not Path(spec).is_file():
-            raise ModelError(f"no such file: {spec}")
-        from .io import load_json
-
-        graph = load_json(spec)
-        root = graph.meta.get("root")
-        return Model(graph, graph.root_id(root if root in graph else None))
-    close = difflib.get_close_matches(spec, list(EXAMPLES), n=2)
-    hint = f" Did you mean {' or '.join(close)}?" if close else ""
-    raise ModelError(f"MODEL {spec!r} is not a built-in example ({', '.join(EXAMPLES)}), "
-                     f"a .py file or a .json graph.{hint}")
+def _call_builder(build: Any, settings: dict[str, Any], label: str) -> Model:
+    """Call a build function with ``settings`` and accept a Graph or a root Tensor back."""
+    try:
+        inspect.signature(build).bind(**settings)
+    except TypeError:
+        accepted = ", ".join(inspect.signature(build).parameters) or "no settings"
+        raise ModelError(f"{label} does not take {', '.join(sorted(settings))}; "
+                         f"it accepts: {accepted}") from None
+    except ValueError:
+        pass  # builtins without a signature: let the call decide
+    try:
+        result = build(**settings)
+    except BpgraphError as exc:
+        raise ModelError(f"{label} failed: {exc}") from exc
+    except Exception as exc:  # the user's code: report it in one line, keep the cause for --debug
+        raise ModelError(f"{label} raised {type(exc).__name__}: {exc} "
+                         "(run with --debug for the traceback)") from exc
+    if isinstance(result, Tensor):
+        return Model(result.graph, result.id)
+    if isinstance(result, Graph):
+        return Model(result, result.root_id())
+    raise ModelError(f"{label} must return a bpgraph Graph or the root Tensor, got {type(result).__name__}")

@@ -24,6 +24,7 @@ __all__ = [
     "GradComparison", "GradDiff", "GraphError", "PathContribution", "PathReport", "PathsReport", "Pattern",
     "Ref", "Tensor", "TermCell", "TermReach", "TermReport", "TermRow", "UnknownNodeError", "assert_no_path",
     "assert_path", "compare_grads", "cost_terms", "count_paths", "depends", "descendants", "diff_grads",
-    "edge_vjp", "explain", "find_path", "gradients", "no_path_reason", "one_line", "path_attribution", "paths",
-    "paths_report", "seed_for", "select", "term_attribution", "term_edges", "term_reach", "tex_text", "through",
+    "edge_vjp", "explain", "find_path", "gradients", "no_path_reason", "one_line", "path_attribution",
+    "paths", "paths_report", "seed_for", "select", "term_attribution", "term_edges", "term_reach", "tex_text",
+    "through",
 ]

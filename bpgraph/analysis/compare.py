@@ -5,19 +5,17 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import Any, Mapping
 
 import numpy as np
 
 from ..autodiff import gradients
 from ..errors import GraphError, UnknownNodeError
+from ..graph import Graph, Ref
 from ..ops import OPS
 from ..text import one_line, table
 from .explain import explain
 from .reports import array_json, by_name, describe_value, finite, norm, readonly, sci, with_values
-
-if TYPE_CHECKING:
-    from ..graph import Graph, Ref
 
 OK, WRONG, WRONG_SHAPE, NOT_GIVEN = "ok", "wrong", "wrong shape", "not given"
 
@@ -184,27 +182,27 @@ class GradComparison:
             lines.append("every gradient you gave is correct.")
         for e in self.entries:
             key, name = one_line(e.key), one_line(e.name)
-            consumers = (f"its nearest checked consumers ({', '.join(map(one_line, e.consumers))}) are correct"
-                         if e.consumers else f"no checked gradient lies between it and {root}")
+            consumers = ", ".join(map(one_line, e.consumers))
+            consumers = (f"its nearest checked consumers ({consumers}) are correct" if e.consumers
+                         else f"no checked gradient lies between it and {root}")
+            expected = np.array2string(e.expected, precision=4, threshold=12, edgeitems=2)
             lines += [f"the error enters at {key} ({name}): {consumers}, but {key} is wrong.",
                       f"  correct {key}, {describe_value(e.expected)}:",
-                      "    " + np.array2string(e.expected, precision=4, threshold=12, edgeitems=2)
-                      .replace("\n", "\n    "),
-                      "  " + e.explanation.replace("\n", "\n  ")]
+                      "    " + expected.replace("\n", "\n    "), "  " + e.explanation.replace("\n", "\n  ")]
             if e.symptoms:
                 keys = ", ".join(one_line(self.row(n).key or n) for n in e.symptoms)
                 lines.append(f"  computed from it and wrong as a result: {keys}")
         return "\n".join(lines)
 
 
-def _load_user_grads(source: Mapping[str, Any] | str | os.PathLike) -> dict[str, np.ndarray]:
-    """The user's gradients as name -> array, from a mapping or an ``.npz`` file."""
+def _user_grads(graph: Graph,
+                source: Mapping[str, Any] | str | os.PathLike) -> dict[int, tuple[str, np.ndarray]]:
+    """Node id -> (key, array) from a dict or an .npz; ``dW1`` and ``W1`` name W1 (an exact name wins)."""
     if isinstance(source, (str, os.PathLike)):
         path = os.fspath(source)
         try:
-            with open(path, "rb") as handle:
-                head = handle.read(6)
-            numpy_file = head.startswith((b"PK\x03\x04", b"\x93NUMPY"))  # how .npz and .npy files begin
+            with open(path, "rb") as handle:  # .npz and .npy files begin so
+                numpy_file = handle.read(6).startswith((b"PK\x03\x04", b"\x93NUMPY"))
             data = np.load(path, allow_pickle=False) if numpy_file else None
         except (OSError, ValueError) as exc:
             raise GraphError(f"cannot read gradients from {path!r}: {exc}; "
@@ -220,33 +218,28 @@ def _load_user_grads(source: Mapping[str, Any] | str | os.PathLike) -> dict[str,
     if not isinstance(source, Mapping):
         raise GraphError(f"user_grads must be a dict of name -> array or a path to an .npz, "
                          f"got {type(source).__name__}")
-    out = {}
+    arrays = {}
     for key, value in source.items():
         arr = np.asarray(value)
         if not np.issubdtype(arr.dtype, np.number):
             raise GraphError(f"gradient {key!r} must be numeric, got dtype {arr.dtype}")
-        out[str(key)] = arr
-    return out
-
-
-def _resolve_keys(graph: Graph, given: Mapping[str, np.ndarray]) -> dict[int, tuple[str, np.ndarray]]:
-    """Node id -> (user's key, array). ``dW1`` and ``W1`` both mean W1; an exact node name wins."""
+        arrays[str(key)] = arr
     out: dict[int, tuple[str, np.ndarray]] = {}
-    for key, arr in given.items():
-        if key in graph:
-            node_id = graph.id_of(key)
-        elif key.startswith("d") and key[1:] in graph:
-            node_id = graph.id_of(key[1:])
-        else:
-            raise UnknownNodeError(key, [f"d{n}" for n in graph.names] if key.startswith("d") else graph.names)
+    for key, arr in arrays.items():
+        name = key[1:] if key not in graph and key.startswith("d") else key
+        if name not in graph:
+            known = [f"d{n}" for n in graph.names] if key.startswith("d") else graph.names
+            raise UnknownNodeError(key, known)
+        node_id = graph.id_of(name)
         if node_id in out:
-            raise GraphError(f"gradients {out[node_id][0]!r} and {key!r} both name node "
-                             f"{graph.name_of(node_id)!r}; give it once")
+            raise GraphError(f"gradients {out[node_id][0]!r} and {key!r} both name node {name!r}; "
+                             "give it once")
         out[node_id] = (key, arr)
     return out
 
 
-def _close(given: np.ndarray, expected: np.ndarray, rtol: float, atol: float) -> tuple[bool, float, float | None]:
+def _close(given: np.ndarray, expected: np.ndarray, rtol: float,
+           atol: float) -> tuple[bool, float, float | None]:
     """(ok, max abs error, relative error) for two arrays of one shape."""
     with np.errstate(all="ignore"):
         max_abs = float(np.max(np.abs(given.astype(np.float64) - expected), initial=0.0))
@@ -255,19 +248,18 @@ def _close(given: np.ndarray, expected: np.ndarray, rtol: float, atol: float) ->
     return ok, max_abs, (max_abs / scale if scale else None)
 
 
-def _shape_hint(given: np.ndarray, expected: np.ndarray, rtol: float, atol: float) -> str:
-    text = f"expected shape {expected.shape}, got {given.shape}"
-    if given.ndim >= 2 and given.shape == expected.shape[::-1]:
-        same = _close(given.T, expected, rtol, atol)[0]
-        return f"looks transposed: {text}" + ("; its transpose is correct" if same else "")
-    if given.size == expected.size:
-        same = _close(given.reshape(expected.shape), expected, rtol, atol)[0]
-        return text + ("; the values are correct once reshaped" if same else "")
-    return text
-
-
-def _value_hint(given: np.ndarray, expected: np.ndarray, alt: np.ndarray | None, alt_name: str,
-                rtol: float, atol: float) -> str:
+def _hint(given: np.ndarray, expected: np.ndarray, alt: np.ndarray | None, alt_name: str,
+          rtol: float, atol: float) -> str:
+    """The likely mistake behind a wrong gradient: a transpose, the ``alt`` convention, a sign."""
+    if given.shape != expected.shape:
+        text = f"expected shape {expected.shape}, got {given.shape}"
+        if given.ndim >= 2 and given.shape == expected.shape[::-1]:
+            same = _close(given.T, expected, rtol, atol)[0]
+            return f"looks transposed: {text}" + ("; its transpose is correct" if same else "")
+        if given.size == expected.size:
+            same = _close(given.reshape(expected.shape), expected, rtol, atol)[0]
+            return text + ("; the values are correct once reshaped" if same else "")
+        return text
     if alt is not None and _close(given, alt, rtol, atol)[0]:
         return f"matches the {alt_name} convention instead"
     if np.any(expected) and _close(-given, expected, rtol, atol)[0]:
@@ -278,23 +270,20 @@ def _value_hint(given: np.ndarray, expected: np.ndarray, alt: np.ndarray | None,
 def compare_grads(graph: Graph, root: Ref | None, user_grads: Mapping[str, Any] | str | os.PathLike, *,
                   convention: str = "auto", m: int | None = None, rtol: float = 1e-7,
                   atol: float = 1e-12, seed: Any = None) -> GradComparison:
-    """Check a hand-written backward pass (a dict or ``.npz`` keyed ``dW1`` or ``W1``) against
-    the graph's: each node is ok when max|yours − correct| <= atol + rtol·max|correct|.
-
-    ``exact`` expects ∂root/∂node; ``course`` m·∂root/∂node at op nodes (dZ = A − Y), m from
-    ``m=`` or ``graph.meta["m"]``; ``auto`` whichever matches more (exact on a tie).  A wrong
-    node whose nearest checked consumers toward the root are all ok is where an error enters.
-    """
+    """Check a hand-written backward pass (a dict or ``.npz`` keyed ``dW1`` or ``W1``) against the
+    graph's: a node is ok when max|yours − correct| <= atol + rtol·max|correct|.  ``exact`` expects
+    ∂root/∂node, ``course`` m·∂root/∂node at op nodes (dZ = A − Y; m from ``m=`` or graph.meta),
+    ``auto`` whichever matches more (exact on a tie).  An error enters at a wrong node whose
+    nearest checked consumers toward the root are all ok."""
     if convention not in ("auto", "exact", "course"):
         raise GraphError(f"convention must be 'auto', 'exact' or 'course', got {convention!r}")
     root_id = graph.root_id(root)
-    given = _resolve_keys(graph, _load_user_grads(user_grads))
+    given = _user_grads(graph, user_grads)
     exact = gradients(graph, root_id, seed, inputs=True)
     nodes = graph.nodes
-    m_value = graph.meta.get("m") if m is None else m
-    m_value = None if m_value is None else int(m_value)
-    notes: list[str] = []
-    if convention == "course" and m_value is None:
+    m = graph.meta.get("m") if m is None else m
+    m = None if m is None else int(m)
+    if convention == "course" and m is None:
         raise GraphError("the course convention needs m, the number of examples: pass m=... "
                          "(graph.meta has no 'm')")
 
@@ -302,19 +291,16 @@ def compare_grads(graph: Graph, root: Ref | None, user_grads: Mapping[str, Any] 
         value = exact.get(node_id)
         if value is None:  # structurally zero: the root does not depend on this node
             value = np.zeros(nodes[node_id]["value"].shape)
-        return m_value * value if conv == "course" and nodes[node_id]["kind"] == "op" else value
+        return m * value if conv == "course" and nodes[node_id]["kind"] == "op" else value
 
-    if convention == "auto":
-        convention = "exact"
-        if m_value is None:
-            notes.append("course convention not tried: m is unknown (pass m=...)")
-        else:
-            score = {c: sum(_close(arr, reference(i, c), rtol, atol)[0] for i, (_, arr) in given.items()
-                            if arr.shape == nodes[i]["value"].shape) for c in ("exact", "course")}
-            if score["course"] > score["exact"]:
-                convention = "course"
+    notes = ()
+    if convention == "auto" and m is None:
+        convention, notes = "exact", ("course convention not tried: m is unknown (pass m=...)",)
+    elif convention == "auto":
+        score = {c: sum(_close(arr, reference(i, c), rtol, atol)[0] for i, (_, arr) in given.items()
+                        if arr.shape == nodes[i]["value"].shape) for c in ("exact", "course")}
+        convention = "course" if score["course"] > score["exact"] else "exact"
     other = {"exact": "course", "course": "exact"}[convention]
-
     rows: dict[int, GradCheckRow] = {}
     wanted = {i for i in exact if nodes[i]["requires_grad"] and i != root_id} | set(given)
     for i in sorted(wanted, reverse=True):
@@ -322,26 +308,24 @@ def compare_grads(graph: Graph, root: Ref | None, user_grads: Mapping[str, Any] 
         key, arr = given.get(i, (None, None))
         status, max_abs, rel, hint = NOT_GIVEN, None, None, ""
         if arr is not None and arr.shape != expected.shape:
-            status, hint = WRONG_SHAPE, _shape_hint(arr, expected, rtol, atol)
+            status, hint = WRONG_SHAPE, _hint(arr, expected, None, other, rtol, atol)
         elif arr is not None:
             ok, max_abs, rel = _close(arr, expected, rtol, atol)
             status = OK if ok else WRONG
             if not ok:
-                alt = reference(i, other) if m_value is not None and nodes[i]["kind"] == "op" else None
-                hint = _value_hint(arr, expected, alt, other, rtol, atol)
+                hint = _hint(arr, expected, None if m is None else reference(i, other), other, rtol, atol)
             if not ok and i not in exact:
                 zero = f"{nodes[root_id]['name']} does not depend on {name}: it is 0"
                 hint = f"{hint}; {zero}" if hint else zero
         rows[i] = GradCheckRow(name, key, status, expected.shape, None if arr is None else arr.shape,
                                max_abs, rel, hint, expected, arr)
+    course_m = m if convention == "course" else None
+    return GradComparison(nodes[root_id]["name"], convention, course_m, rtol, atol, tuple(rows.values()),
+                          _entry_points(graph, root_id, rows, course_m, seed), notes)
 
-    entries = _entry_points(graph, root_id, rows, convention, m_value, seed)
-    return GradComparison(nodes[root_id]["name"], convention, m_value if convention == "course" else None,
-                          rtol, atol, tuple(rows.values()), entries, tuple(notes))
 
-
-def _entry_points(graph: Graph, root_id: int, rows: Mapping[int, GradCheckRow], convention: str,
-                  m: int | None, seed: Any) -> tuple[EntryPoint, ...]:
+def _entry_points(graph: Graph, root_id: int, rows: Mapping[int, GradCheckRow], course_m: int | None,
+                  seed: Any) -> tuple[EntryPoint, ...]:
     """The wrong checked nodes whose nearest checked consumers (toward the root) are all ok."""
     checked = {i for i, r in rows.items() if r.status != NOT_GIVEN}
     wrong = {i for i in checked if rows[i].status in (WRONG, WRONG_SHAPE)}
@@ -358,12 +342,12 @@ def _entry_points(graph: Graph, root_id: int, rows: Mapping[int, GradCheckRow], 
         entries.append(EntryPoint(
             rows[i].name, rows[i].key, tuple(rows[c].name for c in sorted(nearest, reverse=True)),
             tuple(rows[s].name for s in symptoms), rows[i].expected,
-            _entry_explanation(graph, root_id, i, rows, convention, m, seed)))
+            _entry_explanation(graph, root_id, i, rows, course_m, seed)))
     return tuple(entries)
 
 
 def _entry_explanation(graph: Graph, root_id: int, node_id: int, rows: Mapping[int, GradCheckRow],
-                       convention: str, m: int | None, seed: Any) -> str:
+                       course_m: int | None, seed: Any) -> str:
     """The one-step chain rule at the entry point, then its full sum over paths."""
     def shown(i: int) -> str:
         return one_line(graph.name_of(i))
@@ -381,7 +365,7 @@ def _entry_explanation(graph: Graph, root_id: int, node_id: int, rows: Mapping[i
         row = rows.get(u)
         state = f"your {one_line(row.key)} is {row.status}" if row is not None and row.key else "not given"
         lines.append(f"  where {shown(u)} = {attrs['op']}({args}) = {OPS[attrs['op']].formula}; {state}")
-    if convention == "course" and graph.nodes[node_id]["kind"] == "op":
-        lines.append(f"  (course convention: d{name} = {m}·∂{root}/∂{name})")
+    if course_m is not None and graph.nodes[node_id]["kind"] == "op":
+        lines.append(f"  (course convention: d{name} = {course_m}·∂{root}/∂{name})")
     lines.append(explain(graph, root_id, node_id, seed=seed, limit=4))
     return "\n".join(lines)

@@ -5,18 +5,16 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
 from ..autodiff import gradients, seed_for
 from ..errors import GraphError
+from ..graph import Graph, Ref
 from ..text import markdown_text, one_line, table, tex_text, width
 from .paths import count_paths, no_path_reason, walk
 from .reports import describe_value, norm, readonly, sci, with_values
-
-if TYPE_CHECKING:
-    from ..graph import Graph, Ref
 
 #: Local derivatives per line of a LaTeX chain-rule product (three fit an article's text width).
 TEX_FACTORS_PER_LINE = 3
@@ -39,11 +37,8 @@ class PathContribution:
 
 @dataclass(frozen=True, eq=False)
 class PathReport:
-    """∂OF/∂WRT split over the paths from WRT to OF.
-
-    ``count`` is the exact number of paths; ``paths`` the first ``limit`` of them, so
-    ``capped`` says whether they add up to ``total`` (zeros in WRT's shape with no path).
-    """
+    """∂OF/∂WRT split over the paths from WRT to OF: ``count`` is exact, ``paths`` the first
+    ``limit`` of them (``capped`` when they do not add up to ``total``; zeros with no path)."""
 
     of: str
     wrt: str
@@ -75,117 +70,99 @@ class PathReport:
 
 def path_attribution(graph: Graph, of: Ref, wrt: Ref, *, seed: Any = None,
                      limit: int | None = 1000) -> PathReport:
-    """Split ∂OF/∂WRT into the contribution of each path from WRT to OF.
-
-    A path's contribution carries the seed at OF back to WRT through the local VJP of each of
-    its edges.  At most ``limit`` paths are enumerated (None: all); ``count`` is exact.
-    """
+    """Split ∂OF/∂WRT into the contribution of each path from WRT to OF: the seed at OF carried
+    back to WRT through the local VJP of each edge.  At most ``limit`` paths are enumerated
+    (None: all); ``count`` is exact."""
     of_id, wrt_id = graph.id_of(of), graph.id_of(wrt)
     on = graph.between(of_id, wrt_id)
-    of_name, wrt_name = graph.name_of(of_id), graph.name_of(wrt_id)
+    names = graph.name_of(of_id), graph.name_of(wrt_id)
     if not on:  # structurally zero: no seed needed
-        zero = readonly(np.zeros(graph.nodes[wrt_id]["value"].shape))
-        return PathReport(of_name, wrt_name, zero, (), 0, limit)
+        return PathReport(*names, readonly(np.zeros(graph.nodes[wrt_id]["value"].shape)), (), 0, limit)
     start = seed_for(graph, of_id, seed)
     total = gradients(graph, of_id, start, inputs=True, within=on)[wrt_id]
     found = tuple(PathContribution(tuple(graph.name_of(i) for i in ids), readonly(value))
-                  for ids, value in itertools.islice(walk(graph, of_id, wrt_id, on, start), limit))
-    return PathReport(of_name, wrt_name, readonly(total), found, count_paths(graph, of_id, wrt_id), limit)
+                  for ids, value in itertools.islice(walk(graph, of_id, wrt_id, start), limit))
+    return PathReport(*names, readonly(total), found, count_paths(graph, of_id, wrt_id), limit)
 
 
 def _paths_word(n: int, more: bool = False) -> str:
-    """'1 path', '3 paths'; with ``more``: '1 more path', '3 more paths'."""
     return f"{n}{' more' if more else ''} path" + ("" if n == 1 else "s")
 
 
 Factor = tuple[str, str, str, int]  # numerator, denominator, op, positions
 
 
-def _factors(graph: Graph, ids: Sequence[int]) -> list[Factor]:
-    """Local factors of a path, from OF down to WRT."""
-    out = []
-    for k in range(len(ids) - 1, 0, -1):
-        user, operand = graph.nodes[ids[k]], ids[k - 1]
-        out.append((user["name"], graph.name_of(operand), user["op"], user["operands"].count(operand)))
-    return out
+def _factors(graph: Graph, names: Sequence[str]) -> list[Factor]:
+    """The local derivatives along a path, from OF down to WRT."""
+    ids = [graph.id_of(n) for n in names]
+    users = [graph.nodes[i] for i in ids]
+    return [(names[k], names[k - 1], users[k]["op"], users[k]["operands"].count(ids[k - 1]))
+            for k in range(len(ids) - 1, 0, -1)]
 
 
 def explain(graph: Graph, of: Ref, wrt: Ref, *, format: str = "text", seed: Any = None,  # noqa: A002
             limit: int = 20) -> str:
-    """The chain rule for ∂OF/∂WRT as a sum over paths of products of local derivatives.
-
-    ``format``: ``"text"``, ``"markdown"`` or ``"latex"`` (an amsmath ``aligned`` block).  Each
-    of at most ``limit`` paths is written with its contribution; with no path, one sentence
-    says why: "∂L2/∂A2 = 0: L2 does not depend on A2; its inputs are W1, W2, W3."
-    """
-    writers = {"text": _explain_text, "markdown": _explain_markdown, "latex": _explain_latex}
-    if format not in writers:
+    """The chain rule for ∂OF/∂WRT as a sum over paths of products of local derivatives, as
+    ``"text"``, ``"markdown"`` or ``"latex"`` (an amsmath ``aligned`` block): at most ``limit``
+    paths, each with its contribution; with no path, one sentence says why ("∂L2/∂A2 = 0: L2
+    does not depend on A2; its inputs are W1, W2, W3.")."""
+    if format not in ("text", "markdown", "latex"):
         raise GraphError(f"format must be 'text', 'markdown' or 'latex', got {format!r}")
     if limit < 1:
         raise GraphError(f"limit must be at least 1, got {limit}")
     report = path_attribution(graph, of, wrt, seed=seed, limit=limit)
-    factors = [_factors(graph, [graph.id_of(n) for n in p.nodes]) for p in report.paths]
-    return writers[format](report, no_path_reason(graph, of, wrt), factors)
+    reason = no_path_reason(graph, of, wrt)
+    factors = [_factors(graph, p.nodes) for p in report.paths]
+    if format == "latex":
+        return _explain_latex(report, reason, factors)
+    return _explain_plain(report, reason, factors, md=format == "markdown")
 
 
 def _local(fs: list[Factor], name: Any) -> str:
     """The local derivatives of one path, each with its op (and positions when several)."""
-    return " · ".join(f"∂{name(v)}/∂{name(u)} ({name(op)}{f' ×{n}' if n > 1 else ''})"
-                      for v, u, op, n in fs)
+    return " · ".join(f"∂{name(v)}/∂{name(u)} ({name(op)}{f' ×{n}' if n > 1 else ''})" for v, u, op, n in fs)
 
 
-def _explain_text(report: PathReport, reason: str | None, factors: list[list[Factor]]) -> str:
-    of, wrt = one_line(report.of), one_line(report.wrt)
+def _explain_plain(report: PathReport, reason: str | None, factors: list[list[Factor]], md: bool) -> str:
+    """As text, or with ``md`` as Markdown (names escaped, the paths in a table)."""
+    name, bold = (markdown_text, "**") if md else (one_line, "")
+    of, wrt = name(report.of), name(report.wrt)
     lhs = f"∂{of}/∂{wrt}"
     if reason is not None:
-        return f"{lhs} = 0: {one_line(reason)}"
+        return f"{bold}{lhs} = 0{bold}: {name(reason)}"
     if not factors[0]:
-        return f"{lhs} = {describe_value(report.total)}: the seed (a node with respect to itself)"
-    products = ["·".join(f"∂{one_line(v)}/∂{one_line(u)}" for v, u, _, _ in fs) for fs in factors]
+        return f"{bold}{lhs}{bold} = {describe_value(report.total)}: the seed (a node with respect to itself)"
+    products = ["·".join(f"∂{name(v)}/∂{name(u)}" for v, u, _, _ in fs) for fs in factors]
+    more = _paths_word(report.count - len(factors), more=True)
+    intro = (f"sum over the {_paths_word(report.count)} from {wrt} to {of}, "
+             "each a product of local derivatives")
+    rows = [(k, " → ".join(map(name, p.nodes)), _local(fs, name), describe_value(p.value))
+            for k, (p, fs) in enumerate(zip(report.paths, factors), 1)]
+    total = describe_value(report.total)
+    if md:
+        lines = [f"**{lhs}** = " + " + ".join(products) + (f" + … ({more})" if report.capped else ""), "",
+                 f"A {intro}:", "", "| # | path | local derivatives | contribution |", "|---:|---|---|---|"]
+        lines += [f"| {k} | {path} | {local} | {value} |" for k, path, local, value in rows]
+        return "\n".join(lines + ["", f"Total {lhs}: {total}."])
     pad = " " * width(lhs)
     lines = [f"{lhs} = " + f"\n{pad} + ".join(products)]
     if report.capped:
-        lines.append(f"{pad} + … ({_paths_word(report.count - len(factors), more=True)}, not written out)")
-    lines.append(f"a sum over the {_paths_word(report.count)} from {wrt} to {of}, "
-                 "each a product of local derivatives (op in brackets):")
-    for k, (p, fs) in enumerate(zip(report.paths, factors), 1):
-        lines += [f"  {k}. {' → '.join(map(one_line, p.nodes))}", f"     {_local(fs, one_line)}",
-                  f"     contributes {describe_value(p.value)}"]
-    lines.append(f"  total {lhs}: {describe_value(report.total)}")
-    return "\n".join(lines)
-
-
-def _explain_markdown(report: PathReport, reason: str | None, factors: list[list[Factor]]) -> str:
-    md = markdown_text
-    of, wrt = md(report.of), md(report.wrt)
-    lhs = f"∂{of}/∂{wrt}"
-    if reason is not None:
-        return f"**{lhs} = 0**: {md(reason)}"
-    if not factors[0]:
-        return f"**{lhs}** = {describe_value(report.total)}: the seed (a node with respect to itself)"
-    products = ["·".join(f"∂{md(v)}/∂{md(u)}" for v, u, _, _ in fs) for fs in factors]
-    more = f" + … ({_paths_word(report.count - len(factors), more=True)})" if report.capped else ""
-    lines = [f"**{lhs}** = " + " + ".join(products) + more, "",
-             f"A sum over the {_paths_word(report.count)} from {wrt} to {of}, each a product of local derivatives:",
-             "", "| # | path | local derivatives | contribution |", "|---:|---|---|---|"]
-    for k, (p, fs) in enumerate(zip(report.paths, factors), 1):
-        path = " → ".join(md(n) for n in p.nodes)
-        lines.append(f"| {k} | {path} | {_local(fs, md)} | {describe_value(p.value)} |")
-    lines += ["", f"Total {lhs}: {describe_value(report.total)}."]
-    return "\n".join(lines)
-
-
-def _tex_number(x: float) -> str:
-    if not np.isfinite(x):
-        return tex_text(str(x))
-    if x == 0 or 1e-3 <= abs(x) < 1e4:
-        return f"{x:.6g}"
-    mantissa, exponent = f"{x:.3e}".split("e")
-    return f"{mantissa} \\times 10^{{{int(exponent)}}}"
+        lines.append(f"{pad} + … ({more}, not written out)")
+    lines.append(f"a {intro} (op in brackets):")
+    for k, path, local, value in rows:
+        lines += [f"  {k}. {path}", f"     {local}", f"     contributes {value}"]
+    return "\n".join(lines + [f"  total {lhs}: {total}"])
 
 
 def _tex_amount(a: np.ndarray) -> str:
-    return _tex_number(float(a.ravel()[0])) if a.size == 1 else f"\\|\\cdot\\| = {_tex_number(norm(a))}"
+    """A scalar's value, else ‖a‖, as a TeX number (with a power of ten outside [0.001, 10⁴))."""
+    x, shown = (float(a.ravel()[0]), "") if a.size == 1 else (norm(a), "\\|\\cdot\\| = ")
+    if not np.isfinite(x):
+        return shown + tex_text(str(x))
+    if x == 0 or 1e-3 <= abs(x) < 1e4:
+        return f"{shown}{x:.6g}"
+    mantissa, exponent = f"{x:.3e}".split("e")
+    return f"{shown}{mantissa} \\times 10^{{{int(exponent)}}}"
 
 
 def _tex_partial(v: str, u: str) -> str:

@@ -8,19 +8,16 @@ from __future__ import annotations
 import fnmatch
 import itertools
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 
 from ..autodiff import edge_vjp
 from ..errors import BpgraphError, GraphError, UnknownNodeError
-from ..graph import KINDS
+from ..graph import KINDS, Graph, Ref
 from ..ops import OPS
 from ..tensor import Tensor
 from ..text import one_line
-
-if TYPE_CHECKING:
-    from ..graph import Graph, Ref
 
 Pattern = str | Tensor | int | Iterable[Tensor | int | str]
 
@@ -36,50 +33,40 @@ def descendants(graph: Graph, ref: Ref) -> set[int]:
 
 def depends(graph: Graph, of: Ref, wrt: Ref) -> bool:
     """Whether a path leads from WRT to OF (a node depends on itself); if not, ∂OF/∂WRT = 0."""
-    upstream = graph.ancestors(of)
-    return graph.id_of(wrt) in upstream
+    return graph.id_of(wrt) in graph.ancestors(of)
 
 
 def count_paths(graph: Graph, of: Ref, wrt: Ref) -> int:
     """The exact number of paths from WRT to OF, by dynamic programming over the ids in between."""
     of_id, wrt_id = graph.id_of(of), graph.id_of(wrt)
-    on = graph.between(of_id, wrt_id)
-    if not on:
-        return 0
-    nodes = graph.nodes
     counts = {wrt_id: 1}
-    for node_id in sorted(on - {wrt_id}):
-        counts[node_id] = sum(counts[o] for o in set(nodes[node_id]["operands"]) if o in counts)
-    return counts[of_id]
+    for node_id in sorted(graph.between(of_id, wrt_id) - {wrt_id}):
+        counts[node_id] = sum(counts[o] for o in set(graph.nodes[node_id]["operands"]) if o in counts)
+    return counts.get(of_id, 0)
 
 
-def walk(graph: Graph, of_id: int, wrt_id: int, on: set[int],
+def walk(graph: Graph, of_id: int, wrt_id: int,
          seed: np.ndarray | None = None) -> Iterator[tuple[list[int], np.ndarray | None]]:
     """Every path from WRT to OF (ids, WRT first), lazily; with a ``seed``, each with its
     contribution: the seed carried back through that path's local VJPs."""
-    nodes = graph.nodes
-    # entries: (node, suffix as a linked list (node, next) toward OF, user and its gradient)
-    stack: list[tuple[int, Any, int | None, np.ndarray | None]] = [(of_id, None, None, seed)]
+    nodes, on = graph.nodes, graph.between(of_id, wrt_id)
+    path: list[int] = []  # from OF down to the node last taken off the stack
+    stack: list[tuple[int, int, np.ndarray | None]] = [(of_id, 0, seed)]  # (node, depth, gradient)
     while stack:
-        node, suffix, user, carried = stack.pop()
-        grad = carried if user is None or carried is None else edge_vjp(graph, user, node, carried)
-        link = (node, suffix)
+        node, depth, carried = stack.pop()
+        del path[depth:]
+        grad = carried if not path or carried is None else edge_vjp(graph, path[-1], node, carried)
+        path.append(node)
         if node == wrt_id:
-            ids = []
-            while link is not None:
-                ids.append(link[0])
-                link = link[1]
-            yield ids, grad
-            continue
-        operands = sorted({o for o in nodes[node]["operands"] if o in on}, reverse=True)
-        stack.extend((o, link, node, grad) for o in operands)
+            yield path[::-1], grad
+        else:
+            operands = sorted({o for o in nodes[node]["operands"] if o in on}, reverse=True)
+            stack.extend((o, depth + 1, grad) for o in operands)
 
 
 def paths(graph: Graph, of: Ref, wrt: Ref, limit: int | None = 1000) -> list[list[str]]:
     """The first ``limit`` paths from WRT to OF as lists of node names, WRT first."""
-    of_id, wrt_id = graph.id_of(of), graph.id_of(wrt)
-    on = graph.between(of_id, wrt_id)
-    found = itertools.islice(walk(graph, of_id, wrt_id, on), limit) if on else ()
+    found = itertools.islice(walk(graph, graph.id_of(of), graph.id_of(wrt)), limit)
     return [[graph.name_of(i) for i in ids] for ids, _ in found]
 
 
@@ -107,9 +94,8 @@ def select(graph: Graph, pattern: Pattern) -> list[int]:
     return found
 
 
-def _first_path(graph: Graph, of_id: int, wrt_id: int) -> list[int] | None:
-    on = graph.between(of_id, wrt_id)
-    return next(walk(graph, of_id, wrt_id, on))[0] if on else None
+def _first_path(graph: Graph, of_id: int, wrt_id: int) -> list[int]:
+    return next((ids for ids, _ in walk(graph, of_id, wrt_id)), [])
 
 
 def find_path(graph: Graph, of: Ref, wrt: Ref | None = None, *,
@@ -118,20 +104,17 @@ def find_path(graph: Graph, of: Ref, wrt: Ref | None = None, *,
     strictly between them, or (without ``wrt``) from the first matching node OF depends on."""
     of_id = graph.id_of(of)
     wrt_id = None if wrt is None else graph.id_of(wrt)
-    if wrt_id is None and through is None:
-        raise GraphError("find_path needs wrt=, through= or both")
-    matches = None if through is None else set(select(graph, through))
-    if wrt_id is None:
-        starts = sorted(matches & graph.ancestors(of_id) - {of_id})
-        ids = _first_path(graph, of_id, starts[0]) if starts else None
-    elif matches is None:
+    if through is None:
+        if wrt_id is None:
+            raise GraphError("find_path needs wrt=, through= or both")
         ids = _first_path(graph, of_id, wrt_id)
-    else:
-        inner = sorted(matches & graph.between(of_id, wrt_id) - {of_id, wrt_id})
-        ids = None
-        if inner:  # up to the first matching node, then on from it
-            ids = _first_path(graph, inner[0], wrt_id)[:-1] + _first_path(graph, of_id, inner[0])
-    return None if ids is None else [graph.name_of(i) for i in ids]
+    elif wrt_id is None:  # from the first matching node OF depends on
+        start = min(set(select(graph, through)) & graph.ancestors(of_id) - {of_id}, default=None)
+        ids = [] if start is None else _first_path(graph, of_id, start)
+    else:  # up to the first matching node strictly between them, then on from it
+        mid = min(set(select(graph, through)) & graph.between(of_id, wrt_id) - {of_id, wrt_id}, default=None)
+        ids = [] if mid is None else _first_path(graph, mid, wrt_id)[:-1] + _first_path(graph, of_id, mid)
+    return [graph.name_of(i) for i in ids] or None
 
 
 def through(graph: Graph, of: Ref, wrt: Ref | None, pattern: Pattern) -> bool:
@@ -193,12 +176,9 @@ def assert_path(graph: Graph, of: Ref, wrt: Ref | None = None, *,
 
 @dataclass(frozen=True)
 class PathsReport:
-    """What ``bpgraph paths`` prints: the paths that carry ∂OF/∂WRT (see :func:`paths_report`).
-
-    ``count`` is exact; ``paths`` holds the first ``limit`` of them, or with ``through`` the one
-    found through a matching node, or nothing when only the count was asked for.  ``reason``
-    says why there is no path (None when there is one).
-    """
+    """What ``bpgraph paths`` prints (see :func:`paths_report`).  ``count`` is exact; ``paths``
+    the first ``limit`` of them, or the one found ``through`` a matching node, or none with
+    ``count_only``.  ``reason`` says why there is no path (None when there is one)."""
 
     of: str
     wrt: str
@@ -210,7 +190,6 @@ class PathsReport:
 
     @property
     def capped(self) -> bool:
-        """Whether more paths exist than are listed."""
         return not self.count_only and self.through is None and self.count > len(self.paths)
 
     def to_dict(self) -> dict[str, Any]:
@@ -235,16 +214,11 @@ def paths_report(graph: Graph, of: Ref, wrt: Ref, *, through: Pattern | None = N
                  count_only: bool = False) -> PathsReport:
     """The paths from WRT to OF as a report: the first ``limit`` of them, or with ``through`` one
     passing through a matching node (see :func:`select`; a string with commas lists names,
-    ``"A1,A2"``), or with ``count_only`` just their exact number (nothing is enumerated).
-
-    >>> from bpgraph.examples import l2_mlp
-    >>> print(paths_report(l2_mlp(), "J", "W1"))
-    W1 -> Z1 -> A1 -> Z2 -> A2 -> Z3 -> A3 -> cross_entropy -> J
-    W1 -> L2 -> J
-    2 paths
-    """
+    ``"A1,A2"``), or with ``count_only`` just their exact number (nothing is enumerated)."""
     count = count_paths(graph, of, wrt)
-    pattern = _comma_names(through)
+    pattern = through
+    if isinstance(through, str) and "," in through:  # "A1, A2" names nodes, as --through takes them
+        pattern = [part.strip() for part in through.split(",") if part.strip()]
     if count_only:
         found = []
     elif pattern is None:
@@ -256,10 +230,3 @@ def paths_report(graph: Graph, of: Ref, wrt: Ref, *, through: Pattern | None = N
         label = ",".join(graph.name_of(i) for i in select(graph, through))
     return PathsReport(graph.name_of(graph.id_of(of)), graph.name_of(graph.id_of(wrt)), count,
                        tuple(map(tuple, found)), label, count_only, no_path_reason(graph, of, wrt))
-
-
-def _comma_names(pattern: Pattern | None) -> Pattern | None:
-    """``"A1, A2"`` -> ``["A1", "A2"]`` (as the command line's --through takes them); else unchanged."""
-    if not isinstance(pattern, str) or "," not in pattern:
-        return pattern
-    return [part.strip() for part in pattern.split(",") if part.strip()]

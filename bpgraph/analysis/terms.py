@@ -4,18 +4,16 @@ and each term's share of every gradient."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterable, Mapping, NamedTuple
+from typing import Any, Iterable, Mapping, NamedTuple
 
 import numpy as np
 
 from ..autodiff import gradients
 from ..errors import GraphError, UnknownNodeError
+from ..graph import Graph, Ref
 from ..text import one_line, table
 from .paths import no_path_reason
 from .reports import array_json, by_name, describe_value, norm, readonly, sci, with_values
-
-if TYPE_CHECKING:
-    from ..graph import Graph, Ref
 
 NO_PATH, ZERO, NONZERO = "no path", "zero", "nonzero"
 OTHER = "(other)"
@@ -26,13 +24,11 @@ def cost_terms(graph: Graph, root: Ref | None = None, terms: Iterable[Ref] | Non
     ``add``/``sub`` ops (a root that is not a sum is its own term), or ``terms`` when given."""
     if terms is not None:
         return sorted({graph.id_of(t) for t in terms})
-    found: set[int] = set()
-    stack = [graph.root_id(root)]
+    found, stack = set(), [graph.root_id(root)]
     while stack:
         node_id = stack.pop()
-        attrs = graph.nodes[node_id]
-        if attrs["op"] in ("add", "sub"):
-            stack.extend(attrs["operands"])
+        if graph.nodes[node_id]["op"] in ("add", "sub"):
+            stack.extend(graph.nodes[node_id]["operands"])
         else:
             found.add(node_id)
     return sorted(found)
@@ -40,11 +36,9 @@ def cost_terms(graph: Graph, root: Ref | None = None, terms: Iterable[Ref] | Non
 
 class TermReach(NamedTuple):
     """Which cost terms each node feeds and is fed by, one bit per term, in read-only arrays
-    indexed by node id (up to the last of the root and its terms; later nodes feed nothing).
-
+    indexed by node id (up to the last of the root and its terms; later nodes feed nothing):
     ``feeds[i]`` has bit k when node i is term k or one of its ancestors, ``fed_by[i]`` when it
-    is term k or depends on it; ``root_side[i]`` says the root depends on node i (or is it).
-    """
+    is term k or depends on it; ``root_side[i]`` says the root depends on node i (or is it)."""
 
     terms: tuple[int, ...]
     feeds: np.ndarray
@@ -66,7 +60,6 @@ class TermReach(NamedTuple):
         return out
 
     def names(self, graph: Graph, mask: int) -> tuple[str, ...]:
-        """The names of the terms in ``mask``."""
         return tuple(graph.name_of(t) for k, t in enumerate(self.terms) if mask >> k & 1)
 
 
@@ -75,32 +68,30 @@ def term_reach(graph: Graph, root: Ref | None = None, terms: Iterable[Ref] | Non
     number of paths, and remembered until the graph grows."""
     root_id = graph.root_id(root)
     term_ids = cost_terms(graph, root_id, terms)
-    return graph.derived(f"term_reach {root_id} {term_ids}", lambda g: _term_reach(g, root_id, term_ids))
 
-
-def _term_reach(graph: Graph, root_id: int, term_ids: list[int]) -> TermReach:
-    """Down the ids from the root marking what feeds each term and the root (one more bit),
-    then up from the first term marking what each term feeds."""
-    nodes = graph.nodes
-    count = len(term_ids)
-    top = max([root_id, *term_ids])
-    terms_mask = (1 << count) - 1
-    both = [0] * (top + 1)  # bit k: feeds term k; bit ``count``: feeds the root
-    both[root_id] = 1 << count
-    for k, t in enumerate(term_ids):
-        both[t] |= 1 << k
-    fed_by = [bits & terms_mask for bits in both]
-    for i in range(top, -1, -1):
-        if both[i]:
+    def compute(g: Graph) -> TermReach:
+        # down the ids from the root marking what feeds each term and the root (one more bit),
+        # then up from the first term marking what each term feeds
+        nodes, count = g.nodes, len(term_ids)
+        top, terms_mask = max([root_id, *term_ids]), (1 << count) - 1
+        both = [0] * (top + 1)  # bit k: feeds term k; bit ``count``: feeds the root
+        both[root_id] = 1 << count
+        for k, t in enumerate(term_ids):
+            both[t] |= 1 << k
+        fed_by = [bits & terms_mask for bits in both]
+        for i in range(top, -1, -1):
+            if both[i]:
+                for o in nodes[i]["operands"]:
+                    both[o] |= both[i]
+        for i in range(term_ids[0] if term_ids else top + 1, top + 1):
             for o in nodes[i]["operands"]:
-                both[o] |= both[i]
-    for i in range(term_ids[0] if term_ids else top + 1, top + 1):
-        for o in nodes[i]["operands"]:
-            fed_by[i] |= fed_by[o]
-    dtype = np.int64 if count < 62 else object  # the terms and the root side's bit fit 63 bits
-    arrays = (np.array([bits & terms_mask for bits in both], dtype=dtype), np.array(fed_by, dtype=dtype),
-              np.array([bits >> count for bits in both], dtype=bool))
-    return TermReach(tuple(term_ids), *map(readonly, arrays))
+                fed_by[i] |= fed_by[o]
+        dtype = np.int64 if count < 62 else object  # the terms and the root side's bit fit 63 bits
+        arrays = (np.array([bits & terms_mask for bits in both], dtype=dtype), np.array(fed_by, dtype=dtype),
+                  np.array([bits >> count for bits in both], dtype=bool))
+        return TermReach(tuple(term_ids), *map(readonly, arrays))
+
+    return graph.derived(f"term_reach {root_id} {term_ids}", compute)
 
 
 def term_edges(graph: Graph, root: Ref | None = None,
@@ -108,16 +99,11 @@ def term_edges(graph: Graph, root: Ref | None = None,
     """Edge (u, v) -> names of the terms whose gradient it carries: v is term t or feeds it, or
     u depends on t and the root on v.  Edges left out carry nothing ("no path")."""
     reach = term_reach(graph, root, terms)
-    names: dict[int, tuple[str, ...]] = {}
-    carried: dict[tuple[int, int], tuple[str, ...]] = {}
-    for v in range(len(reach.feeds)):
-        for u in dict.fromkeys(graph.nodes[v]["operands"]):
-            mask = reach.mask(u, v)
-            if mask:
-                if mask not in names:
-                    names[mask] = reach.names(graph, mask)
-                carried[(u, v)] = names[mask]
-    return carried
+    edges = [(u, v) for v in range(len(reach.feeds)) for u in dict.fromkeys(graph.nodes[v]["operands"])]
+    tails, heads = np.array(edges, dtype=np.int64).reshape(-1, 2).T
+    masks = reach.masks(tails, heads).tolist()
+    names = {mask: reach.names(graph, mask) for mask in set(masks)}
+    return {edge: names[mask] for edge, mask in zip(edges, masks) if mask}
 
 
 @dataclass(frozen=True, eq=False)
@@ -132,6 +118,13 @@ class TermCell:
     def to_dict(self, values: bool = False) -> dict[str, Any]:
         return with_values({"term": self.term, "status": self.status, "norm": self.norm},
                            values, "value", self.value)
+
+
+def _term_cell(term: str, value: np.ndarray | None) -> TermCell:
+    if value is None:
+        return TermCell(term, NO_PATH, 0.0, None)
+    value = readonly(value)
+    return TermCell(term, NONZERO if np.any(value != 0) else ZERO, norm(value), value)
 
 
 @dataclass(frozen=True, eq=False)
@@ -159,11 +152,9 @@ class TermRow:
 
 @dataclass(frozen=True, eq=False)
 class TermReport:
-    """Every node's gradient of ``root`` split by cost term, rows in backward order.
-
-    ``terms`` end with ``(other)`` only when some gradient reaches the root avoiding every
-    term; ``seeds`` holds ∂root/∂term along the add chain (1 for ``+``, -1 for ``-``).
-    """
+    """Every node's gradient of ``root`` split by cost term, rows in backward order.  ``terms``
+    end with ``(other)`` only when some gradient reaches the root avoiding every term; ``seeds``
+    holds ∂root/∂term along the add chain (1 for ``+``, -1 for ``-``)."""
 
     root: str
     terms: tuple[str, ...]
@@ -199,22 +190,12 @@ class TermReport:
                 "'no path' when the term does not depend on the node\n" + table([*head, *self.terms], rows))
 
 
-def _term_cell(term: str, value: np.ndarray | None) -> TermCell:
-    if value is None:
-        return TermCell(term, NO_PATH, 0.0, None)
-    value = readonly(value)
-    return TermCell(term, NONZERO if np.any(value != 0) else ZERO, norm(value), value)
-
-
 def term_attribution(graph: Graph, root: Ref | None = None, terms: Iterable[Ref] | None = None, *,
                      seed: Any = None, inputs: bool = False) -> TermReport:
-    """Split every node's gradient of ``root`` into the contribution of each cost term.
-
-    Term t contributes its gradient seeded with ∂root/∂t along the add chain, so the shares
-    add up to the full gradient (a path through several terms counts for the one nearest the
-    root).  Rows: the nodes that get a gradient, except the chain above the terms and the terms
-    no other term depends on.
-    """
+    """Split every node's gradient of ``root`` into the shares of its cost terms: term t's share is
+    its gradient seeded with ∂root/∂t, so the shares add up (a path through several terms counts for
+    the one nearest the root).  Rows: the nodes that get a gradient, less the add chain above the
+    terms and the terms no other term depends on."""
     root_id = graph.root_id(root)
     term_ids = cost_terms(graph, root_id, terms)
     upstream = graph.ancestors(root_id)
@@ -226,16 +207,11 @@ def term_attribution(graph: Graph, root: Ref | None = None, terms: Iterable[Ref]
     full = gradients(graph, root_id, seed, inputs=inputs)
     rest = gradients(graph, root_id, seed, inputs=inputs, stop=term_set)
     shares = {t: gradients(graph, t, rest[t], inputs=inputs) if t in rest else {} for t in term_ids}
-
-    after: set[int] = set()
-    before: set[int] = set()
-    for t in term_ids:
-        after |= graph.descendants(t)
-        before |= graph.ancestors(t) - {t}
+    after = set().union(*(graph.descendants(t) for t in term_ids))
+    before = set().union(*(graph.ancestors(t) - {t} for t in term_ids))
     row_ids = [i for i in sorted(full, reverse=True) if i not in after or i in before]
     names = [graph.name_of(t) for t in term_ids]
     has_other = any(i in rest and i not in term_set for i in row_ids)
-
     rows = []
     for i in row_ids:
         cells = [_term_cell(name, shares[t].get(i)) for t, name in zip(term_ids, names)]
@@ -244,4 +220,5 @@ def term_attribution(graph: Graph, root: Ref | None = None, terms: Iterable[Ref]
         attrs = graph.nodes[i]
         rows.append(TermRow(attrs["name"], attrs["kind"], attrs["value"].shape, full[i], tuple(cells)))
     seeds = {graph.name_of(t): readonly(rest[t]) for t in term_ids if t in rest}
-    return TermReport(graph.name_of(root_id), tuple(names + [OTHER] if has_other else names), seeds, tuple(rows))
+    names += [OTHER] if has_other else []
+    return TermReport(graph.name_of(root_id), tuple(names), seeds, tuple(rows))

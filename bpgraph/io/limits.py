@@ -1,7 +1,7 @@
 """How much a graph file may hold, and how closely a replayed op must match its stored value.
 
-A caller may raise these for files it trusts: ``bpgraph.io.limits.MAX_NODES = 10**6`` (the
-reader looks them up here at each load).
+A caller may raise these for files it trusts (``bpgraph.io.limits.MAX_NODES = 10**6``): the
+reader looks them up here at each load.
 """
 
 MAX_FILE_BYTES = 256 * 2**20  # a bigger file is refused before it is parsed
@@ -9,7 +9,6 @@ MAX_NODES = 100_000
 MAX_ELEMENTS = 10_000_000  # in all of a file's arrays, and in any one op's result; checked from shapes
 MAX_DEPTH = 32  # dimensions per array, and nesting levels of the meta data
 MAX_NAME_LENGTH = 1_000
-
-#: Replay tolerance: a recomputed value may differ from the stored one by REPLAY_RTOL (or 100
-#: machine epsilons for float16/32) times the stored array's largest magnitude.
+#: A recomputed value may differ from the stored one by REPLAY_RTOL (or 100 machine epsilons for
+#: float16/32) times the stored array's largest magnitude.
 REPLAY_RTOL = 1e-12

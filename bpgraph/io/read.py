@@ -1,7 +1,8 @@
 """Reading: a JSON file (:func:`load_json`) or its data (:func:`from_dict`), checked completely.
 
 The file is checked as a whole (fields, version, limits), then node by node in file order:
-fields, names, kinds, shapes, arrays; each node is then recorded and replayed (see replay).
+fields, names, kinds, shapes, arrays.  A leaf is recorded with its stored value; an op (only
+those of :data:`bpgraph.ops.OPS`) is recomputed from its operands and must give the stored value.
 Every problem raises GraphFileError naming the node and field.
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import itertools
 import json
 import math
 import os
@@ -17,12 +19,13 @@ from typing import Any, NoReturn
 
 import numpy as np
 
+from ..errors import BpgraphError
 from ..graph import KINDS, Graph
 from ..ops import OPS
 from ..tensor import Tensor
-from . import arrays, limits, replay
-from .schema import (DTYPES, FORMAT, NODE_FIELDS, TOP_FIELDS, VERSION, At, GraphFileError, check_name,
-                     json_type)
+from . import limits
+from .schema import (DTYPES, FORMAT, NODE_FIELDS, NONFINITE, TOP_FIELDS, VERSION, At, GraphFileError,
+                     check_name, check_params, json_type)
 
 
 def load_json(path: str | Path) -> Graph:
@@ -32,10 +35,11 @@ def load_json(path: str | Path) -> Graph:
         too_big = os.fstat(handle.fileno()).st_size > limits.MAX_FILE_BYTES
         raw = b"" if too_big else handle.read(limits.MAX_FILE_BYTES + 1)
     if too_big or len(raw) > limits.MAX_FILE_BYTES:
-        raise GraphFileError(f"the file is larger than MAX_FILE_BYTES ({limits.MAX_FILE_BYTES} bytes); "
-                             "raise bpgraph.io.limits.MAX_FILE_BYTES to load a file you trust", source=source)
+        raise GraphFileError(f"the file is larger than MAX_FILE_BYTES ({limits.MAX_FILE_BYTES} bytes); raise "
+                             "bpgraph.io.limits.MAX_FILE_BYTES to load a file you trust", source=source)
     try:
-        data = json.loads(raw.decode("utf-8"), parse_constant=_refuse_constant, object_pairs_hook=_unique_keys)
+        data = json.loads(raw.decode("utf-8"), parse_constant=_refuse_constant,
+                          object_pairs_hook=_unique_keys)
     except UnicodeDecodeError as exc:
         raise GraphFileError(f"not UTF-8 text (byte {exc.start})", source=source) from None
     except json.JSONDecodeError as exc:
@@ -68,7 +72,7 @@ def from_dict(data: Any, *, source: str = "<data>") -> Graph:
 
 
 class _Reader:
-    """Check the file as a whole, then each node in order: check it, record it, replay it."""
+    """Check the file as a whole, then each node in order: check it, then record or replay it."""
 
     def __init__(self, source: str) -> None:
         self.top = At(source)
@@ -79,8 +83,8 @@ class _Reader:
 
     def read(self, data: Any) -> Graph:
         self._check_top(data)
-        nodes, with_grad = data["nodes"], data["grad_root"] is not None
-        fields = {**NODE_FIELDS, "grad": None} if with_grad else NODE_FIELDS
+        nodes, grad_root = data["nodes"], data["grad_root"]
+        fields = NODE_FIELDS if grad_root is None else {**NODE_FIELDS, "grad": None}
         places = [self._at(index, node) for index, node in enumerate(nodes)]
         for at, node in zip(places, nodes):
             _check_fields(at, node, fields)
@@ -89,10 +93,10 @@ class _Reader:
                 at.fail("id", f"duplicate id {node_id} (also nodes[{self.position[node_id]}])")
             self.position[node_id] = at.index
         for at, node in zip(places, nodes):
-            self._read_node(at, node, with_grad)
+            self._read_node(at, node)
         self._check_edges(data["edges"], nodes)
-        if data["grad_root"] is not None and data["grad_root"] not in self.graph:
-            self.top.fail("grad_root", f"names no node: {data['grad_root']!r}")
+        if grad_root is not None and grad_root not in self.graph:
+            self.top.fail("grad_root", f"names no node: {grad_root!r}")
         self.graph.meta = copy.deepcopy(data["graph"])
         return self.graph
 
@@ -116,7 +120,8 @@ class _Reader:
             at.fail("version", f"unknown version {version}: this bpgraph reads version {VERSION}{newer}")
         for field, expected in (("directed", True), ("multigraph", False)):
             if data[field] is not expected:
-                at.fail(field, f"expected {json.dumps(expected)}: a bpgraph graph is directed, one edge per pair")
+                at.fail(field, f"expected {json.dumps(expected)}: a bpgraph graph is directed, one edge "
+                               "per pair")
         _check_meta(at, data["graph"])
         if len(nodes) > limits.MAX_NODES:
             at.fail("nodes", f"{len(nodes)} nodes, more than MAX_NODES ({limits.MAX_NODES})")
@@ -146,7 +151,7 @@ class _Reader:
             self.top.fail("edges", f"missing the edge {source} -> {target} ({name_of(self.new_id[source])!r} "
                                    f"is an operand of {name_of(self.new_id[target])!r})")
 
-    def _read_node(self, at: At, node: dict[str, Any], with_grad: bool) -> None:
+    def _read_node(self, at: At, node: dict[str, Any]) -> None:
         name, kind, scope, dtype = node["name"], node["kind"], node["scope"], node["dtype"]
         check_name(at, name)
         if name in self.graph:
@@ -157,19 +162,19 @@ class _Reader:
             at.fail("scope", f"{scope!r} has an empty part; a scope is '' or names joined by '/'")
         if dtype not in DTYPES:
             at.fail("dtype", f"dtype {dtype!r} is not allowed; allowed: {', '.join(DTYPES)}")
-        grad = node["grad"] if with_grad else None
+        grad = node.get("grad")
         shape = self._read_shape(at, node["shape"], copies=1 if grad is None else 2)
         requires_grad = node["requires_grad"]
-        value = arrays.from_json(at, "value", node["value"], shape, dtype)
+        value = _array(at, "value", node["value"], shape, dtype)
         if grad is not None:
-            arrays.from_json(at, "grad", grad, shape, "float64")
+            _array(at, "grad", grad, shape, "float64")
         with contextlib.ExitStack() as scopes:  # 'layer1/act' is recorded inside layer1, then act
             for part in scope.split("/") if scope else ():
                 scopes.enter_context(self.graph.scope(part))
             if kind == "op":
-                tensor = self._record_op(at, node, value)
+                tensor = self._replay_op(at, node, value)
             else:
-                tensor = replay.record_leaf(self.graph, at, node, kind, value, requires_grad)
+                tensor = _record_leaf(self.graph, at, node, value)
         if tensor.node["requires_grad"] != requires_grad:
             at.fail("requires_grad", f"is {str(requires_grad).lower()} but the rebuilt node's is "
                                      f"{str(not requires_grad).lower()} (a param's is true, a const's false, "
@@ -177,26 +182,40 @@ class _Reader:
         self.new_id[node["id"]] = tensor.id
 
     def _read_shape(self, at: At, shape: list[Any], copies: int) -> tuple[int, ...]:
-        """The claimed shape, and the running element count (``copies`` arrays of it: value, grad)
-        checked before anything is allocated."""
+        """The shape, counted (``copies`` arrays of it) into the file's total before any is allocated."""
         if len(shape) > limits.MAX_DEPTH:
             at.fail("shape", f"{len(shape)} dimensions, more than MAX_DEPTH ({limits.MAX_DEPTH})")
         if any(type(n) is not int or n < 0 for n in shape):
             at.fail("shape", f"sizes must be integers >= 0, found {shape!r}")
         self.elements += copies * math.prod(shape)
         if self.elements > limits.MAX_ELEMENTS:
-            at.fail("shape", f"shape {shape} brings the file's arrays to {self.elements} elements, more "
-                             f"than MAX_ELEMENTS ({limits.MAX_ELEMENTS}); raise bpgraph.io.limits.MAX_ELEMENTS for a "
-                             "file you trust")
+            at.fail("shape", f"shape {shape} brings the file's arrays to {self.elements} elements, more than "
+                             f"MAX_ELEMENTS ({limits.MAX_ELEMENTS}); raise bpgraph.io.limits.MAX_ELEMENTS "
+                             "for a file you trust")
         return tuple(shape)
 
-    def _record_op(self, at: At, node: dict[str, Any], stored: np.ndarray) -> Tensor:
-        """A known op, its operands found among the nodes loaded so far, then replayed."""
-        op = node["op"]
+    def _replay_op(self, at: At, node: dict[str, Any], stored: np.ndarray) -> Tensor:
+        """A known op on nodes loaded before it, recomputed; its value must match the file's."""
+        op, params = node["op"], node["params"]
         if op not in OPS:
             at.fail("op", f"unknown op {op!r}; known ops: {', '.join(sorted(OPS))}")
         operands = [self._operand(at, node, k, ref) for k, ref in enumerate(node["operands"])]
-        return replay.record_op(self.graph, at, node, operands, stored)
+        arity = OPS[op].arity
+        if (arity is not None and len(operands) != arity) or not operands:
+            at.fail("operands", f"{op} takes {arity or 'at least 1'} operand(s), found {len(operands)}")
+        check_params(at, params)
+        bound = _result_size_bound(op, [t.shape for t in operands])
+        if bound > limits.MAX_ELEMENTS:
+            shapes = ", ".join(str(t.shape) for t in operands)
+            at.fail("operands", f"{op} of shapes {shapes} would give up to {bound} elements, more than "
+                                f"MAX_ELEMENTS ({limits.MAX_ELEMENTS})")
+        try:
+            tensor = self.graph.record(op, operands, {key: tuple(value) if type(value) is list else value
+                                                      for key, value in params.items()}, name=node["name"])
+        except (BpgraphError, ArithmeticError) as exc:
+            at.fail("params" if params else "operands", f"cannot be recomputed: {exc}")
+        _check_replay(at, tensor, stored)
+        return tensor
 
     def _operand(self, at: At, node: dict[str, Any], k: int, ref: Any) -> Tensor:
         field = f"operands[{k}]"
@@ -212,7 +231,7 @@ class _Reader:
         at.fail(field, f"refers to id {ref}, which no node has")
 
 
-def _check_fields(at: At, obj: dict[str, Any], fields: dict[str, tuple[str, tuple[type, ...]] | None]) -> None:
+def _check_fields(at: At, obj: dict[str, Any], fields: dict[str, Any]) -> None:
     """Every field present with its JSON type, and nothing else (a misspelt field is an error)."""
     for field in fields:
         if field not in obj:
@@ -236,3 +255,98 @@ def _check_meta(at: At, meta: dict[str, Any]) -> None:
             at.fail("graph", f"meta data holds the number {item}, which JSON cannot write back")
         children = item.values() if type(item) is dict else item if type(item) is list else ()
         stack.extend((child, depth + 1) for child in children)
+
+
+def _record_leaf(graph: Graph, at: At, node: dict[str, Any], value: np.ndarray) -> Tensor:
+    """A param, const or input with the file's value (it has no op, operands or params)."""
+    kind, name = node["kind"], node["name"]
+    for field, empty in (("op", None), ("operands", []), ("params", {})):
+        if node[field] != empty:
+            at.fail(field, f"a {kind} has no {field}; expected {json.dumps(empty)}")
+    if kind == "param" and value.dtype.kind != "f":
+        at.fail("dtype", f"a param holds floats, not {value.dtype}")
+    if kind == "param":
+        return graph.param(value, name=name)
+    if kind == "const":
+        return graph.const(value, name=name)
+    return graph.input(value, name=name, requires_grad=node["requires_grad"])
+
+
+def _result_size_bound(op: str, shapes: list[tuple[int, ...]]) -> int:
+    """An upper bound on an op's result size from shapes alone: the broadcast of its operands,
+    except that a matmul-like op takes rows from the first operand and columns from the second."""
+    if op in ("matmul", "linear") and len(shapes) >= 2 and min(len(shapes[0]), len(shapes[1])) >= 2:
+        a, b = shapes[0], shapes[1]
+        shapes = [a[:-2] + (a[-2], b[-1]), b[:-2] + (a[-2], b[-1]), *shapes[2:]]
+    try:
+        return math.prod(np.broadcast_shapes(*shapes))
+    except ValueError:
+        return max(math.prod(s) for s in shapes)
+
+
+def _check_replay(at: At, tensor: Tensor, stored: np.ndarray) -> None:
+    """Same shape, dtype and NaN/inf as the stored value, and numbers equal (to REPLAY_RTOL for floats)."""
+    fresh = tensor.value
+    if fresh.shape == stored.shape and fresh.dtype == stored.dtype \
+            and np.array_equal(fresh, stored, equal_nan=fresh.dtype.kind == "f"):
+        return  # the usual case: recomputed bit for bit
+    what = f"{tensor.op}({', '.join(t.name for t in tensor.graph.operands(tensor))})"
+    if fresh.shape != stored.shape:
+        at.fail("shape", f"is {list(stored.shape)} but {what} gives {list(fresh.shape)}")
+    if fresh.dtype != stored.dtype:
+        at.fail("dtype", f"is {stored.dtype} but {what} gives {fresh.dtype}")
+    finite = np.isfinite(stored)
+    if not np.array_equal(finite, np.isfinite(fresh)) or \
+            not np.array_equal(fresh[~finite], stored[~finite], equal_nan=True):
+        at.fail("value", f"does not follow from {what}: its NaN/inf entries differ")
+    diff = float(np.max(np.abs(fresh[finite].astype(np.float64) - stored[finite]), initial=0.0))
+    tol = 0.0
+    if fresh.dtype.kind == "f":
+        rtol = max(limits.REPLAY_RTOL, 100 * float(np.finfo(fresh.dtype).eps))
+        tol = rtol * float(np.max(np.abs(stored[finite]), initial=0.0))
+    if diff > tol:
+        at.fail("value", f"does not follow from {what}: max abs difference {diff:.6g} (tolerance {tol:.3g}); "
+                         "the file was edited or damaged here")
+
+
+def _array(at: At, field: str, value: Any, shape: tuple[int, ...], dtype: str) -> np.ndarray:
+    """Nested lists (NaN/inf spelled as in NONFINITE) -> array of ``shape`` and ``dtype``, checked
+    level by level (no recursion)."""
+    level = [value]
+    for depth, n in enumerate(shape):
+        for k, item in enumerate(level):
+            if type(item) is not list or len(item) != n:
+                found = f"a list of {len(item)}" if type(item) is list else json_type(item)
+                at.fail(field, f"ragged or not of shape {list(shape)}: {field}{_index(k, shape[:depth])} "
+                               f"should be a list of {n}, found {found}")
+        level = list(itertools.chain.from_iterable(level))
+    kinds = set(map(type, level))
+    if list in kinds:
+        at.fail(field, f"nested deeper than its shape {list(shape)}")
+    allowed, what = ({bool}, "true/false") if dtype == "bool" else ({int}, "integers") if "int" in dtype \
+        else ({int, float, str}, 'numbers (or "nan", "inf", "-inf")')
+    if not kinds <= allowed:
+        k = next(k for k, x in enumerate(level) if type(x) not in allowed)
+        at.fail(field, f"{field}{_index(k, shape)} is {json_type(level[k])}; a {dtype} array holds {what}")
+    info = np.iinfo(dtype) if "int" in dtype else None
+    if info is not None and level and not info.min <= min(level) <= max(level) <= info.max:
+        at.fail(field, f"a number does not fit {dtype} ({info.min} to {info.max})")
+    spelled = [x for x in level if type(x) is str] if str in kinds else []
+    if spelled:
+        bad = next((x for x in spelled if x not in NONFINITE), None)
+        if bad is not None:
+            at.fail(field, f"the string {bad!r:.40} is not a number; non-finite numbers are written "
+                           '"nan", "inf" or "-inf"')
+        level = [NONFINITE[x] if type(x) is str else x for x in level]
+    try:
+        with np.errstate(over="ignore"):
+            arr = np.array(level, dtype=dtype).reshape(shape)
+    except (OverflowError, ValueError) as exc:
+        at.fail(field, f"a number does not fit {dtype}: {exc}")
+    if arr.dtype.kind == "f" and np.count_nonzero(~np.isfinite(arr)) != len(spelled):
+        at.fail(field, f"a number is too large for {dtype}; write infinities as \"inf\" or \"-inf\"")
+    return arr
+
+
+def _index(k: int, shape: tuple[int, ...]) -> str:
+    return "".join(f"[{int(i)}]" for i in np.unravel_index(k, shape)) if shape else ""

@@ -1,5 +1,5 @@
-"""What a graph file is: its format name, version, dtypes and fields; the error that names the
-place of a problem; and the checks that saving and loading share."""
+"""What a graph file is (format, version, dtypes, fields), the error that names where a problem
+is, and the checks that saving and loading share."""
 
 from __future__ import annotations
 
@@ -12,14 +12,11 @@ from . import limits
 
 FORMAT = "bpgraph-graph"
 VERSION = 1
-
 #: The file extensions of the data formats written here (pictures and DOT: bpgraph.render's).
 EXTENSIONS = {".json": "json", ".graphml": "graphml"}
-
 #: The array dtypes a file may hold (each survives a trip through JSON numbers exactly).
 DTYPES = ("bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
           "float16", "float32", "float64")
-
 #: How non-finite floats are spelled in a file.
 NONFINITE = {"nan": float("nan"), "inf": float("inf"), "-inf": float("-inf")}
 
@@ -30,18 +27,15 @@ TOP_FIELDS = {"format": None, "version": _INTEGER, "directed": None, "multigraph
               "graph": ("an object (the graph's meta data)", (dict,)),
               "grad_root": ("a node name or null", (str, type(None))),
               "nodes": ("a list of nodes", (list,)), "edges": ("a list of edges", (list,))}
-NODE_FIELDS = {"id": _INTEGER, "name": _STRING, "kind": _STRING, "op": ("the name of an op", (str, type(None))),
-               "operands": ("a list of node ids", (list,)), "params": ("an object", (dict,)), "scope": _STRING,
-               "shape": ("a list of sizes", (list,)), "dtype": _STRING, "requires_grad": ("true or false", (bool,)),
-               "value": None}
+NODE_FIELDS = {"id": _INTEGER, "name": _STRING, "kind": _STRING,
+               "op": ("the name of an op", (str, type(None))), "operands": ("a list of node ids", (list,)),
+               "params": ("an object", (dict,)), "scope": _STRING, "shape": ("a list of sizes", (list,)),
+               "dtype": _STRING, "requires_grad": ("true or false", (bool,)), "value": None}
 
 
 class GraphFileError(BpgraphError, ValueError):
-    """A graph file (or dict) that cannot be read, or a graph that cannot be saved.
-
-    ``node`` is the node's name (or None), ``index`` its position in the file's node list,
-    ``field`` the offending field; the message states all three and the source.
-    """
+    """A graph file (or dict) that cannot be read, or a graph that cannot be saved; the message
+    names the source, the node (its name and position in the node list) and the field."""
 
     def __init__(self, problem: str, *, source: str = "<data>", node: str | None = None,
                  index: int | None = None, field: str | None = None) -> None:
@@ -82,9 +76,10 @@ def check_name(at: At, name: str) -> None:
 
 
 def check_params(at: At, params: dict[str, Any]) -> None:
-    """Each param is a finite number, boolean, None, string or a flat list of those (on saving and loading)."""
+    """Each param is a finite number, boolean, None, string or a flat list of those (saving and loading)."""
     for key, value in params.items():
         for item in value if type(value) is list else [value]:
-            if not (item is None or type(item) in (bool, int, str) or type(item) is float and math.isfinite(item)):
+            finite_float = type(item) is float and math.isfinite(item)
+            if not (item is None or type(item) in (bool, int, str) or finite_float):
                 at.fail(f"params.{key}", "a param is a finite number, true/false, null, a string "
                                          f"or a flat list of those; found {json_type(item)} {item!r:.40}")

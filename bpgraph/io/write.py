@@ -12,17 +12,16 @@ import numpy as np
 
 from ..files import atomic_write
 from ..graph import Graph
+from ..ops import all_finite
 from ..text import xml_text
-from . import arrays
 from .schema import DTYPES, FORMAT, VERSION, At, GraphFileError, check_name, check_params
 
 
 def to_dict(graph: Graph, *, values: bool = True, grads: bool = False) -> dict[str, Any]:
     """The graph as plain JSON data (the file's content; :func:`from_dict` reads it back).
 
-    ``grads=True`` needs a previous :meth:`Graph.backward`; its root is stored as ``grad_root``.
-    Without ``values`` the file documents the graph but cannot be loaded.
-    """
+    ``grads=True`` needs a previous :meth:`Graph.backward`, whose root becomes ``grad_root``; without
+    ``values`` the file documents the graph but cannot be loaded."""
     if grads and graph.grad_root is None:
         raise GraphFileError("no gradients to save: call graph.backward() first, or save without grads",
                              source="<graph>", field="grad")
@@ -47,19 +46,30 @@ def _node_to_dict(graph: Graph, node_id: int, values: bool, grads: bool) -> dict
     check_params(at, params)
     node = {"id": node_id, "name": name, "kind": attrs["kind"], "op": attrs["op"],
             "operands": list(attrs["operands"]), "params": params, "scope": attrs["scope"],
-            "shape": list(value.shape), "dtype": value.dtype.name, "requires_grad": bool(attrs["requires_grad"])}
+            "shape": list(value.shape), "dtype": value.dtype.name,
+            "requires_grad": bool(attrs["requires_grad"])}
     if values:
-        node["value"] = arrays.to_json(value)
+        node["value"] = _array(value)
     if grads:
         if grad is not None and grad.dtype.kind != "f":
             at.fail("grad", f"a {grad.dtype} gradient cannot be saved")
-        node["grad"] = None if grad is None else arrays.to_json(grad)
+        node["grad"] = None if grad is None else _array(grad)
     return node
 
 
 def _plain(value: Any) -> Any:
-    """A numpy scalar as the Python number it holds; anything else unchanged."""
     return value.item() if isinstance(value, np.generic) else value
+
+
+def _array(arr: np.ndarray) -> Any:
+    """Nested lists (a bare number for 0-d), with NaN/inf spelled as in :data:`NONFINITE`."""
+    if arr.dtype.kind != "f" or all_finite(arr):
+        return arr.tolist()
+    spelled = arr.astype(object)
+    spelled[np.isnan(arr)] = "nan"
+    spelled[arr == np.inf] = "inf"
+    spelled[arr == -np.inf] = "-inf"
+    return spelled.tolist()
 
 
 def _meta_to_json(meta: dict[str, Any]) -> dict[str, Any]:
@@ -101,11 +111,8 @@ def save_json(graph: Graph, path: str | Path, *, values: bool = True, grads: boo
 
 
 def save_graphml(graph: Graph, path: str | Path, *, values: bool = False, grads: bool = False) -> Path:
-    """Write the graph as GraphML (valid XML whatever the names hold) and return the path.
-
-    Node ids are the graph's ids; attributes are ``name kind op operands params scope shape
-    dtype requires_grad`` and, when asked, ``value``/``grad`` as JSON text.
-    """
+    """Write the graph as GraphML (valid XML whatever the names hold) and return the path: the graph's
+    ids, and the JSON file's node fields as attributes (lists and arrays as JSON text)."""
     data = to_dict(graph, values=values, grads=grads)
     out = nx.DiGraph(format=FORMAT, version=VERSION, meta=_compact(data["graph"]),
                      grad_root=xml_text(data["grad_root"] or ""))
