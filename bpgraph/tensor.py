@@ -6,12 +6,23 @@ operators only ask the graph to record an op; gradient logic lives in ``ops``/``
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
 if TYPE_CHECKING:
     from .graph import Graph
+
+
+def _binary(op: str) -> tuple[Callable[[Tensor, Any], Tensor], Callable[[Tensor, Any], Tensor]]:
+    """The operator method for ``op`` and its reflected twin."""
+    def forward(self: Tensor, other: Any) -> Tensor:
+        return self.graph.record(op, (self, other))
+
+    def reflected(self: Tensor, other: Any) -> Tensor:
+        return self.graph.record(op, (other, self))
+
+    return forward, reflected
 
 
 class Tensor:
@@ -73,50 +84,23 @@ class Tensor:
     def __bool__(self) -> bool:
         raise TypeError("a Tensor has no truth value; compare its .value instead")
 
-    # --- operators: each records one op -----------------------------------------------------
-    def _rec(self, op: str, *operands: Any, **params: Any) -> Tensor:
-        return self.graph.record(op, operands, params)
-
-    def __add__(self, other: Any) -> Tensor:
-        return self._rec("add", self, other)
-
-    def __radd__(self, other: Any) -> Tensor:
-        return self._rec("add", other, self)
-
-    def __sub__(self, other: Any) -> Tensor:
-        return self._rec("sub", self, other)
-
-    def __rsub__(self, other: Any) -> Tensor:
-        return self._rec("sub", other, self)
-
-    def __mul__(self, other: Any) -> Tensor:
-        return self._rec("mul", self, other)
-
-    def __rmul__(self, other: Any) -> Tensor:
-        return self._rec("mul", other, self)
-
-    def __truediv__(self, other: Any) -> Tensor:
-        return self._rec("div", self, other)
-
-    def __rtruediv__(self, other: Any) -> Tensor:
-        return self._rec("div", other, self)
-
-    def __matmul__(self, other: Any) -> Tensor:
-        return self._rec("matmul", self, other)
-
-    def __rmatmul__(self, other: Any) -> Tensor:
-        return self._rec("matmul", other, self)
+    # --- operators: each records one op (a reflected one, ``2 * x``, with its operands swapped) --
+    __add__, __radd__ = _binary("add")
+    __sub__, __rsub__ = _binary("sub")
+    __mul__, __rmul__ = _binary("mul")
+    __truediv__, __rtruediv__ = _binary("div")
+    __matmul__, __rmatmul__ = _binary("matmul")
 
     def __neg__(self) -> Tensor:
-        return self._rec("neg", self)
+        return self.graph.record("neg", (self,))
 
     def __pow__(self, exponent: Any) -> Tensor:
         if isinstance(exponent, Tensor):
             raise TypeError("pow: the exponent must be a constant number; "
                             "for a tensor exponent write bp.exp(b * bp.log(a))")
-        return self._rec("pow", self, exponent=float(exponent))
+        return self.graph.record("pow", (self,), {"exponent": float(exponent)})
 
     @property
     def T(self) -> Tensor:  # noqa: N802 - numpy's spelling
         """Transpose (reverses the axes), recorded as an op."""
-        return self._rec("transpose", self, axes=None)
+        return self.graph.record("transpose", (self,), {"axes": None})

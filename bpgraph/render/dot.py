@@ -1,22 +1,15 @@
-"""Graph -> DOT: pure code that decides what a drawing contains and how each piece looks.
+"""Graph -> DOT: pure code that decides what a drawing contains, says and looks like.
 
-Nothing here runs Graphviz or touches files: :func:`build` returns a :class:`graphviz.Digraph`
-whose ``.source`` is the exact DOT text.  The text is deterministic: DOT node ids are the
-graph's integer node ids (``g<id>`` for a collapsed group, ``legend_*`` for the legend),
-everything is emitted in id order, attributes come in a fixed order (label, id, then the rest
-sorted) and numbers have a fixed format.  So the same graph always gives byte-identical DOT
-and the same element ids in the SVG (``n<id>`` for nodes, ``e<tail>_<head>`` for edges).
-
-Every piece of user text (node names, scope names, captions) goes through
-:func:`bpgraph.text.dot_label_text`, and every attribute value is written as a quoted string
-by :func:`bpgraph.text.dot_quote`, never as an HTML-like label (the embedded WebAssembly
-Graphviz has none).  So a name can never end a label, add attributes or reach the SVG as
-markup.  Edges are coloured by which cost term's gradient flows back along them (the rule of
-:func:`bpgraph.analysis.term_edges`); edges that carry nothing from the root are faded.
+:func:`build` gives deterministic DOT: ids are the graph's node ids (``g<id>`` for a collapsed
+group; ``n<id>`` and ``e<tail>_<head>`` in the SVG), everything in id order, attributes in a fixed
+order.  User text goes through :func:`bpgraph.text.dot_label_text` and every value is a string
+quoted by :func:`bpgraph.text.dot_quote`, never an HTML-like label, so a name cannot end a label
+or reach the SVG as markup.  Edges are coloured by the cost terms whose gradient they carry.
 """
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any, Iterable, NamedTuple, Sequence
 
 import graphviz
@@ -25,8 +18,7 @@ import numpy as np
 from ..analysis import TermReach, term_reach
 from ..autodiff import gradients
 from ..text import dot_label_text, dot_quote
-from .captions import Frame, describe_terms, highlight_paths, parse_highlight
-from .collapse import MAX_NODES, Group, Plan, plan
+from .collapse import MAX_NODES, Group, plan
 from .structure import Topology, topology
 from .themes import KIND_TITLES, NODE_KINDS, RenderOptionError, Theme, get_theme
 
@@ -43,19 +35,18 @@ RANKDIRS = ("LR", "TB")
 
 # --- text -------------------------------------------------------------------------------------
 def attr_text(attrs: dict[str, str]) -> str:
-    """``key=value ...``, keys sorted, every value quoted by :func:`bpgraph.text.dot_quote`."""
+    """``key=value ...``, keys sorted, every value quoted."""
     return " ".join(f"{key}={dot_quote(value)}" for key, value in sorted(attrs.items()))
 
 
 def statement(head: str, attrs: dict[str, str], *, label: str | None = None, ident: str = "") -> str:
-    """One DOT statement ``head [label=... id=... key=value ...]`` (label and id when given);
-    ``head`` (a node key or ``tail -> head``) is made by bpgraph from ids and fixed words."""
+    """``head [label=... id=... key=value ...]``; ``head`` is made of ids and fixed words only."""
     lead = ([f"label={dot_quote(label)}"] if label is not None else []) + ([f"id={ident}"] if ident else [])
     return f"\t{head} [{' '.join([*lead, attr_text(attrs)])}]\n"
 
 
 def fmt_number(x: Any) -> str:
-    """A number in at most 4 significant digits (fixed format, so DOT text is reproducible)."""
+    """A number in at most 4 significant digits (a fixed format, so DOT text is reproducible)."""
     if isinstance(x, (bool, np.bool_)):
         return str(bool(x))
     if isinstance(x, (int, np.integer)):
@@ -63,14 +54,8 @@ def fmt_number(x: Any) -> str:
     return format(float(x), ".4g")
 
 
-def fmt_shape(shape: tuple[int, ...]) -> str:
-    """``(20, 211)`` -> ``20×211``; a 0-d array is a ``scalar``."""
-    return "×".join(str(n) for n in shape) if shape else "scalar"
-
-
 def fmt_array(a: np.ndarray) -> str | None:
-    """Values of a small array (``[[1, 2], [3, 4]]``, deeper arrays as rows), or None when it
-    has more than SMALL."""
+    """Values of an array of at most SMALL elements (deeper than 2-D as rows), else None."""
     a = np.asarray(a)
     if a.size > SMALL:
         return None
@@ -81,15 +66,78 @@ def _nested(x: Any) -> str:
     return "[" + ", ".join(map(_nested, x)) + "]" if isinstance(x, list) else fmt_number(x)
 
 
-# --- what the drawing says ------------------------------------------------------------------------
-def parse_show(show: str | Iterable[str]) -> tuple[str, ...]:
-    """Validate the ``show`` option (one item or several of :data:`SHOW_ITEMS`)."""
-    items = (show,) if isinstance(show, str) else tuple(show)
-    unknown = [s for s in items if s not in SHOW_ITEMS]
-    if unknown:
-        raise RenderOptionError(f"cannot show {', '.join(map(repr, unknown))}; "
-                                f"choose from: {', '.join(SHOW_ITEMS)}")
-    return items
+# --- what the drawing says ----------------------------------------------------------------------
+def describe_terms(graph: Graph, root: Tensor | int | str | None = None) -> list[str]:
+    """One line per cost term saying which parameters its gradient reaches, and through what:
+    for the seed network ``L2's gradient reaches only W1, W2, W3: no path from L2 through any Z or A``."""
+    nodes = graph.nodes
+    reach = term_reach(graph, graph.root_id(root))
+    terms, reached = reach.terms, len(reach.feeds)  # nodes past the root and terms feed nothing
+    topo = topology(graph)
+    is_param, is_op = topo.is_kind("param")[:reached], topo.is_op[:reached]
+    all_params = np.count_nonzero(reach.root_side & is_param)
+    lines = []
+    for k, term in enumerate(terms):
+        name = nodes[term]["name"]
+        into = (reach.feeds >> k & 1).astype(bool)  # term k and its ancestors
+        params = np.flatnonzero(into & is_param).tolist()
+        between = np.count_nonzero(into & is_op) - bool(is_op[term])
+        names = [nodes[i]["name"] for i in params]
+        if len(names) > 8:
+            names = names[:6] + [f"… ({len(names)} in all)"]
+        reach_text = ("only " if len(params) < all_params else "") + ", ".join(names)
+        if not params:
+            lines.append(f"{name}'s gradient reaches no parameter")
+        elif between:
+            results = f"{between} intermediate result" + ("" if between == 1 else "s")
+            lines.append(f"{name}'s gradient reaches {reach_text} through {results}")
+        else:  # name the ops it does not pass through: neither its ancestors nor after it
+            unrelated = np.zeros(topo.size, dtype=bool)
+            unrelated[:reached] = into
+            unrelated[list(graph.descendants(term))] = True
+            unrelated[list(terms)] = True
+            others = [nodes[i]["name"] for i in np.flatnonzero(topo.is_op & ~unrelated).tolist()]
+            tail = f": no path from {name} through {_families(others)}" if others else ""
+            lines.append(f"{name}'s gradient reaches {reach_text}{tail}")
+    return lines
+
+
+def highlight_paths(graph: Graph, pairs: Iterable[tuple[Tensor | int | str, Tensor | int | str]]
+                    ) -> tuple[set[int], set[tuple[int, int]], list[str]]:
+    """Nodes and edges on every path carrying ∂OF/∂WRT for the ``(of, wrt)`` pairs, and a note on each."""
+    nodes: set[int] = set()
+    edges: set[tuple[int, int]] = set()
+    notes = []
+    for of, wrt in pairs:
+        between = graph.between(of, wrt)
+        of_name, wrt_name = graph.name_of(graph.id_of(of)), graph.name_of(graph.id_of(wrt))
+        notes.append(f"highlighted: every path carrying ∂{of_name}/∂{wrt_name}" if between else
+                     f"no path from {wrt_name} to {of_name}: ∂{of_name}/∂{wrt_name} = 0 structurally")
+        nodes |= between
+        edges |= {(u, v) for v in between for u in graph.nodes[v]["operands"] if u in between}
+    return nodes, edges, notes
+
+
+def parse_highlight(highlight: Any) -> list[tuple[Any, Any]]:
+    """Check the ``highlight`` option: one ``(of, wrt)`` pair, several, or None."""
+    items = [] if highlight is None else list(highlight)
+    if len(items) == 2 and not isinstance(items[0], (tuple, list)):
+        items = [tuple(items)]
+    for item in items:
+        if not isinstance(item, (tuple, list)) or len(item) != 2:
+            raise RenderOptionError(f"highlight takes (of, wrt) pairs such as ('J', 'W1'), got {item!r}")
+    return [tuple(item) for item in items]
+
+
+def _families(names: Sequence[str]) -> str:
+    """``Z1, A1, Z2, cross_entropy`` -> ``any Z or A, or cross_entropy``; many -> a count."""
+    matches = [re.fullmatch(r"([A-Za-z]+)\d+", n) for n in names]
+    prefixes = list(dict.fromkeys(m.group(1) for m in matches if m))
+    others = [n for n, m in zip(names, matches) if not m]
+    if len(prefixes) + len(others) > 4:
+        return f"any of {len(names)} intermediate results"
+    parts = (["any " + " or ".join(prefixes)] if prefixes else []) + others
+    return ", or ".join(parts)
 
 
 def stored_or_computed_grads(graph: Graph, root_id: int) -> dict[int, np.ndarray]:
@@ -99,12 +147,14 @@ def stored_or_computed_grads(graph: Graph, root_id: int) -> dict[int, np.ndarray
     return gradients(graph, root_id)
 
 
-class Drawing(NamedTuple):
-    """The DOT graph plus what a caller may want to know about it."""
+class Frame(NamedTuple):
+    """One backward step: ``current`` just got its complete gradient via ``delivered`` edges."""
 
-    digraph: graphviz.Digraph
-    units: int
-    notes: tuple[str, ...]
+    step: int
+    total: int
+    current: int
+    done: frozenset[int]
+    delivered: frozenset[tuple[int, int]]
 
 
 # --- how each piece looks -------------------------------------------------------------------------
@@ -117,6 +167,7 @@ class _Context(NamedTuple):
     grads: dict[int, np.ndarray] | None
     lit: set[int] | None
     frame: Frame | None
+    pending: set[int]  # in a frame: nodes whose gradient is not complete yet
 
 
 def _label_lines(ctx: _Context, node_id: int) -> tuple[list[str], list[str]]:
@@ -129,45 +180,25 @@ def _label_lines(ctx: _Context, node_id: int) -> tuple[list[str], list[str]]:
     if "op" in show and attrs["op"]:
         lines.append(dot_label_text(attrs["op"]))
     if "shape" in show:
-        lines.append(fmt_shape(attrs["value"].shape))
-    if "value" in show:
-        text = fmt_array(attrs["value"])
-        if text is not None:
-            lines.append("= " + dot_label_text(text))
+        shape = attrs["value"].shape
+        lines.append("×".join(map(str, shape)) if shape else "scalar")
+    if "value" in show and fmt_array(attrs["value"]) is not None:
+        lines.append("= " + dot_label_text(fmt_array(attrs["value"])))
     if ctx.grads is None or not ("grad" in show or "gradvalue" in show):
         return lines, lines
     d = dot_label_text(f"∂{ctx.root_name}/∂{attrs['name']}")
     grad = ctx.grads.get(node_id)
-    final = []
-    if grad is None:
-        if not ctx.root_side[node_id]:
-            final.append(f"{d} = 0 (no path)")
-    else:
-        if "grad" in show:
-            final.append(f"‖{d}‖ = {format(float(np.linalg.norm(grad)), '.3g')}")
-        if "gradvalue" in show and fmt_array(grad) is not None:
-            final.append(f"{d} = {dot_label_text(fmt_array(grad))}")
-    pending = ctx.frame is not None and grad is not None and node_id not in ctx.frame.done
-    now = [f"{d} = ?"] if pending else final
-    return lines + now, lines + final
-
-
-def _box_size(theme: Theme, shape: str, lines: list[str]) -> dict[str, str]:
-    """A fixed node size that fits ``lines`` generously, so every frame has the same layout."""
-    size = theme.fontsize / 72  # inches per em
-    widest = max((len(line) for line in lines), default=1)
-    width = 0.62 * size * widest + 0.3
-    height = 1.3 * size * max(1, len(lines)) + 0.15
-    if shape in ("ellipse", "octagon", "doubleoctagon"):
-        width, height = width * 1.3, height * 1.25
-    return {"fixedsize": "true", "width": format(width, ".2f"), "height": format(height, ".2f")}
+    final = [f"{d} = 0 (no path)"] if grad is None and not ctx.root_side[node_id] else []
+    if grad is not None and "grad" in show:
+        final.append(f"‖{d}‖ = {format(float(np.linalg.norm(grad)), '.3g')}")
+    if grad is not None and "gradvalue" in show and fmt_array(grad) is not None:
+        final.append(f"{d} = {dot_label_text(fmt_array(grad))}")
+    return lines + ([f"{d} = ?"] if node_id in ctx.pending else final), lines + final
 
 
 def _node_attrs(theme: Theme, kind: str, *, dim: bool = False, lit: bool = False,
                 current: bool = False) -> dict[str, str]:
-    """How a node of ``kind`` looks: faded when ``dim`` (no gradient from the root, off the
-    highlighted paths, or still pending in a frame), bolder when ``lit`` (highlighting is on),
-    accented when it is the current frame's node."""
+    """How a node of ``kind`` looks: faded, bolder when highlighting is on, or the current frame's."""
     style = theme.nodes[kind]
     fill, border, font, pen = style.fill, style.border, style.font, style.penwidth
     if dim:
@@ -182,21 +213,23 @@ def _node_attrs(theme: Theme, kind: str, *, dim: bool = False, lit: bool = False
 
 
 def _node_statement(ctx: _Context, node_id: int, kind: str) -> str:
-    """A node drawn as itself (see :func:`_node_attrs` for when it is faded or lit)."""
     frame, lit = ctx.frame, ctx.lit
-    pending = frame is not None and ctx.grads is not None and node_id in ctx.grads and node_id not in frame.done
-    dim = not ctx.root_side[node_id] or (lit is not None and node_id not in lit) or pending
+    dim = not ctx.root_side[node_id] or (lit is not None and node_id not in lit) or node_id in ctx.pending
     label, final = _label_lines(ctx, node_id)
     attrs = _node_attrs(ctx.theme, kind, dim=dim, lit=lit is not None,
                         current=frame is not None and node_id == frame.current)
-    if frame is not None:
-        attrs.update(_box_size(ctx.theme, attrs["shape"], final))
+    if frame is not None:  # a fixed size that fits the final label: every frame has one layout
+        em = ctx.theme.fontsize / 72  # inches
+        width = 0.62 * em * max((len(line) for line in final), default=1) + 0.3
+        height = 1.3 * em * max(1, len(final)) + 0.15
+        if attrs["shape"] in ("ellipse", "octagon", "doubleoctagon"):
+            width, height = width * 1.3, height * 1.25
+        attrs.update(fixedsize="true", width=format(width, ".2f"), height=format(height, ".2f"))
     return statement(str(node_id), attrs, label="\\n".join(label), ident=f"n{node_id}")
 
 
 def _group_statement(ctx: _Context, group: Group) -> str:
-    """A collapsed group: faded when the root depends on none of its members, or when none
-    is on a highlighted path."""
+    """A collapsed group, faded when the root depends on none of its members or none is lit."""
     members = group.members.tolist()
     faded = not ctx.root_side[group.members].any() or (ctx.lit is not None and ctx.lit.isdisjoint(members))
     ops = f" · {dot_label_text(', '.join(group.ops))}" if group.ops else ""
@@ -208,55 +241,46 @@ def _edge_attrs(theme: Theme, terms: Sequence[int], lit: bool | None = None, del
                 pending: bool = False) -> dict[str, str]:
     """Colour by term (parallel colours when several), fade carriers of nothing, then emphasis."""
     faded_pen = max(1.0, theme.edge_penwidth * 0.55)
-    if terms:
-        looks = [theme.term_look(t) for t in terms]
-        colours = [colour for colour, _ in looks]
-        style = looks[0][1] if len(terms) == 1 else "solid"
-        pen = theme.edge_penwidth
-    else:
-        colours, style, pen = [theme.faded_edge], "solid", faded_pen
+    looks = [theme.term_look(t) for t in terms]
+    colours = [colour for colour, _ in looks] or [theme.faded_edge]
+    style = looks[0][1] if len(looks) == 1 else "solid"
+    pen = theme.edge_penwidth if terms else faded_pen
     if lit is True:
-        pen *= 1.8
-        if not terms:
-            colours = [theme.text]
+        pen, colours = pen * 1.8, colours if terms else [theme.text]
     elif lit is False or pending:
         colours, pen = [theme.faded_edge], faded_pen
     if delivered:
-        pen *= 2.0
-        if not terms:
-            colours = [theme.accent]
+        pen, colours = pen * 2.0, colours if terms else [theme.accent]
     return {"color": ":".join(colours), "style": style, "penwidth": fmt_number(round(pen, 2))}
 
 
 def _legend(theme: Theme, kinds: set[str], term_names: list[str], both: bool, faded: bool,
             root_name: str) -> graphviz.Digraph:
-    """A cluster with one sample node per kind drawn and one sample arrow per edge meaning.
-
-    Invisible edges chain the samples into two rows, node kinds and edge meanings (two
-    columns with ``rankdir=TB``), so the legend stays narrower than the picture.
-    """
+    """A cluster with a sample node per kind drawn and a sample arrow per edge meaning, chained
+    by invisible edges into two rows (columns with ``rankdir=TB``), narrower than the picture."""
     small = fmt_number(theme.small_fontsize)
     attrs = {"id": "legend", "label": "legend", "style": "rounded", "color": theme.cluster_border,
              "fontcolor": theme.text, "fontsize": fmt_number(theme.small_fontsize + 1)}
     lines = [f"\t{attr_text(attrs)}\n"]
-    kinds_row = [f"legend_{kind}" for kind in NODE_KINDS if kind in kinds]
-    for key in kinds_row:
-        kind = key.removeprefix("legend_")
-        lines.append(statement(key, {**_node_attrs(theme, kind), "fontsize": small}, label=KIND_TITLES[kind]))
+    shown = [kind for kind in NODE_KINDS if kind in kinds]
+    for kind in shown:
+        lines.append(statement(f"legend_{kind}", {**_node_attrs(theme, kind), "fontsize": small},
+                               label=KIND_TITLES[kind]))
     samples = [(f"gradient of {name}", [k]) for k, name in enumerate(term_names)]
     if both:
-        samples.append(("both terms" if len(term_names) == 2 else "several terms", list(range(len(term_names)))))
+        label = "both terms" if len(term_names) == 2 else "several terms"
+        samples.append((label, list(range(len(term_names)))))
     if faded:
         samples.append((f"no gradient from {root_name}", []))
+    point = {"shape": "point", "width": "0.06", "color": theme.text}
+    plain = {"shape": "plaintext", "fontcolor": theme.text, "fontsize": small}
     for k, (text, terms) in enumerate(samples):
-        lines.append(statement(f"legend_e{k}", {"shape": "point", "width": "0.06", "color": theme.text}, label=""))
-        lines.append(statement(f"legend_t{k}", {"shape": "plaintext", "fontcolor": theme.text, "fontsize": small},
-                               label=dot_label_text(text)))
+        lines.append(statement(f"legend_e{k}", point, label=""))
+        lines.append(statement(f"legend_t{k}", plain, label=dot_label_text(text)))
         lines.append(statement(f"legend_e{k} -> legend_t{k}", _edge_attrs(theme, terms)))
-    edges_row = [(f"legend_e{k}", f"legend_t{k}") for k in range(len(samples))]
-    for row in ([(key, key) for key in kinds_row], edges_row):
-        for (_, last), (first, _) in zip(row, row[1:]):
-            lines.append(statement(f"{last} -> {first}", {"style": "invis"}))
+    links = [(f"legend_{a}", f"legend_{b}") for a, b in zip(shown, shown[1:])]
+    links += [(f"legend_t{k}", f"legend_e{k + 1}") for k in range(len(samples) - 1)]
+    lines += [statement(f"{a} -> {b}", {"style": "invis"}) for a, b in links]
     return graphviz.Digraph(name="cluster_legend", body=lines)
 
 
@@ -264,37 +288,42 @@ def _legend(theme: Theme, kinds: set[str], term_names: list[str], both: bool, fa
 def build(graph: Graph, root: Tensor | int | str | None = None, *, theme: str | Theme = "light",
           rankdir: str = "LR", show: str | Iterable[str] = DEFAULT_SHOW, highlight: Any = None,
           collapse: Iterable[str] = (), max_nodes: int = MAX_NODES,
-          caption: str | bool | None = None, legend: bool = True,
-          frame: Frame | None = None, notes: Sequence[str] = ()) -> Drawing:
-    """The DOT graph for ``graph`` (see :func:`bpgraph.render.to_dot` for the options).
-
-    ``frame`` draws one backward step (its caption comes in ``caption``); ``notes`` are extra
-    caption lines.
-    """
+          caption: str | bool | None = None, legend: bool = True, frame: Frame | None = None,
+          notes: Sequence[str] = ()) -> tuple[graphviz.Digraph, int, tuple[str, ...]]:
+    """The DOT graph, the nodes it lays out and its notes; ``frame`` draws one backward step, ``notes``
+    add caption lines, the other options are :func:`bpgraph.render.to_dot`'s."""
     theme = get_theme(theme)
     if rankdir not in RANKDIRS:
         raise RenderOptionError(f"rankdir must be one of {', '.join(RANKDIRS)}, got {rankdir!r}")
-    show = parse_show(show)
-    nodes = graph.nodes
+    show = (show,) if isinstance(show, str) else tuple(show)
+    unknown = [s for s in show if s not in SHOW_ITEMS]
+    if unknown:
+        raise RenderOptionError(f"cannot show {', '.join(map(repr, unknown))}; "
+                                f"choose from: {', '.join(SHOW_ITEMS)}")
     root_id = graph.root_id(root)
-    root_name = nodes[root_id]["name"]
+    root_name = graph.name_of(root_id)
     reach = term_reach(graph, root_id)
-    terms = reach.terms
+    terms, kept = reach.terms, {root_id, *reach.terms}
     pairs = parse_highlight(highlight)
     lit_nodes, lit_edges, path_notes = highlight_paths(graph, pairs) if pairs else (None, None, [])
-    layout = plan(graph, collapse, max_nodes, keep={root_id, *terms})
+    layout = plan(graph, collapse, max_nodes, keep=kept)
     topo = topology(graph)
     wants_grads = frame is not None or "grad" in show or "gradvalue" in show
+    grads = stored_or_computed_grads(graph, root_id) if wants_grads else None
+    pending = set() if frame is None or grads is None else set(grads) - frame.done
     root_side = np.zeros(len(graph), dtype=bool)
     root_side[:len(reach.root_side)] = reach.root_side
-    ctx = _Context(graph, theme, show, root_name, root_side,
-                   stored_or_computed_grads(graph, root_id) if wants_grads else None, lit_nodes, frame)
+    ctx = _Context(graph, theme, show, root_name, root_side, grads, lit_nodes, frame, pending)
 
     graph_attrs = {"rankdir": rankdir, "bgcolor": theme.background, "fontname": theme.fontname,
                    "fontsize": fmt_number(theme.fontsize), "fontcolor": theme.text,
                    "labelloc": "t", "labeljust": "l", "nodesep": "0.25", "ranksep": "0.4",
                    "pad": "0.2", "outputorder": "edgesfirst", **theme.graph_attrs}
-    lines = _caption_lines(graph, root_id, caption) + path_notes + list(layout.notes) + list(notes)
+    if caption is None or caption is True:
+        lines = describe_terms(graph, root_id)
+    else:  # lines are split at newlines below
+        lines = [] if caption is False or caption == "" else [str(caption)]
+    lines += path_notes + list(layout.notes) + list(notes)
     if lines:  # split names that hold newlines too, so every caption line is left-justified
         graph_attrs["label"] = "".join(dot_label_text(part) + "\\l" for t in lines for part in t.split("\n"))
     digraph = graphviz.Digraph(name="bpgraph")
@@ -303,68 +332,47 @@ def build(graph: Graph, root: Tensor | int | str | None = None, *, theme: str | 
                                         "fontcolor": theme.text, "margin": "0.1,0.04", "height": "0.3"}),
                      statement("edge", {"arrowsize": "0.7", "color": theme.text})]
 
-    # units in id order: a visible node, or a group drawn at its smallest member
-    unit, drawn_at = _units(layout)
-    term_ids = set(terms)
-    kind_of = {i: "root" if i == root_id else "term" if i in term_ids else topo.kind(i) for i, k in drawn_at if k < 0}
+    # units in id order: a node drawn as itself, or a group drawn at (and named after) its smallest member
+    group_of = layout.group_of.tolist()
+    firsts = [int(group.members[0]) for group in layout.groups]
+    at = [firsts[k] if k >= 0 else i for i, k in enumerate(group_of)]
+    drawn = [(i, k) for i, k in enumerate(group_of) if at[i] == i]
+    kind_of = {i: "root" if i == root_id else "term" if i in kept else topo.kind(i)
+               for i, k in drawn if k < 0}
     unit_lines = [_group_statement(ctx, layout.groups[k]) if k >= 0 else _node_statement(ctx, i, kind_of[i])
-                  for i, k in drawn_at]
+                  for i, k in drawn]
     if any(topo.scope_names):  # a group sits in its scope's parent
-        scopes = [layout.groups[k].scope.rpartition("/")[0] if k >= 0 else topo.scope(i) for i, k in drawn_at]
+        scopes = [layout.groups[k].scope.rpartition("/")[0] if k >= 0 else topo.scope(i) for i, k in drawn]
         _add_clusters(digraph, theme, unit_lines, scopes)
     else:
         digraph.body += unit_lines
 
     # edges between units; a repeated operand or several edges between two units draw once
-    keys = [layout.groups[k].key if k >= 0 else str(i) for i, k in drawn_at]
-    pending = set() if frame is None or ctx.grads is None else set(ctx.grads) - frame.done
-    edges = _merged_edges(topo, unit, reach, lit_edges, frame.delivered if frame else frozenset(), pending)
+    key = {i: layout.groups[k].key if k >= 0 else str(i) for i, k in drawn}
+    edges = _merged_edges(topo, at, reach, lit_edges, frame.delivered if frame else frozenset(), pending)
     looks = {meaning: _edge_attrs(theme, [k for k in range(len(terms)) if meaning[0] >> k & 1], *meaning[1:])
              for meaning in set(edges.values())}
-    digraph.body += [statement(f"{keys[t]} -> {keys[h]}", looks[meaning], ident=f"e{keys[t]}_{keys[h]}")
+    digraph.body += [statement(f"{key[t]} -> {key[h]}", looks[meaning], ident=f"e{key[t]}_{key[h]}")
                      for (t, h), meaning in edges.items()]
 
     if legend:
         masks = {meaning[0] for meaning in edges.values()}
         digraph.subgraph(_legend(theme, set(kind_of.values()) | ({"group"} if layout.groups else set()),
-                                 [nodes[t]["name"] for t in terms],
+                                 [graph.name_of(t) for t in terms],
                                  any(mask & (mask - 1) for mask in masks),  # two bits or more
                                  0 in masks, root_name))
-    return Drawing(digraph, layout.units, layout.notes + tuple(notes))
+    return digraph, layout.units, layout.notes + tuple(notes)
 
 
-def _caption_lines(graph: Graph, root_id: int, caption: str | bool | None) -> list[str]:
-    if caption is None or caption is True:
-        return describe_terms(graph, root_id)
-    if caption is False or caption == "":
-        return []
-    return str(caption).split("\n")
-
-
-def _units(layout: Plan) -> tuple[list[int], list[tuple[int, int]]]:
-    """Each node's unit (its place in drawing order), and where each unit is drawn: ``(id,
-    group)`` for a group at its smallest member, ``(id, -1)`` for a node drawn as itself."""
-    unit: list[int] = []
-    drawn_at: list[tuple[int, int]] = []
-    group_unit: dict[int, int] = {}
-    for i, k in enumerate(layout.group_of.tolist()):
-        n = group_unit.setdefault(k, len(drawn_at)) if k >= 0 else len(drawn_at)
-        if n == len(drawn_at):  # a node drawn as itself, or the smallest member of a group
-            drawn_at.append((i, k))
-        unit.append(n)
-    return unit, drawn_at
-
-
-def _merged_edges(topo: Topology, unit: list[int], reach: TermReach, lit_edges: set[tuple[int, int]] | None,
+def _merged_edges(topo: Topology, at: list[int], reach: TermReach, lit_edges: set[tuple[int, int]] | None,
                   delivered: frozenset[tuple[int, int]], pending: set[int]
                   ) -> dict[tuple[int, int], tuple[int, bool | None, bool, bool]]:
-    """Per pair of units joined by at least one edge, in drawing order, what it means:
-    ``(terms mask, lit, delivered, pending head)``, each flag true when any of the pair's
-    edges has it (``lit`` is None without highlighted paths)."""
+    """Per pair of units joined by an edge (``at``: where each node is drawn), in drawing order:
+    ``(terms mask, lit, delivered, pending head)``, or'ed over the pair's edges (lit None: no highlight)."""
     merged: dict[tuple[int, int], tuple[int, bool | None, bool, bool]] = {}
     masks = reach.masks(topo.tails, topo.heads).tolist()
     for u, v, mask in zip(topo.tails.tolist(), topo.heads.tolist(), masks):
-        pair = (unit[u], unit[v])
+        pair = (at[u], at[v])
         if pair[0] == pair[1]:
             continue
         terms, lit, sent, waiting = merged.get(pair, (0, None if lit_edges is None else False, False, False))
@@ -374,15 +382,10 @@ def _merged_edges(topo: Topology, unit: list[int], reach: TermReach, lit_edges: 
 
 
 def _add_clusters(digraph: graphviz.Digraph, theme: Theme, lines: list[str], scopes: list[str]) -> None:
-    """Write node statements, each scope's nodes (``scopes[k]`` is the scope of ``lines[k]``)
-    inside a (nested) ``cluster_<k>`` subgraph."""
-    paths: dict[str, None] = {}  # in order of first appearance, so clusters follow the recording
-    for scope in scopes:
-        chain = []
-        while scope and scope not in paths:
-            chain.append(scope)
-            scope = scope.rpartition("/")[0]
-        paths.update(dict.fromkeys(reversed(chain)))
+    """Add ``lines``, each inside the (nested) ``cluster_<k>`` subgraph of its scope ``scopes[k]``."""
+    # every scope with its parents, outermost first, in order of first appearance (as recorded)
+    parts = [scope.split("/") for scope in scopes if scope]
+    paths = dict.fromkeys("/".join(p[:depth]) for p in parts for depth in range(1, len(p) + 1))
     clusters: dict[str, graphviz.Digraph] = {"": digraph}
     for k, path in enumerate(paths):
         attrs = {"id": f"cluster{k}", "label": dot_label_text(path.rpartition("/")[2]),

@@ -1,14 +1,9 @@
 """Backward-pass frames for teaching: one picture per step of reverse-mode differentiation.
 
-The backward pass visits the root's ancestors in decreasing id order; when it reaches a node,
-every user of that node has already sent its share, so the node's gradient is complete.
-Frame k shows that moment: the node whose gradient was just completed (accent fill), the
-edges that delivered it (thick), the gradients known so far (in the labels), and what is
-still pending (faded, ``= ?``).  Every node has one fixed size in every frame, big enough
-for its final label, so Graphviz places every node at the same spot in every frame.
-
-:func:`write_frames` writes ``frame_001.svg ...`` and a self-contained ``index.html`` that
-embeds every frame inline (no network, opens from disk) and steps with the arrow keys.
+The backward pass visits the root's ancestors in decreasing id order, so when it reaches a node
+every user has sent its share.  Frame k shows that moment: the node just completed (accent),
+the edges that delivered its gradient (thick), and what is still pending (faded, ``= ?``); nodes
+keep one size, so their places never move.  :func:`write_frames` adds a self-contained page.
 """
 
 from __future__ import annotations
@@ -22,8 +17,7 @@ from typing import TYPE_CHECKING, Iterable, NamedTuple
 from ..files import atomic_write
 from ..text import one_line
 from .diagram import Diagram
-from .captions import Frame, frame_caption
-from .dot import stored_or_computed_grads
+from .dot import Frame, stored_or_computed_grads
 from .themes import RenderOptionError, Theme, get_theme
 
 if TYPE_CHECKING:
@@ -43,11 +37,7 @@ class Step(NamedTuple):
 
 
 def backward_steps(graph: Graph, root: Tensor | int | str | None = None) -> list[Step]:
-    """The backward pass of ``root`` as steps, in the order gradients become complete.
-
-    One step per node that gets a gradient (the root first, with ∂root/∂root = 1); the
-    delivering edges run from the node to its users on the way to the root.
-    """
+    """The backward pass of ``root``: a step per node as its gradient becomes complete, the root first."""
     root_id = graph.root_id(root)
     grads = stored_or_computed_grads(graph, root_id)
     return [Step(i, tuple((i, user) for user in sorted(graph.successors(i)) if user in grads))
@@ -65,31 +55,30 @@ def frame_diagrams(graph: Graph, root: Tensor | int | str | None = None, *,
         raise RenderOptionError(f"the backward pass of {graph.name_of(root_id)!r} has {len(steps):,} "
                                 f"steps, more than max_frames={max_frames}; draw frames for a "
                                 "smaller root or raise max_frames")
-    diagrams = []
-    done: set[int] = set()
-    for k, step in enumerate(steps, 1):
-        done.add(step.node)
-        frame = Frame(k, len(steps), step.node, frozenset(done), frozenset(step.delivered))
-        diagrams.append(Diagram(graph, root_id, theme=theme, rankdir=rankdir, show=show,
-                                max_nodes=max(len(graph), 1), legend=False, frame=frame,
-                                caption=frame_caption(graph, root_id, frame)))
-    return diagrams
+    frames = [Frame(k, len(steps), step.node, frozenset(s.node for s in steps[:k]), frozenset(step.delivered))
+              for k, step in enumerate(steps, 1)]
+    return [Diagram(graph, root_id, theme=theme, rankdir=rankdir, show=show, max_nodes=max(len(graph), 1),
+                    legend=False, frame=frame, caption=frame_caption(graph, root_id, frame))
+            for frame in frames]
 
 
-_PROLOG = re.compile(r"\A.*?(?=<svg\b)", re.DOTALL)
-_COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
-_XMLNS = re.compile(r'\s+xmlns(?::xlink)?="[^"]*"')
+def frame_caption(graph: Graph, root_id: int, frame: Frame) -> str:
+    """What one backward step does: whose gradient it completes, and which users delivered it."""
+    nodes = graph.nodes
+    root, current = nodes[root_id]["name"], nodes[frame.current]["name"]
+    head = f"step {frame.step} of {frame.total}: "
+    if frame.current == root_id:
+        return head + f"start at the root, ∂{root}/∂{root} = 1"
+    users = ", ".join(nodes[v]["name"] for _, v in sorted(frame.delivered))
+    return head + f"∂{root}/∂{current} is complete, delivered by {users}"
 
 
 def inline_svg(svg: str) -> str:
-    """An SVG file's text made fit to sit inside HTML: no XML prolog, comments or namespaces.
-
-    (The HTML parser puts ``<svg>`` in the SVG namespace by itself, and dropping the
-    namespace URLs leaves the page without a single ``http`` reference.)
-    """
-    svg = _COMMENT.sub("", _PROLOG.sub("", svg, count=1))
+    """An SVG file's text fit for HTML, which needs no XML prolog, comments or namespace URLs."""
+    svg = re.sub(r"\A.*?(?=<svg\b)", "", svg, count=1, flags=re.DOTALL)
+    svg = re.sub(r"<!--.*?-->", "", svg, flags=re.DOTALL)
     head, sep, body = svg.partition(">")
-    return _XMLNS.sub("", head) + sep + body
+    return re.sub(r'\s+xmlns(?::xlink)?="[^"]*"', "", head) + sep + body
 
 
 def index_html(svgs: list[str], captions: list[str], files: list[str], title: str,
@@ -97,8 +86,8 @@ def index_html(svgs: list[str], captions: list[str], files: list[str], title: st
     """A self-contained page that shows one frame at a time (arrow keys, Home/End, buttons)."""
     page = "white" if background in ("transparent", "none") else background
     captions, title = [one_line(c) for c in captions], one_line(title)  # HTML drops or mangles controls
-    templates = "\n".join(f'<template class="frame" data-caption="{html.escape(c)}">{inline_svg(s)}</template>'
-                          for s, c in zip(svgs, captions))
+    templates = "\n".join(f'<template class="frame" data-caption="{html.escape(c)}">'
+                          f'{inline_svg(s)}</template>' for s, c in zip(svgs, captions))
     links = "\n".join(f'<li><a href="{html.escape(f)}">{html.escape(c)}</a></li>'
                       for f, c in zip(files, captions))
     return f"""<!DOCTYPE html>
@@ -117,7 +106,8 @@ header button {{ font-size: 16px; min-width: 2.5em; }}
 </head>
 <body>
 <header>
-<button id="prev" title="previous step (←)">◀</button><span id="counter"></span><button id="next" title="next step (→)">▶</button>
+<button id="prev" title="previous step (←)">◀</button><span id="counter"></span><button id="next"
+ title="next step (→)">▶</button>
 <span id="caption"></span> <small>(← → keys step, Home/End jump)</small>
 </header>
 <main id="stage"></main>
@@ -154,19 +144,12 @@ header button {{ font-size: 16px; min-width: 2.5em; }}
 """
 
 
-_FRAME_FILE = re.compile(r"frame_\d+\.svg")
-
-
 def write_frames(graph: Graph, folder: str | os.PathLike[str], root: Tensor | int | str | None = None,
                  *, theme: str | Theme = "light", rankdir: str = "LR",
                  show: str | Iterable[str] = FRAME_SHOW, engine: str = "auto",
                  max_frames: int = MAX_FRAMES) -> list[Path]:
-    """Write ``frame_001.svg``... and ``index.html`` into ``folder``; returns the paths.
-
-    Every frame is rendered before anything is written, and each file is written atomically,
-    so a failure leaves the folder as it was.  Frame files from an earlier run that do not
-    belong to this sequence (more steps, or numbered with more digits) are removed.
-    """
+    """Write ``frame_001.svg``... and ``index.html`` into ``folder``; returns the paths.  Frames are
+    all rendered first and written atomically, so a failure leaves the folder as it was."""
     folder = Path(folder)
     theme_obj = get_theme(theme)
     diagrams = frame_diagrams(graph, root, theme=theme_obj, rankdir=rankdir, show=show,
@@ -181,9 +164,8 @@ def write_frames(graph: Graph, folder: str | os.PathLike[str], root: Tensor | in
     page = index_html(svgs, captions, names, f"bpgraph: backward pass of {root_name}",
                       theme_obj.background)
     written.append(atomic_write(folder / "index.html", page))
-    keep = set(names)
     for old in folder.iterdir():
-        if _FRAME_FILE.fullmatch(old.name) and old.name not in keep:
+        if re.fullmatch(r"frame_\d+\.svg", old.name) and old.name not in names:
             old.unlink()
     return written
 

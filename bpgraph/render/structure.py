@@ -1,15 +1,10 @@
-"""The graph's structure as numpy arrays, for the passes a drawing makes over every node.
-
-The arrays are made in one Python pass over the node dicts (which stay the one source of
-truth) and remembered until the graph grows: a drawing of a big graph reads every node
-several times (collapsing it into depth bands, merging the edges between what it draws)
-while Graphviz lays out at most a couple of thousand.  Passes that are sequential by nature,
-such as each op's depth, are plain loops over the ids (:func:`longest`).
+"""The graph's structure as numpy arrays, for the passes a drawing makes over every node: made
+in one pass over the node dicts (which stay the one source of truth) and remembered until the
+graph grows, since a drawing of a big graph reads every node several times.
 """
 
 from __future__ import annotations
 
-import itertools
 from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
@@ -21,12 +16,8 @@ if TYPE_CHECKING:
 
 
 class Topology(NamedTuple):
-    """Per node id (ids run 0..n-1): operands, kind, op and scope.  Per operand slot:
-    ``tails[k]`` is an operand of ``heads[k]``, one entry per slot (``x * x`` has two), in the
-    order of the heads' ids and then of the operands; node i's slots are
-    ``indptr[i]:indptr[i + 1]``.  Read-only arrays: one Topology is shared by every caller
-    until the graph grows.
-    """
+    """Per node id: kind, op, scope.  Per operand slot, by head id then operand: ``tails[k]`` is an operand
+    of ``heads[k]`` (``x * x`` has two); node i's are ``indptr[i]:indptr[i + 1]``.  Read-only, shared."""
 
     indptr: np.ndarray
     tails: np.ndarray
@@ -39,7 +30,6 @@ class Topology(NamedTuple):
 
     @property
     def size(self) -> int:
-        """The number of nodes."""
         return len(self.kind_index)
 
     @property
@@ -52,11 +42,9 @@ class Topology(NamedTuple):
         return self.kind_index == KINDS.index(kind)
 
     def kind(self, node_id: int) -> str:
-        """The kind of one node."""
         return KINDS[self.kind_index[node_id]]
 
     def scope(self, node_id: int) -> str:
-        """The scope of one node."""
         return self.scope_names[self.scope_index[node_id]]
 
 
@@ -70,8 +58,7 @@ def _make_topology(graph: Graph) -> Topology:
     n = len(nodes)
     counts = np.fromiter((len(attrs["operands"]) for attrs in nodes), np.intp, n)
     indptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.intp)
-    tails = np.fromiter(itertools.chain.from_iterable(attrs["operands"] for attrs in nodes), np.intp,
-                        int(indptr[-1]))
+    tails = np.array([o for attrs in nodes for o in attrs["operands"]], dtype=np.intp)
     heads = np.repeat(np.arange(n, dtype=np.intp), counts)
     kind_index = np.array([KINDS.index(attrs["kind"]) for attrs in nodes], dtype=np.int8)
     op_names = tuple(sorted({attrs["op"] for attrs in nodes if attrs["op"] is not None}))
@@ -86,32 +73,28 @@ def _make_topology(graph: Graph) -> Topology:
 
 
 def op_depths(graph: Graph) -> np.ndarray:
-    """Length of the longest chain of ops feeding each op (0 when only leaves feed it); -1 for
-    leaves.  Remembered until the graph grows."""
+    """Per node, the longest chain of ops feeding it (0 when only leaves do; -1 for leaves), remembered."""
     return graph.derived("op_depths", _op_depths)
 
 
 def _op_depths(graph: Graph) -> np.ndarray:
     topo = topology(graph)
-    depths = longest(topo.indptr, topo.tails, np.where(topo.is_op, 0, -1), np.ones(topo.size, np.intp))
+    base = [0 if op else -1 for op in topo.is_op.tolist()]
+    depths = np.array(longest(topo, base, [1] * topo.size), dtype=np.intp)
     depths.flags.writeable = False  # shared by every caller until the graph grows
     return depths
 
 
-def longest(indptr: np.ndarray, tails: np.ndarray, base: np.ndarray, add: np.ndarray) -> np.ndarray:
-    """For each node, in id order: the largest of ``base[i]`` and, over its operands o,
-    ``result[o] + add[o]``.  (An op's depth: base 0 for ops and -1 for leaves, add 1.)"""
-    ends, operands = indptr.tolist(), tails.tolist()
-    value, add_ = base.tolist(), add.tolist()
-    for i in range(len(value)):
-        for o in operands[ends[i]:ends[i + 1]]:
-            value[i] = max(value[i], value[o] + add_[o])
-    return np.array(value, dtype=np.intp)
+def longest(topo: Topology, base: list[int], add: list[int]) -> list[int]:
+    """Per node in id order: the max of ``base[i]`` and ``result[o] + add[o]`` over its operands o."""
+    value = list(base)
+    for o, i in zip(topo.tails.tolist(), topo.heads.tolist()):
+        value[i] = max(value[i], value[o] + add[o])
+    return value
 
 
 def components(size: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """For each of ``size`` nodes, the smallest id of its connected piece, the edges being
-    ``a[k] -- b[k]`` (union-find, each piece's root its smallest id)."""
+    """Per node, the smallest id of its connected piece, the edges being ``a[k] -- b[k]`` (union-find)."""
     root = list(range(size))
 
     def find(x: int) -> int:

@@ -1,23 +1,14 @@
-"""Drawing themes: every colour, shape, font and line width a picture uses, in one place.
+"""Drawing themes: every colour, shape, font and line width a picture uses, as plain data.
 
-A :class:`Theme` is plain data; :mod:`bpgraph.render.dot` reads it and nothing else decides how
-things look.  Four themes are built in:
-
-``light``   (default) white background, pastel node fills, Okabe-Ito edge colours.
-``dark``    dark background, light text, the brighter Okabe-Ito colours.
-``slides``  transparent background, large sans-serif text, thick edges, and a 16:9 page size
-            (``size="13.33,7.5"``: a widescreen slide in inches) so it scales cleanly there.
-``print``   grayscale only: terms differ by line style and gray level, kinds by shape.
-
-The term palette is Okabe-Ito (readable with every common colour-vision deficiency) and every
-term also gets its own line style (solid, dashed, dotted), so the picture survives grayscale.
-Past the palette, colours come back with another style (:meth:`Theme.term_look`): with the
-shipped themes the first 18 terms all look different (6 in ``print``).
+``light`` (default): white, pastel fills.  ``dark``: light text on dark.  ``slides``: transparent,
+large text, thick edges, a 16:9 page (``size="13.33,7.5"`` inches).  ``print``: grayscale only,
+kinds told apart by shape.  Terms take the Okabe-Ito palette (readable with every common
+colour-vision deficiency) and each its own line style too, so a picture survives grayscale.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ..errors import BpgraphError
 
@@ -26,28 +17,15 @@ class RenderOptionError(BpgraphError, ValueError):
     """A rendering option that bpgraph does not know (theme, show item, scope, format...)."""
 
 
-#: The node kinds a drawing distinguishes, in legend order.
-NODE_KINDS = ("param", "input", "const", "op", "term", "root", "group")
-
-#: What each kind is called in the legend.
-KIND_TITLES = {
-    "param": "parameter",
-    "input": "data",
-    "const": "constant",
-    "op": "intermediate",
-    "term": "cost term",
-    "root": "root",
-    "group": "collapsed group",
-}
+#: The node kinds a drawing distinguishes, in legend order, and what the legend calls them.
+KIND_TITLES = {"param": "parameter", "input": "data", "const": "constant", "op": "intermediate",
+               "term": "cost term", "root": "root", "group": "collapsed group"}
+NODE_KINDS = tuple(KIND_TITLES)
 
 
 @dataclass(frozen=True)
 class NodeStyle:
-    """How one node kind looks: Graphviz shape, DOT style, fill, border and text colours.
-
-    ``margin`` (inches, ``"x,y"``) is set for shapes whose outline eats into the label box
-    (a cylinder's top rim, a 3-D box's raised edges); None keeps the drawing's default.
-    """
+    """How one node kind looks; ``margin`` (inches) for shapes whose outline eats into the label."""
 
     shape: str
     style: str
@@ -81,24 +59,17 @@ class Theme:
     graph_attrs: dict[str, str] = field(default_factory=dict)
 
     def term_look(self, index: int) -> tuple[str, str]:
-        """Edge colour and line style of the ``index``-th cost term.
-
-        The first terms take the palette in order with styles solid, dashed, dotted, ...; then
-        each colour comes back with the next style, so every distinct (colour, style) pair is
-        used before any repeats (18 terms with the shipped 6-colour palettes, 6 in ``print``,
-        whose palette repeats two grays).
-        """
+        """Edge colour and line style of the ``index``-th cost term: each colour with the next style after
+        the palette runs out, so no look repeats before all are used (18 shipped, 6 in ``print``)."""
         colors, styles = self.term_colors, self.term_styles
         looks = list(dict.fromkeys((colors[c], styles[(c + shift) % len(styles)])
                                    for shift in range(len(styles)) for c in range(len(colors))))
         return looks[index % len(looks)]
 
     def term_color(self, index: int) -> str:
-        """Edge colour of the ``index``-th cost term (see :meth:`term_look`)."""
         return self.term_look(index)[0]
 
     def term_style(self, index: int) -> str:
-        """Line style of the ``index``-th cost term (see :meth:`term_look`)."""
         return self.term_look(index)[1]
 
 
@@ -132,36 +103,28 @@ LIGHT = Theme(
     cluster_border="#B0B0B0", cluster_fill="#FCFCFC",
 )
 
-DARK = Theme(
-    name="dark", background="#1E1E1E", fontname="DejaVu Sans", fontsize=12, small_fontsize=10,
-    text="#E8E8E8",
+DARK = replace(
+    LIGHT, name="dark", background="#1E1E1E", text="#E8E8E8",
     nodes=_nodes("#5A3E1B", "#1F3A52", "#2A2A2A", "#333333", "#4D4715", "#6B4B12", "#3A3A3A",
                  border="#C8C8C8", font="#F0F0F0"),
     term_colors=("#56B4E9", "#E69F00", "#009E73", "#CC79A7", "#F0E442", "#D55E00"),
-    term_styles=TERM_STYLES, edge_penwidth=1.8,
     faded_edge="#4A4A4A", faded_fill="#242424", faded_text="#6E6E6E", accent="#F0E442",
     cluster_border="#5A5A5A", cluster_fill="#232323",
 )
 
-SLIDES = Theme(
-    name="slides", background="transparent", fontname="DejaVu Sans", fontsize=20,
-    small_fontsize=17, text="#222222",
-    nodes=_nodes("#FBE3C4", "#D6EAF8", "#FFFFFF", "#F2F2F2", "#FCF3B0", "#F9D98C", "#E5E5E5",
-                 border="#333333", font="#222222"),
-    term_colors=OKABE_ITO, term_styles=TERM_STYLES, edge_penwidth=3.5,
-    faded_edge="#C0C0C0", faded_fill="#FAFAFA", faded_text="#9A9A9A", accent="#E69F00",
-    cluster_border="#B0B0B0", cluster_fill="none",
+SLIDES = replace(
+    LIGHT, name="slides", background="transparent", fontsize=20, small_fontsize=17, edge_penwidth=3.5,
+    faded_edge="#C0C0C0", faded_text="#9A9A9A", cluster_fill="none",
     graph_attrs={"size": "13.33,7.5", "ratio": "compress", "nodesep": "0.25", "ranksep": "0.45"},
 )
 
-PRINT = Theme(
-    name="print", background="white", fontname="DejaVu Sans", fontsize=12, small_fontsize=10,
-    text="#000000",
+PRINT = replace(
+    LIGHT, name="print", text="#000000",
     nodes=_nodes("#D9D9D9", "#F0F0F0", "#FFFFFF", "#FFFFFF", "#BFBFBF", "#A6A6A6", "#E6E6E6",
                  border="#000000", font="#000000"),
-    term_colors=("#000000", "#555555", "#000000", "#555555"), term_styles=TERM_STYLES,
-    edge_penwidth=1.8, faded_edge="#CCCCCC", faded_fill="#FFFFFF", faded_text="#999999",
-    accent="#000000", cluster_border="#999999", cluster_fill="#FFFFFF",
+    term_colors=("#000000", "#555555", "#000000", "#555555"), faded_edge="#CCCCCC",
+    faded_fill="#FFFFFF", faded_text="#999999", accent="#000000", cluster_border="#999999",
+    cluster_fill="#FFFFFF",
 )
 
 THEMES: dict[str, Theme] = {t.name: t for t in (LIGHT, DARK, SLIDES, PRINT)}
