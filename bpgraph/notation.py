@@ -1,18 +1,10 @@
 """Gradient formulas as data: one small expression per operand, shown in the course's notation
-and evaluated with numpy.
+and evaluated with numpy, so a test can check that what a learner reads is what the engine runs.
 
-The op table (:mod:`bpgraph.ops`) writes each vector-Jacobian product twice: as the numpy code
-the engine runs, and as a formula such as ``"T(w) @ g"`` over the upstream gradient ``g``, the
-result ``out``, the operand slots and the op's parameters.  A formula is parsed once
-(:func:`parse`), shown as text, Markdown or LaTeX (:func:`render`) and evaluated with numpy
-(:func:`evaluate`), so a test can check that what a learner reads is what the engine computes.
-
-The language: numbers, names, unary ``-``, ``+ - * / @ **``, comparisons (inside ``ind``),
-``seq[i]`` (the operand at this position of a variadic op) and calls of :data:`HELPERS`.  A
-helper shows only its first argument; the others (an operand giving a shape, an axis) are there
-for evaluation.  ``*`` is shown as ``·`` when a side is a scalar (a number, a parameter, the
-gradient of a scalar result), else as ``⊙``; ``⊙``, ``+`` and ``−`` get spaces when a side holds
-the upstream gradient, so ``∂J/∂A ⊙ A⊙(1−A)`` reads as "upstream ⊙ local derivative".
+The language: numbers, names (``g`` the upstream gradient, ``out``, the operand slots, params),
+unary ``-``, ``+ - * / @ **``, comparisons inside ``ind``, ``seq[i]`` and calls of
+:data:`HELPERS` (shown by their first argument).  ``*`` is shown as ``·`` beside a scalar, else
+as ``⊙``, spaced when a side holds ``g``: ``∂J/∂A ⊙ A⊙(1−A)`` reads "upstream ⊙ local".
 """
 
 from __future__ import annotations

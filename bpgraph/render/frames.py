@@ -9,8 +9,10 @@ keep one size, so their places never move.  :func:`write_frames` adds a self-con
 from __future__ import annotations
 
 import html
+import string
 import os
 import re
+from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, NamedTuple
 
@@ -81,6 +83,10 @@ def inline_svg(svg: str) -> str:
     return re.sub(r'\s+xmlns(?::xlink)?="[^"]*"', "", head) + sep + body
 
 
+#: The deck page; its ``$`` fields are filled with escaped text only.
+FRAMES_PAGE = string.Template((resources.files("bpgraph.render") / "assets" / "frames.html").read_text("utf-8"))
+
+
 def index_html(svgs: list[str], captions: list[str], files: list[str], title: str,
                background: str) -> str:
     """A self-contained page that shows one frame at a time (arrow keys, Home/End, buttons)."""
@@ -90,58 +96,7 @@ def index_html(svgs: list[str], captions: list[str], files: list[str], title: st
                           f'{inline_svg(s)}</template>' for s, c in zip(svgs, captions))
     links = "\n".join(f'<li><a href="{html.escape(f)}">{html.escape(c)}</a></li>'
                       for f, c in zip(files, captions))
-    return f"""<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<title>{html.escape(title)}</title>
-<style>
-body {{ margin: 0; font-family: "DejaVu Sans", sans-serif; background: {page}; color: #222; }}
-header {{ position: sticky; top: 0; padding: 8px 12px; background: #f4f4f4; border-bottom: 1px solid #ccc; }}
-header button {{ font-size: 16px; min-width: 2.5em; }}
-#counter {{ font-weight: bold; margin: 0 8px; }}
-#stage {{ padding: 12px; }}
-#stage svg {{ max-width: 100%; height: auto; }}
-</style>
-</head>
-<body>
-<header>
-<button id="prev" title="previous step (←)">◀</button><span id="counter"></span><button id="next"
- title="next step (→)">▶</button>
-<span id="caption"></span> <small>(← → keys step, Home/End jump)</small>
-</header>
-<main id="stage"></main>
-<noscript><ol>
-{links}
-</ol></noscript>
-{templates}
-<script>
-(function () {{
-  var frames = document.querySelectorAll("template.frame");
-  var stage = document.getElementById("stage");
-  var k = 0;
-  function show(i) {{
-    k = Math.max(0, Math.min(frames.length - 1, i));
-    stage.replaceChildren(frames[k].content.cloneNode(true));
-    document.getElementById("counter").textContent = (k + 1) + " / " + frames.length;
-    document.getElementById("caption").textContent = frames[k].dataset.caption;
-  }}
-  document.addEventListener("keydown", function (e) {{
-    if (e.key === "ArrowRight" || e.key === "ArrowDown" || e.key === "PageDown" || e.key === " ") show(k + 1);
-    else if (e.key === "ArrowLeft" || e.key === "ArrowUp" || e.key === "PageUp") show(k - 1);
-    else if (e.key === "Home") show(0);
-    else if (e.key === "End") show(frames.length - 1);
-    else return;
-    e.preventDefault();
-  }});
-  document.getElementById("prev").addEventListener("click", function () {{ show(k - 1); }});
-  document.getElementById("next").addEventListener("click", function () {{ show(k + 1); }});
-  show(0);
-}})();
-</script>
-</body>
-</html>
-"""
+    return FRAMES_PAGE.substitute(title=html.escape(title), background=page, links=links, templates=templates)
 
 
 def write_frames(graph: Graph, folder: str | os.PathLike[str], root: Tensor | int | str | None = None,
