@@ -62,7 +62,6 @@ def model_argument(command: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(command)
     def wrapper(model_spec: str, settings: tuple[str, ...], **kwargs: Any) -> Any:
         from .models import load_model, parse_settings
-
         return command(model=load_model(model_spec, parse_settings(settings)), **kwargs)
 
     return wrapper
@@ -74,17 +73,26 @@ json_option = click.option("--json", "as_json", is_flag=True,
                            help="Print machine-readable JSON (schema in the README).")
 
 
+def tolerance(below: float = float("inf")) -> Callable[[click.Context, click.Parameter, Any], Any]:
+    """An option callback: a tolerance is a finite number from 0 up to, not including, ``below``."""
+    def check(_ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
+        if value is not None and not 0 <= value < below:  # NaN too
+            limit = "below 1 (from 1 on, it accepts almost anything)" if below == 1 else "finite"
+            raise UserError(f"{param.opts[0]} must be at least 0 and {limit}; got {value}")
+        return value
+    return check
+
+
 def echo_report(report: Any, as_json: bool) -> None:
     """Print a library report as text, or with --json as its JSON data."""
-    text = json.dumps(report.to_dict(), indent=2, sort_keys=True, allow_nan=False) if as_json else str(report)
-    click.echo(text)
+    data = report.to_dict() if as_json else None
+    click.echo(json.dumps(data, indent=2, sort_keys=True, allow_nan=False) if as_json else str(report))
 
 
 @cli.command(short_help='List the built-in example networks.')
 def examples() -> None:
     """List the built-in example networks (usable wherever a command takes MODEL)."""
     from .examples import EXAMPLES
-
     width = max(map(len, EXAMPLES))
     for name, example in EXAMPLES.items():
         click.echo(f"{name:<{width}}  {example.summary}")
@@ -92,9 +100,9 @@ def examples() -> None:
 
 @cli.command(epilog=MODEL_HELP, short_help='Finite-difference check of every parameter.')
 @model_argument
-@click.option("--tol", default=1e-6, show_default=True, type=click.FloatRange(min=0, min_open=True),
+@click.option("--tol", default=1e-6, show_default=True, type=float, callback=tolerance(1),
               help="Largest relative error ‖analytic − numeric‖ / (‖analytic‖ + ‖numeric‖) that passes.")
-@click.option("--atol", default=None, type=click.FloatRange(min=0),
+@click.option("--atol", default=None, type=float, callback=tolerance(),
               help="A parameter also passes when no element differs by more than this "
                    "(for gradients of about 0, whose relative error means nothing). "
                    "Default: 1e-8, or what rounding in the finite differences can explain "
@@ -106,7 +114,6 @@ def check(model: Any, tol: float, atol: float | None, of: str | None) -> None:
     Exits 1 when any parameter fails. Example: bpgraph check l2-mlp --tol 1e-7
     """
     from .fdcheck import gradcheck
-
     with progress("checking gradients by finite differences..."):
         report = gradcheck(model.graph, model.root_id(of), tol=tol, atol=atol)
     click.echo(str(report))
@@ -136,7 +143,6 @@ def paths(model: Any, of: str, wrt: str, through: str | None, limit: int, count:
       bpgraph paths l2-mlp --of J --wrt X --count
     """
     from .analysis import paths_report
-
     echo_report(paths_report(model.graph, of, wrt, through=through, limit=limit, count_only=count), as_json)
 
 
@@ -155,7 +161,6 @@ def grads(model: Any, of: str | None, by_term: bool, as_json: bool) -> None:
     Example: bpgraph grads l2-mlp --by-term
     """
     from .analysis import term_attribution
-
     root = model.root_id(of)
     report = term_attribution(model.graph, root, terms=None if by_term else [root])
     echo_report(report, as_json)
@@ -170,18 +175,21 @@ def grads(model: Any, of: str | None, by_term: bool, as_json: bool) -> None:
 @click.option("--wrt", required=True, metavar="NODE", help="The node it is differentiated with respect to.")
 @click.option("--format", "fmt", type=click.Choice(["text", "markdown", "latex"]), default="text",
               show_default=True, help="latex gives an aligned block for a math environment (needs amsmath).")
-def explain(model: Any, of: str, wrt: str, fmt: str) -> None:
-    """Write out the chain rule for ∂OF/∂WRT as a sum over paths, with each path's value.
+@click.option("--convention", type=click.Choice(["course", "exact"]), default=None,
+              help="course: dZ3 = A3 − Y, dA2 = W3ᵀ·dZ3 (dZ, dA are m·∂J/∂Z, m·∂J/∂A); exact: ∂J/∂A2 = "
+                   "W3ᵀ·∂J/∂Z3. Default: course for the built-in examples, exact otherwise.")
+def explain(model: Any, of: str, wrt: str, fmt: str, convention: str | None) -> None:
+    """Write out the chain rule for ∂OF/∂WRT as a sum over paths, with each path's value,
+    then the backward pass along those paths one gradient per line.
 
     \b
     Examples:
-      bpgraph explain l2-mlp --of J --wrt W1
+      bpgraph explain l2-mlp --of J --wrt W1         dW1 = 1/m·dZ1·Xᵀ + λ/m·W1, and how
       bpgraph explain l2-mlp --of L2 --wrt A2        ∂L2/∂A2 = 0, and why
       bpgraph explain l2-mlp --of J --wrt W1 --format latex > dJdW1.tex
     """
     from .analysis import explain as explain_pair
-
-    click.echo(explain_pair(model.graph, of, wrt, format=fmt))
+    click.echo(explain_pair(model.graph, of, wrt, format=fmt, convention=convention or "auto"))
 
 
 @cli.command(epilog=MODEL_HELP, short_help='Which gradients change between two builds.')
@@ -204,7 +212,6 @@ def diff(model_spec: str, other_spec: str | None, settings: tuple[str, ...], vs_
     """
     from .analysis import diff_grads
     from .models import load_model, parse_settings
-
     first = parse_settings(settings)
     if other_spec is None and not vs_settings:
         raise UserError("give a second MODEL or --vs KEY=VALUE "
@@ -224,14 +231,18 @@ def diff(model_spec: str, other_spec: str | None, settings: tuple[str, ...], vs_
 @click.option("--convention", type=click.Choice(["auto", "exact", "course"]), default="auto",
               show_default=True, help="course: your dA, dZ are m·∂J/∂A (dZ3 = A3 - Y); exact: true partial "
                                       "derivatives; auto: whichever matches more of them.")
-@click.option("--rtol", default=1e-7, show_default=True, type=float, help="Relative tolerance.")
-@click.option("--atol", default=1e-12, show_default=True, type=float, help="Absolute tolerance.")
+@click.option("--rtol", default=1e-7, show_default=True, type=float, callback=tolerance(1),
+              help="Relative tolerance, below 1.")
+@click.option("--atol", default=1e-12, show_default=True, type=float, callback=tolerance(),
+              help="Absolute tolerance.")
 @json_option
 def compare(model: Any, grads_file: str, of: str | None, convention: str, rtol: float, atol: float,
             as_json: bool) -> None:
-    """Check your hand-derived gradients and name the node where an error enters.
+    """Check your hand-derived gradients: where an error enters, and which usual mistake it
+    looks like (a cost term missing or extra, a transpose, a factor such as m).
 
-    Exits 0 when every given gradient agrees, 1 when any is wrong.
+    Exits 0 when every given gradient agrees, 1 when any is wrong. Keys are matched ignoring
+    case; keys that name no gradient of MODEL (dA0, cache) are listed and ignored.
 
     \b
     Make the file in your notebook, then compare:
@@ -239,22 +250,11 @@ def compare(model: Any, grads_file: str, of: str | None, convention: str, rtol: 
       bpgraph compare l2-mlp --grads my_grads.npz
     """
     from .analysis import compare_grads
-
     report = compare_grads(model.graph, model.root_id(of), grads_file, convention=convention, rtol=rtol,
                            atol=atol)
     echo_report(report, as_json)
     if not report.ok:
         sys.exit(1)
-
-
-def _highlight_pairs(values: tuple[str, ...]) -> list[tuple[str, str]]:
-    pairs = []
-    for value in values:
-        of, sep, wrt = value.partition(":")
-        if not sep or not of or not wrt:
-            raise UserError(f"--highlight expects OF:WRT, e.g. --highlight J:W1; got {value!r}")
-        pairs.append((of, wrt))
-    return pairs
 
 
 @cli.command(epilog=MODEL_HELP, short_help='Draw the graph: SVG, PNG, PDF or DOT.')
@@ -275,7 +275,8 @@ def _highlight_pairs(values: tuple[str, ...]) -> list[tuple[str, str]]:
               help="Keep the paths carrying ∂OF/∂WRT bright and dim the rest (repeatable), e.g. J:W1.")
 @click.option("--collapse", multiple=True, metavar="SCOPE", help="Draw a scope as one node (repeatable).")
 @click.option("--frames", "frames_dir", type=click.Path(file_okay=False), default=None,
-              help="Also write one SVG per backward step and an index.html that steps through them.")
+              help="Write one SVG per backward step and an index.html that steps through them "
+                   "(with -o, the drawing as well).")
 @click.option("--dpi", type=click.FloatRange(min=10, max=2400), default=None,
               help="PNG resolution (default 150).")
 @click.option("--engine", type=click.Choice(["auto", "system", "wasm"]), default="auto", show_default=True,
@@ -294,20 +295,24 @@ def render(model: Any, output: str | None, fmt: str | None, theme: str, rankdir:
       bpgraph render l2-mlp --frames backward/       then open backward/index.html
     """
     from .render import to_dot, write_frames
-
     graph, root = model.graph, model.root_id(of)
     graph.backward(root)
     target = Path(output or f"{Path(graph.meta.get('example', 'graph')).stem}.{fmt or 'svg'}")
+    pairs = [value.partition(":") for value in highlight]
+    for of_, sep, wrt in pairs:
+        if not (of_ and sep and wrt):
+            raise UserError(f"--highlight expects OF:WRT, e.g. --highlight J:W1; got {of_ + sep + wrt!r}")
     options: dict[str, Any] = {"theme": theme, "rankdir": rankdir, "collapse": list(collapse),
-                               "highlight": _highlight_pairs(highlight) or None}
+                               "highlight": [(of_, wrt) for of_, _, wrt in pairs] or None}
     if show:  # repeated or comma-separated: ("name,shape", "grad") -> [name, shape, grad]
         options["show"] = [part.strip() for value in show for part in value.split(",") if part.strip()]
-    diagram = to_dot(graph, root, **options)
-    with progress(f"laying out {diagram.units:,} nodes with Graphviz..."):
-        diagram.save(target, fmt, dpi=dpi, engine=engine)
-    for note in diagram.notes:
-        click.echo(f"note: {note}", err=True)
-    click.echo(f"wrote {target}")
+    if output or fmt or not frames_dir:  # --frames alone writes only the frames
+        diagram = to_dot(graph, root, **options)
+        with progress(f"laying out {diagram.units:,} nodes with Graphviz..."):
+            diagram.save(target, fmt, dpi=dpi, engine=engine)
+        for note in diagram.notes:
+            click.echo(f"note: {note}", err=True)
+        click.echo(f"wrote {target}")
     if frames_dir:
         with progress("rendering one frame per backward step..."):
             files = write_frames(graph, frames_dir, root, theme=theme, rankdir=rankdir, engine=engine)
@@ -333,7 +338,6 @@ def export(model: Any, output: str, fmt: str | None, grads: bool, values: bool) 
     """
     from . import io
     from .render import EXTENSIONS, to_dot
-
     suffix = Path(output).suffix.lower()  # the extension names one of io's data formats, DOT or a picture
     named = {**io.EXTENSIONS, **EXTENSIONS}.get(suffix)
     if named is not None and named not in EXPORT_FORMATS:
@@ -345,16 +349,14 @@ def export(model: Any, output: str, fmt: str | None, grads: bool, values: bool) 
     if fmt is None and named is None:
         raise UserError(f"cannot tell the format of {output!r}; use .json, .graphml or .dot, "
                         "or pass --format")
-    fmt = fmt or named
-    graph = model.graph
+    fmt, graph = fmt or named, model.graph
     if grads:
         graph.backward(model.root)
     graph.meta.setdefault("root", graph.name_of(model.root))
     if fmt == "dot":
         to_dot(graph, model.root).save(output, "dot")
     else:
-        save = io.save_json if fmt == "json" else io.save_graphml
-        save(graph, output, values=values, grads=grads)
+        (io.save_json if fmt == "json" else io.save_graphml)(graph, output, values=values, grads=grads)
     click.echo(f"wrote {output}")
 
 
@@ -375,7 +377,6 @@ def demo(output: str, theme: str, lambd: float) -> None:
     from .demo import seed_answer
     from .examples import l2_mlp
     from .render import to_dot
-
     graph = l2_mlp(lambd=lambd)
     graph.backward("J")
     to_dot(graph, "J", theme=theme).save(output)  # first: a file that cannot be written fails at once

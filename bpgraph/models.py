@@ -1,6 +1,5 @@
-"""Turn a MODEL argument into a graph: a built-in example, a user's script, or a saved graph.
-
-This is what every CLI command calls first, and what a notebook can call too:
+"""Turn a MODEL argument into a graph (a built-in example, a user's script, a saved graph), as every
+CLI command does first:
 
 >>> from bpgraph.models import load_model
 >>> load_model("l2-mlp", {"lambd": 0}).graph.meta["lambd"]
@@ -22,6 +21,10 @@ from .examples import EXAMPLES
 from .graph import Graph
 from .tensor import Tensor
 
+#: The simple types a setting is checked against (named by the annotation, else the default's type).
+KINDS = {"float": (int, float), "int": (int,), "bool": (bool,), "str": (str,)}
+DEBUG = "(run with --debug for the traceback)"
+
 
 class ModelError(BpgraphError):
     """The MODEL argument, its settings or the user's build function could not be used."""
@@ -41,8 +44,7 @@ def parse_settings(pairs: Iterable[str]) -> dict[str, Any]:
     (numbers, tuples, lists, True/None) or else strings; nothing is evaluated."""
     settings: dict[str, Any] = {}
     for pair in pairs:
-        key, sep, raw = pair.partition("=")
-        key, raw = key.strip(), raw.strip()
+        key, sep, raw = (part.strip() for part in pair.partition("="))
         if not sep or not key.isidentifier():
             raise ModelError(f"--set expects key=value with a Python name as key, got {pair!r} "
                              "(example: --set lambd=0)")
@@ -61,10 +63,10 @@ def load_model(spec: str, settings: dict[str, Any] | None = None) -> Model:
     if spec in EXAMPLES:
         return _call_builder(EXAMPLES[spec].build, settings, f"example {spec!r}")
     head, sep, tail = spec.rpartition(":")
-    if sep and head.endswith(".py") and tail.isidentifier():
+    if not (sep and head.endswith(".py") and tail.isidentifier()):
+        head, tail = spec, "build"
+    if head.endswith(".py"):
         return _load_script(Path(head), tail, settings)
-    if spec.endswith(".py"):
-        return _load_script(Path(spec), "build", settings)
     if spec.endswith(".json"):
         if settings:
             raise ModelError("--set/--vs apply to examples and scripts; a .json graph is fixed data")
@@ -73,8 +75,7 @@ def load_model(spec: str, settings: dict[str, Any] | None = None) -> Model:
         from .io import load_json
 
         graph = load_json(spec)
-        root = graph.meta.get("root")
-        return Model(graph, graph.root_id(root if root in graph else None))
+        return Model(graph, graph.root_id(graph.meta["root"] if graph.meta.get("root") in graph else None))
     close = difflib.get_close_matches(spec, list(EXAMPLES), n=2)
     hint = f" Did you mean {' or '.join(close)}?" if close else ""
     raise ModelError(f"MODEL {spec!r} is not a built-in example ({', '.join(EXAMPLES)}), "
@@ -88,13 +89,11 @@ def _load_script(path: Path, function: str, settings: dict[str, Any]) -> Model:
     name = f"_bpgraph_user_{abs(hash(str(path.resolve())))}"
     spec = importlib.util.spec_from_file_location(name, path)
     assert spec is not None and spec.loader is not None  # a .py path always has a source loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
+    sys.modules[name] = module = importlib.util.module_from_spec(spec)
     try:
         spec.loader.exec_module(module)
     except Exception as exc:
-        raise ModelError(f"importing {path} raised {type(exc).__name__}: {exc} "
-                         "(run with --debug for the traceback)") from exc
+        raise ModelError(f"importing {path} raised {type(exc).__name__}: {exc} {DEBUG}") from exc
     finally:
         sys.modules.pop(name, None)
     build = getattr(module, function, None)
@@ -105,23 +104,38 @@ def _load_script(path: Path, function: str, settings: dict[str, Any]) -> Model:
     return _call_builder(build, settings, f"{path}:{function}()")
 
 
+def _expects(p: inspect.Parameter) -> tuple[str, str]:
+    """The type a setting should have (the one its annotation names, else its default's) and the default."""
+    named = p.annotation if isinstance(p.annotation, str) else getattr(p.annotation, "__name__", "")
+    default = "" if p.default is p.empty else f" (default {p.default!r})"
+    return named if named in KINDS or p.default in (None, p.empty) else type(p.default).__name__, default
+
+
 def _call_builder(build: Any, settings: dict[str, Any], label: str) -> Model:
-    """Call a build function with ``settings`` and accept a Graph or a root Tensor back."""
+    """Call a build function with ``settings`` (each of the type it expects) and accept a Graph or a
+    root Tensor back."""
     try:
+        parameters = inspect.signature(build).parameters
         inspect.signature(build).bind(**settings)
     except TypeError:
-        accepted = ", ".join(inspect.signature(build).parameters) or "no settings"
         raise ModelError(f"{label} does not take {', '.join(sorted(settings))}; "
-                         f"it accepts: {accepted}") from None
+                         f"it accepts: {', '.join(parameters) or 'no settings'}") from None
     except ValueError:
-        pass  # builtins without a signature: let the call decide
+        parameters = {}  # builtins without a signature: let the call decide
+    for key, value in settings.items():
+        want, default = _expects(parameters[key]) if key in parameters else ("", "")
+        fits = isinstance(value, KINDS.get(want, object)) and (want != "bool") != isinstance(value, bool)
+        if want in KINDS and not fits:
+            comma = isinstance(value, tuple) and len(value) == 2 and all(type(v) is int for v in value)
+            raise ModelError(f"--set {key}: the value became {type(value).__name__} {value!r}, but {label} "
+                             f"expects {'a number' if want == 'float' else want} for {key}{default}"
+                             + (f"; for a decimal write --set {key}={value[0]}.{value[1]}" if comma else ""))
     try:
         result = build(**settings)
     except BpgraphError as exc:
         raise ModelError(f"{label} failed: {exc}") from exc
     except Exception as exc:  # the user's code: report it in one line, keep the cause for --debug
-        raise ModelError(f"{label} raised {type(exc).__name__}: {exc} "
-                         "(run with --debug for the traceback)") from exc
+        raise ModelError(f"{label} raised {type(exc).__name__}: {exc} {DEBUG}") from exc
     if isinstance(result, Tensor):
         return Model(result.graph, result.id)
     if isinstance(result, Graph):

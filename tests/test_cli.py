@@ -89,7 +89,8 @@ def test_grads_without_by_term_is_one_column_of_norms():
 
 def test_explain_formats():
     assert run("explain", "l2-mlp", "--of", "L2", "--wrt", "A2").output.strip() == (
-        "∂L2/∂A2 = 0: L2 does not depend on A2; its inputs are W1, W2, W3.")
+        "∂L2/∂A2 = 0: L2 does not depend on A2; its inputs are W1, W2, W3. ∂L2/∂A2 = 0, so the L2 share "
+        "of dA2 is 0; dA2 = W3ᵀ·dZ3 exactly as without L2.")
     latex = run("explain", "l2-mlp", "--of", "J", "--wrt", "W1", "--format", "latex").output
     assert "\\partial" in latex and latex.count("{") == latex.count("}")
 

@@ -459,7 +459,8 @@ def test_path_table_and_text_explanation_show_each_name_on_its_line(group: str):
     text = an.explain(g, names["root"], names["param"])
     check_text(text.replace("\n", " "))
     lines = text.split("\n")
-    assert len(lines) == report.count + 2 + 3 * report.count
+    steps = an.backward_steps(g, names["root"], g.between(names["root"], names["param"]))
+    assert len(lines) == report.count + 2 + 3 * report.count + 1 + sum(1 + len(s.notes) for s in steps)
     assert lines[0].startswith(f"∂{one_line(names['root'])}/∂{one_line(names['param'])} = ")
     reason = an.explain(g, names["term2"], names["input"])
     assert "\n" not in reason and one_line(names["input"]) in reason

@@ -1,97 +1,40 @@
-"""Comparing gradients: two graphs' (:func:`diff_grads`), or a hand-written backward pass
-against the graph's (:func:`compare_grads`), with the node where its error enters."""
+"""A hand-written backward pass against the graph's (:func:`compare_grads`): where an error enters,
+and which usual mistake it looks like."""
 
 from __future__ import annotations
 
+import difflib
+import functools
 import os
+import textwrap
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping, NamedTuple
 
 import numpy as np
 
+from .. import notation
 from ..autodiff import gradients
 from ..errors import GraphError, UnknownNodeError
 from ..graph import Graph, Ref
-from ..ops import OPS
 from ..text import one_line, table
-from .explain import explain
-from .reports import array_json, by_name, describe_value, finite, norm, readonly, sci, with_values
+from .explain import backward_steps
+from .paths import find_path
+from .reports import array_json, by_name, json_ready, norm, readonly, sci
+from .terms import cost_terms, term_attribution, term_reach
 
 OK, WRONG, WRONG_SHAPE, NOT_GIVEN = "ok", "wrong", "wrong shape", "not given"
+MISSING_TERM, EXTRA_TERM, TRANSPOSED, SCALED, UNRECOGNISED = (
+    "missing_term", "extra_term", "transposed", "scaled", "unrecognised")
 
 
-@dataclass(frozen=True, eq=False)
-class DiffRow:
-    """How one node's gradient differs between graph a and graph b (``delta`` = a − b)."""
+class Diagnosis(NamedTuple):
+    """What a wrong gradient looks like: ``pattern`` (missing_term, extra_term, transposed, scaled or
+    unrecognised), one plain sentence, and the cost ``term`` and ``factor`` where they apply."""
 
-    name: str
-    status: str  # "changed" | "unchanged" | "shape differs" | "only in <label>"
-    shape: tuple[int, ...]
-    norm: float
-    max_abs: float
-    delta: np.ndarray | None
-
-    def to_dict(self, values: bool = False) -> dict[str, Any]:
-        return with_values({"name": self.name, "status": self.status, "shape": list(self.shape),
-                            "norm": self.norm, "max_abs": self.max_abs}, values, "delta", self.delta)
-
-
-@dataclass(frozen=True, eq=False)
-class GradDiff:
-    """Per node, whether ∂root/∂node changed from graph b to graph a, and by how much."""
-
-    root: str
-    labels: tuple[str, str]
-    atol: float
-    rows: tuple[DiffRow, ...]
-
-    @property
-    def changed(self) -> list[str]:
-        return [r.name for r in self.rows if r.status == "changed"]
-
-    @property
-    def unchanged(self) -> list[str]:
-        return [r.name for r in self.rows if r.status == "unchanged"]
-
-    def row(self, name: str) -> DiffRow:
-        return by_name(self.rows, name)
-
-    def to_dict(self, values: bool = False) -> dict[str, Any]:
-        return {"root": self.root, "labels": list(self.labels), "atol": self.atol,
-                "changed": self.changed, "rows": [r.to_dict(values) for r in self.rows]}
-
-    def __str__(self) -> str:
-        a, b = map(one_line, self.labels)
-        rows = [[f"d{r.name}", str(r.shape), r.status, sci(r.norm), sci(r.max_abs)] for r in self.rows]
-        return (f"∂{one_line(self.root)}/∂node: {a} − {b}\n"
-                + table(["gradient", "shape", "status", "‖change‖", "max |change|"], rows))
-
-
-def diff_grads(a: Graph, b: Graph, root: str | None = None, *, inputs: bool = False,
-               atol: float = 0.0, labels: tuple[str, str] = ("a", "b")) -> GradDiff:
-    """Compare the gradients of ``root`` (default: a's last node) in two graphs whose nodes share
-    names; a gradient ``changed`` when max|a − b| > ``atol``.  Rows in a's backward order."""
-    root_name = a.name_of(a.root_id(root))
-
-    def named_grads(graph: Graph) -> dict[str, np.ndarray]:  # in backward order
-        grads = gradients(graph, graph.id_of(root_name), inputs=inputs)
-        return {graph.name_of(i): grads[i] for i in sorted(grads, reverse=True)}
-
-    ga, gb = named_grads(a), named_grads(b)
-    rows = []
-    for name in [*ga, *(n for n in gb if n not in ga)]:
-        x, y = ga.get(name), gb.get(name)
-        if x is None or y is None:
-            only = labels[0] if y is None else labels[1]
-            rows.append(DiffRow(name, f"only in {only}", (x if y is None else y).shape, 0.0, 0.0, None))
-        elif x.shape != y.shape:
-            rows.append(DiffRow(name, "shape differs", x.shape, 0.0, 0.0, None))
-        else:
-            delta = readonly(np.asarray(x - y))
-            max_abs = float(np.max(np.abs(delta), initial=0.0))
-            status = "changed" if max_abs > atol or np.isnan(max_abs) else "unchanged"
-            rows.append(DiffRow(name, status, x.shape, norm(delta), max_abs, delta))
-    return GradDiff(root_name, tuple(labels), atol, tuple(rows))
+    pattern: str
+    detail: str
+    term: str | None = None
+    factor: float | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -100,42 +43,55 @@ class GradCheckRow:
 
     name: str
     key: str | None          # the user's key for it ("dW1"), None when not given
+    layer: str               # the first part of the node's scope ("layer1"), or ""
     status: str              # ok | wrong | wrong shape | not given
-    shape: tuple[int, ...]
-    given_shape: tuple[int, ...] | None
     max_abs_error: float | None
     rel_error: float | None  # max_abs_error / max|correct|; None when the correct one is all 0
-    hint: str
+    diagnosis: Diagnosis | None
     expected: np.ndarray
     given: np.ndarray | None
 
+    @property
+    def difference(self) -> np.ndarray | None:  # yours − correct, when of one shape
+        with np.errstate(all="ignore"):
+            same = getattr(self.given, "shape", None) == self.expected.shape
+            return self.given - self.expected if same else None
+
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "key": self.key, "status": self.status, "shape": list(self.shape),
-                "given_shape": None if self.given_shape is None else list(self.given_shape),
-                "max_abs_error": finite(self.max_abs_error), "rel_error": finite(self.rel_error),
-                "hint": self.hint}
+        return {"name": self.name, "key": self.key, "layer": self.layer, "status": self.status,
+                "shape": list(self.expected.shape), "given_shape": None if self.given is None else
+                list(self.given.shape), "max_abs_error": self.max_abs_error, "rel_error": self.rel_error,
+                "norms": dict(zip(("yours", "correct", "difference"), map(norm, self.arrays))),
+                "diagnosis": self.diagnosis and self.diagnosis._asdict(),
+                "hint": getattr(self.diagnosis, "detail", "")}  # the diagnosis in a sentence
+
+    @property
+    def arrays(self) -> tuple[np.ndarray | None, np.ndarray, np.ndarray | None]:
+        return self.given, self.expected, self.difference
 
 
 @dataclass(frozen=True, eq=False)
 class EntryPoint:
-    """A wrong gradient whose nearest checked consumers are all correct: where an error enters."""
+    """Where an error enters: a wrong gradient whose ``consumers`` (the nearest gradients given on the
+    way to the root) are right; ``symptoms`` are wrong because of it; ``formula`` is its correct line."""
 
-    name: str
-    key: str
-    consumers: tuple[str, ...]  # its nearest checked consumers (all ok)
-    symptoms: tuple[str, ...]   # wrong nodes whose gradient is computed from it (its wrong ancestors)
-    expected: np.ndarray
-    explanation: str
+    row: GradCheckRow
+    consumers: tuple[str, ...]
+    symptoms: tuple[str, ...]
+    formula: str  # "dA2 = W3ᵀ·dZ3", or "" when there is no one line for it
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "key": self.key, "consumers": list(self.consumers),
-                "symptoms": list(self.symptoms), "expected": array_json(self.expected),
-                "explanation": self.explanation}
+        r, arrays = self.row, zip(("given", "expected", "difference"), self.row.arrays)
+        return {"name": r.name, "key": r.key, "consumers": list(self.consumers),
+                "symptoms": list(self.symptoms), "diagnosis": r.diagnosis._asdict(), "formula": self.formula,
+                "explanation": self.formula,  # its name before there was a diagnosis
+                **{k: None if v is None else array_json(v) for k, v in arrays}}
 
 
 @dataclass(frozen=True, eq=False)
 class GradComparison:
-    """The result of :func:`compare_grads`: a status per node and where the errors enter."""
+    """The result of :func:`compare_grads`: a status per node, where the errors enter, what they look
+    like, and the keys ignored because they name no node."""
 
     root: str
     convention: str  # "exact" or "course"
@@ -145,11 +101,12 @@ class GradComparison:
     rows: tuple[GradCheckRow, ...]
     entries: tuple[EntryPoint, ...]
     notes: tuple[str, ...]
+    ignored: tuple[str, ...] = ()
 
     @property
     def first_wrong(self) -> list[str]:
         """Names of the entry points (empty when every given gradient is correct)."""
-        return [e.name for e in self.entries]
+        return [e.row.name for e in self.entries]
 
     @property
     def wrong(self) -> list[str]:
@@ -163,41 +120,50 @@ class GradComparison:
         return by_name(self.rows, name)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"root": self.root, "convention": self.convention, "m": self.m, "rtol": self.rtol,
-                "atol": self.atol, "ok": self.ok, "first_wrong": self.first_wrong, "wrong": self.wrong,
-                "rows": [r.to_dict() for r in self.rows], "entries": [e.to_dict() for e in self.entries],
-                "notes": list(self.notes)}
+        return json_ready({"root": self.root, "convention": self.convention, "m": self.m, "rtol": self.rtol,
+                           "atol": self.atol, "ok": self.ok, "first_wrong": self.first_wrong,
+                           "wrong": self.wrong, "rows": [r.to_dict() for r in self.rows],
+                           "entries": [e.to_dict() for e in self.entries], "notes": list(self.notes),
+                           "ignored": list(self.ignored)})
 
     def __str__(self) -> str:
-        rows = [[r.name, r.key or "-", r.status, sci(r.max_abs_error), sci(r.rel_error), r.hint]
+        root, key = one_line(self.root), lambda r: one_line(r.key or f"d{r.name}")  # noqa: E731
+        rows = [[key(r), one_line(r.layer) or "-", r.status, *map(sci, map(norm, r.arrays))]
                 for r in self.rows]
-        root = one_line(self.root)
-        read = (f"course convention (op nodes: d = m·∂J/∂node with m = {self.m}; leaves exact)"
-                if self.convention == "course" else "exact convention (d = ∂J/∂node for every node)")
-        lines = [f"your gradients of {root}, read in the {read}; "
-                 f"ok when max|yours − correct| <= {self.atol:g} + {self.rtol:g}·max|correct|",
-                 table(["node", "your key", "status", "max abs err", "rel err", "hint"], rows), "",
-                 *self.notes]
-        if self.ok:
-            lines.append("every gradient you gave is correct.")
+        head = ["gradient", "layer", "status", "‖yours‖", "‖correct‖", "‖yours − correct‖"]
+        lines = [f"your gradients of {root} against the correct ones, in the {self.convention} convention",
+                 table(head, rows), "",
+                 f"course convention (m = {self.m}): dZ, dA are m·∂{root}/∂Z, m·∂{root}/∂A; dW, db are "
+                 f"∂{root}/∂W, ∂{root}/∂b." if self.m else f"exact convention: dX is ∂{root}/∂X for every X.",
+                 f"a gradient is ok when max|yours − correct| ≤ {self.atol:g} + {self.rtol:g}·max|correct|.",
+                 *self.notes] + ["every gradient you gave is correct."] * self.ok
         for e in self.entries:
-            key, name = one_line(e.key), one_line(e.name)
-            consumers = ", ".join(map(one_line, e.consumers))
-            consumers = (f"its nearest checked consumers ({consumers}) are correct" if e.consumers
-                         else f"no checked gradient lies between it and {root}")
-            expected = np.array2string(e.expected, precision=4, threshold=12, edgeitems=2)
-            lines += [f"the error enters at {key} ({name}): {consumers}, but {key} is wrong.",
-                      f"  correct {key}, {describe_value(e.expected)}:",
-                      "    " + expected.replace("\n", "\n    "), "  " + e.explanation.replace("\n", "\n  ")]
-            if e.symptoms:
-                keys = ", ".join(one_line(self.row(n).key or n) for n in e.symptoms)
-                lines.append(f"  computed from it and wrong as a result: {keys}")
+            r, right = e.row, ", ".join(key(self.row(c)) for c in e.consumers)
+            head = f"the error enters at {key(r)} ({one_line(r.name)}):"  # then its diagnosis, wrapped
+            body = textwrap.wrap(r.diagnosis.detail + ".", 100, initial_indent=" " * (len(head) + 1),
+                                 subsequent_indent="  ", break_long_words=False)
+            lines += [head + body[0][len(head):], *body[1:]]
+            lines += [f"  correct: {e.formula}" + f"  (from your {right}, which you have right)" * bool(right)
+                      ] * bool(e.formula)
+            lines += [f"  {label}: " + np.array2string(a, precision=4, separator=", ").replace("\n", "")
+                      for label, a in zip(("your value", "correct value", "difference"), r.arrays)
+                      if a is not None and a.size <= 8]
+            keys = ", ".join(key(self.row(n)) for n in e.symptoms)
+            lines += [f"  computed from it and wrong as a result: {keys}"] * bool(keys)
         return "\n".join(lines)
 
 
-def _user_grads(graph: Graph,
-                source: Mapping[str, Any] | str | os.PathLike) -> dict[int, tuple[str, np.ndarray]]:
-    """Node id -> (key, array) from a dict or an .npz; ``dW1`` and ``W1`` name W1 (an exact name wins)."""
+def _suggest(key: str, known: list[str]) -> list[str]:
+    """Up to three names close to ``key``, those close when case is ignored first."""
+    lower = {k.lower(): k for k in known}
+    close = [lower[c] for c in difflib.get_close_matches(key.lower(), list(lower), n=3, cutoff=0.5)]
+    return (close + [c for c in difflib.get_close_matches(key, known, n=3, cutoff=0.5) if c not in close])[:3]
+
+
+def _user_grads(graph: Graph, source: Mapping[str, Any] | str | os.PathLike
+                ) -> tuple[dict[int, tuple[str, np.ndarray]], list[str]]:
+    """Node id -> (key, array) from a dict or an .npz, and the keys that name no node.  ``dW1`` and
+    ``W1`` name W1 (an exact name wins), and so do ``dw1`` and ``w1`` when no name matches exactly."""
     if isinstance(source, (str, os.PathLike)):
         path = os.fspath(source)
         try:
@@ -207,165 +173,213 @@ def _user_grads(graph: Graph,
         except (OSError, ValueError) as exc:
             raise GraphError(f"cannot read gradients from {path!r}: {exc}; "
                              "pass a dict or an .npz written by numpy.savez") from None
-        if data is None:
-            raise GraphError(f"{path!r} is not an .npz file: save your gradients with "
-                             "numpy.savez(path, dW1=..., db1=...) and pass that file")
         if not hasattr(data, "files"):
-            raise GraphError(f"{path!r} holds one array, not named gradients: "
-                             "save them with numpy.savez(path, dW1=..., db1=...)")
+            what = "is not an .npz file" if data is None else "holds one array, not named gradients"
+            raise GraphError(f"{path!r} {what}: save your gradients with numpy.savez(path, dW1=..., db1=...) "
+                             "and pass that file")
         with data:
             source = {k: data[k] for k in data.files}
     if not isinstance(source, Mapping):
         raise GraphError(f"user_grads must be a dict of name -> array or a path to an .npz, "
                          f"got {type(source).__name__}")
-    arrays = {}
-    for key, value in source.items():
-        arr = np.asarray(value)
-        if not np.issubdtype(arr.dtype, np.number):
-            raise GraphError(f"gradient {key!r} must be numeric, got dtype {arr.dtype}")
-        arrays[str(key)] = arr
+    by_lower: dict[str, list[str]] = {}
+    for n in graph.names:
+        by_lower.setdefault(n.lower(), []).append(n)
     out: dict[int, tuple[str, np.ndarray]] = {}
-    for key, arr in arrays.items():
-        name = key[1:] if key not in graph and key.startswith("d") else key
-        if name not in graph:
-            known = [f"d{n}" for n in graph.names] if key.startswith("d") else graph.names
-            raise UnknownNodeError(key, known)
-        node_id = graph.id_of(name)
-        if node_id in out:
-            raise GraphError(f"gradients {out[node_id][0]!r} and {key!r} both name node {name!r}; "
+    ignored = []
+    for key, value in source.items():
+        key, arr = str(key), np.asarray(value)
+        low = key.lower()
+        name = key if key in graph else key[1:] if key[:1] == "d" and key[1:] in graph else None
+        found = [name] if name else by_lower.get(low) or by_lower.get(low[1:] if low[:1] == "d" else "") or []
+        if len(found) > 1:
+            raise GraphError(f"gradient {key!r} could name {' or '.join(map(repr, found))}: write the case")
+        if not found:
+            ignored.append(key)
+        elif not np.issubdtype(arr.dtype, np.number):
+            raise GraphError(f"gradient {key!r} must be numeric, got dtype {arr.dtype}")
+        elif (node_id := graph.id_of(found[0])) in out:
+            raise GraphError(f"gradients {out[node_id][0]!r} and {key!r} both name node {found[0]!r}; "
                              "give it once")
-        out[node_id] = (key, arr)
-    return out
+        else:
+            out[node_id] = (key, arr)
+    if ignored and not out:  # nothing to compare: the keys are probably not gradients of this graph
+        known = [f"d{n}" for n in graph.names] if ignored[0][:1] in "dD" else graph.names
+        error, close = UnknownNodeError(ignored[0], known), _suggest(ignored[0], known)
+        error.suggestions, hint = close, f"; did you mean {', '.join(map(repr, close))}?" if close else ""
+        error.args = (f"no node named {ignored[0]!r}{hint} (gradients are named after nodes: dW1 or W1)",)
+        raise error
+    return out, ignored
 
 
 def _close(given: np.ndarray, expected: np.ndarray, rtol: float,
            atol: float) -> tuple[bool, float, float | None]:
-    """(ok, max abs error, relative error) for two arrays of one shape."""
+    """(ok, max abs error, relative error) for two arrays of one shape; NaN is never ok."""
     with np.errstate(all="ignore"):
-        max_abs = float(np.max(np.abs(given.astype(np.float64) - expected), initial=0.0))
+        max_abs = float(np.max(np.abs(given - expected), initial=0.0))
         scale = float(np.max(np.abs(expected), initial=0.0))
-    ok = bool(max_abs <= atol + rtol * scale)  # False for NaN
-    return ok, max_abs, (max_abs / scale if scale else None)
-
-
-def _hint(given: np.ndarray, expected: np.ndarray, alt: np.ndarray | None, alt_name: str,
-          rtol: float, atol: float) -> str:
-    """The likely mistake behind a wrong gradient: a transpose, the ``alt`` convention, a sign."""
-    if given.shape != expected.shape:
-        text = f"expected shape {expected.shape}, got {given.shape}"
-        if given.ndim >= 2 and given.shape == expected.shape[::-1]:
-            same = _close(given.T, expected, rtol, atol)[0]
-            return f"looks transposed: {text}" + ("; its transpose is correct" if same else "")
-        if given.size == expected.size:
-            same = _close(given.reshape(expected.shape), expected, rtol, atol)[0]
-            return text + ("; the values are correct once reshaped" if same else "")
-        return text
-    if alt is not None and _close(given, alt, rtol, atol)[0]:
-        return f"matches the {alt_name} convention instead"
-    if np.any(expected) and _close(-given, expected, rtol, atol)[0]:
-        return "sign flipped"
-    return ""
+    return bool(max_abs <= atol + rtol * scale), max_abs, (max_abs / scale if scale else None)
 
 
 def compare_grads(graph: Graph, root: Ref | None, user_grads: Mapping[str, Any] | str | os.PathLike, *,
                   convention: str = "auto", m: int | None = None, rtol: float = 1e-7,
                   atol: float = 1e-12, seed: Any = None) -> GradComparison:
-    """Check a hand-written backward pass (a dict or ``.npz`` keyed ``dW1`` or ``W1``) against the
-    graph's: a node is ok when max|yours − correct| <= atol + rtol·max|correct|.  ``exact`` expects
-    ∂root/∂node, ``course`` m·∂root/∂node at op nodes (dZ = A − Y; m from ``m=`` or graph.meta),
-    ``auto`` whichever matches more (exact on a tie).  An error enters at a wrong node whose
-    nearest checked consumers toward the root are all ok."""
+    """Check a hand-written backward pass (a dict or ``.npz`` keyed ``dW1`` or ``W1``, in any case; keys
+    naming no node are ignored and listed) against the graph's: a gradient is ok when max|yours −
+    correct| <= atol + rtol·max|correct|.  ``exact`` expects ∂root/∂node, ``course`` m·∂root/∂node for
+    ops (dZ = A − Y; m from ``m=`` or graph.meta) and ∂root/∂node for leaves, ``auto`` whichever matches
+    more (exact on a tie).  An error enters at a wrong gradient whose nearest given consumers toward
+    the root are right; every wrong one gets a :class:`Diagnosis`."""
     if convention not in ("auto", "exact", "course"):
         raise GraphError(f"convention must be 'auto', 'exact' or 'course', got {convention!r}")
-    root_id = graph.root_id(root)
-    given = _user_grads(graph, user_grads)
+    if not (0 <= rtol < 1 and 0 <= atol < np.inf):
+        raise GraphError(f"tolerances must be finite and at least 0, and rtol below 1 (from 1 on, zeros pass "
+                         f"for any gradient); got rtol={rtol}, atol={atol}")
+    root_id, nodes = graph.root_id(root), graph.nodes
+    given, ignored = _user_grads(graph, user_grads)
     exact = gradients(graph, root_id, seed, inputs=True)
-    nodes = graph.nodes
-    m = graph.meta.get("m") if m is None else m
-    m = None if m is None else int(m)
+    m = None if m is None and graph.meta.get("m") is None else int(graph.meta["m"] if m is None else m)
     if convention == "course" and m is None:
         raise GraphError("the course convention needs m, the number of examples: pass m=... "
                          "(graph.meta has no 'm')")
 
-    def reference(node_id: int, conv: str) -> np.ndarray:
-        value = exact.get(node_id)
-        if value is None:  # structurally zero: the root does not depend on this node
-            value = np.zeros(nodes[node_id]["value"].shape)
+    def reference(node_id: int, conv: str) -> np.ndarray:  # zeros where the root does not depend on it
+        value = exact[node_id] if node_id in exact else np.zeros(nodes[node_id]["value"].shape)
         return m * value if conv == "course" and nodes[node_id]["kind"] == "op" else value
 
-    notes = ()
+    largest = max((float(np.max(np.abs(reference(i, "exact")), initial=0)) for i in given), default=0.0)
+    if 0 < largest <= atol and atol > 1e-12:  # never refuse the default
+        raise GraphError(f"atol={atol:g} is at least the largest correct value given ({largest:.3g}), so all "
+                         "zeros would pass; use a smaller atol")
+    near = [_suggest(k, [f"d{n}" for n in graph.names])[:1] for k in ignored]
+    notes = [", ".join(k + "".join(f" (did you mean {c}?)" for c in n) for k, n in zip(ignored, near))
+             + ": ignored, as no gradient of this graph has that name"] * bool(ignored)
     if convention == "auto" and m is None:
-        convention, notes = "exact", ("course convention not tried: m is unknown (pass m=...)",)
+        convention = "exact"
+        notes.append("course convention not tried: m is unknown (pass m=...)")
     elif convention == "auto":
         score = {c: sum(_close(arr, reference(i, c), rtol, atol)[0] for i, (_, arr) in given.items()
                         if arr.shape == nodes[i]["value"].shape) for c in ("exact", "course")}
         convention = "course" if score["course"] > score["exact"] else "exact"
-    other = {"exact": "course", "course": "exact"}[convention]
+    course_m, real = m if convention == "course" else None, not any(map(np.iscomplexobj, exact.values()))
+    term_rows = functools.cache(lambda: {r.name: r for r in term_attribution(graph, root_id, seed=seed,
+                                                                             inputs=True).rows})
     rows: dict[int, GradCheckRow] = {}
     wanted = {i for i in exact if nodes[i]["requires_grad"] and i != root_id} | set(given)
     for i in sorted(wanted, reverse=True):
-        name, expected = nodes[i]["name"], readonly(reference(i, convention))
-        key, arr = given.get(i, (None, None))
-        status, max_abs, rel, hint = NOT_GIVEN, None, None, ""
-        if arr is not None and arr.shape != expected.shape:
-            status, hint = WRONG_SHAPE, _hint(arr, expected, None, other, rtol, atol)
-        elif arr is not None:
+        expected, (key, arr) = readonly(reference(i, convention)), given.get(i, (None, None))
+        status, max_abs, rel, diagnosis = NOT_GIVEN if arr is None else WRONG_SHAPE, None, None, None
+        if arr is not None and arr.shape == expected.shape:
             ok, max_abs, rel = _close(arr, expected, rtol, atol)
-            status = OK if ok else WRONG
-            if not ok:
-                hint = _hint(arr, expected, None if m is None else reference(i, other), other, rtol, atol)
-            if not ok and i not in exact:
-                zero = f"{nodes[root_id]['name']} does not depend on {name}: it is 0"
-                hint = f"{hint}; {zero}" if hint else zero
-        rows[i] = GradCheckRow(name, key, status, expected.shape, None if arr is None else arr.shape,
-                               max_abs, rel, hint, expected, arr)
-    course_m = m if convention == "course" else None
+            status = OK if ok and not (real and np.iscomplexobj(arr)) else WRONG
+        if status in (WRONG, WRONG_SHAPE):
+            diagnosis = _diagnose(graph, root_id, i, key, arr, expected, term_rows, m, course_m,
+                                  lambda a, b: _close(a, b, max(rtol, 1e-6), atol)[0])
+        rows[i] = GradCheckRow(nodes[i]["name"], key, nodes[i]["scope"].split("/")[0], status, max_abs, rel,
+                               diagnosis, expected, arr)
     return GradComparison(nodes[root_id]["name"], convention, course_m, rtol, atol, tuple(rows.values()),
-                          _entry_points(graph, root_id, rows, course_m, seed), notes)
+                          _entry_points(graph, root_id, rows, course_m), tuple(notes), tuple(ignored))
 
 
-def _entry_points(graph: Graph, root_id: int, rows: Mapping[int, GradCheckRow], course_m: int | None,
-                  seed: Any) -> tuple[EntryPoint, ...]:
-    """The wrong checked nodes whose nearest checked consumers (toward the root) are all ok."""
+def _diagnose(graph: Graph, root_id: int, i: int, key: str, given: np.ndarray, expected: np.ndarray,
+              term_rows: Callable[[], dict[str, Any]], m: int | None, course_m: int | None,
+              close: Callable[[np.ndarray, np.ndarray], bool]) -> Diagnosis:
+    """The usual mistake a wrong gradient looks like, tried in this order: complex or non-finite values,
+    a transpose, a factor, a cost term's share missing or twice, a term that cannot be there."""
+    name, key, op = graph.name_of(i), one_line(key), graph.nodes[i]["kind"] == "op"
+    if np.iscomplexobj(given) and not np.iscomplexobj(expected):
+        return Diagnosis(UNRECOGNISED, f"your {key} holds complex numbers, but this graph is real")
+    if given.ndim == 2 and given.shape == expected.shape[::-1] and close(given.T, expected):
+        return Diagnosis(TRANSPOSED, f"your {key} is the transpose of the correct one")
+    if given.shape != expected.shape:
+        same = given.size == expected.size and close(given.reshape(expected.shape), expected)
+        return Diagnosis(UNRECOGNISED, f"your {key} has shape {given.shape}, the correct one {expected.shape}"
+                         + "; the values are right once reshaped" * same)
+    if not np.isfinite(given).all():
+        where = tuple(int(k) for k in np.argwhere(~np.isfinite(given))[0])
+        return Diagnosis(UNRECOGNISED, f"your {key} holds NaN or infinity (first at index {where})")
+    diff, size = given - expected, np.vdot(expected, expected).real
+    factor = np.vdot(expected, given).real / size if size else 0.0
+    if factor and abs(factor - 1) > 1e-6 and close(given, factor * expected):
+        named = {**({m: "m", 1 / m: "1/m", -m: "−m", -1 / m: "−1/m"} if m else {}), -1: "−1", 2: "2", .5: "½"}
+        value, word = next(((v, w) for v, w in named.items() if abs(factor - v) <= 1e-6 * abs(v)),
+                           (factor, f"{factor:.4g}"))
+        other = {"1/m": f"exact convention (∂{one_line(graph.name_of(root_id))}/∂{one_line(name)})",
+                 "m": "course's convention"}.get(word) if op and (word == "1/m") == bool(course_m) else None
+        why = "; the sign is flipped" if value == -1 else f"; it matches the {other} instead" if other else ""
+        word += f" (= {value:.4g})" * ("m" in word)
+        return Diagnosis(SCALED, f"your {key} is {word} times the correct one{why}", factor=float(value))
+    row = term_rows().get(name)
+    cells = [c for c in getattr(row, "cells", ()) if c.value is not None and np.any(c.value)]
+    tries = ((-1, MISSING_TERM, "lacks"), (1, EXTRA_TERM, "counts twice"))
+    for cell, (sign, pattern, verb) in ((c, t) for c in cells for t in tries):
+        if close(sign * diff, cell.value * (m if course_m and op else 1)):
+            share = _share_text(graph, root_id, i, cell.term, course_m)
+            return Diagnosis(pattern, f"your {key} {verb} the {one_line(cell.term)} cost term's share{share}",
+                             cell.term)
+    for t in (t for t in cost_terms(graph, root_id) if i not in graph.ancestors(t)):
+        like, term = np.any(expected) and _term_like(graph, t, diff, close), one_line(graph.name_of(t))
+        why = f"{term} does not depend on {one_line(name)}, so no {term} term belongs in {key}"
+        if like or not np.any(expected):
+            why = f"yours − correct = {like}, which looks like a term of {term}, but {why}" if like else (
+                f"{why}: the correct {key} is 0")
+            return Diagnosis(EXTRA_TERM, why, graph.name_of(t))
+    where = np.unravel_index(np.argmax(np.abs(diff)), diff.shape)
+    return Diagnosis(UNRECOGNISED, f"yours − correct has norm {norm(diff):.3e} and is largest at index "
+                     f"{tuple(map(int, where))} ({diff[where]:+.3g}); not a usual mistake (a cost term "
+                     "missing or extra, a transpose, a factor)")
+
+
+def _share_text(graph: Graph, root_id: int, i: int, term: str, course_m: int | None) -> str:
+    """The share's formula and, when the term reads the node, its short path (" λ/m·W1, which ...")."""
+    if term not in graph:
+        return ""
+    reach, t = term_reach(graph, root_id), graph.id_of(term)
+    steps = backward_steps(graph, root_id, graph.between(root_id, i), course=course_m is not None, only=i)
+    parts = [text for step in steps for u, text in step.parts
+             if reach.names(graph, reach.mask(i, u)) == (term,)]
+    path = [graph.name_of(i), *find_path(graph, root_id, t)] if t in graph.successors(i) else []
+    return f" {' + '.join(parts)}" * bool(parts) + (
+        f", which arrives by the short path {' → '.join(map(one_line, path))}" if path else "")
+
+
+def _term_like(graph: Graph, term: int, diff: np.ndarray, close: Callable[[np.ndarray, np.ndarray], bool]
+               ) -> str | None:
+    """``diff`` as c·W, c·W·Q or c·Wᵀ·Q for a weight W the term reads and a node (or ones) Q, if it is."""
+    nodes, params = graph.nodes, graph.nodes[term]["params"]
+    for w in dict.fromkeys(nodes[term]["operands"]):
+        W, label = nodes[w]["value"], one_line(nodes[w]["name"])
+        found = [(label, W)]
+        for mark, M in (("", W), ("ᵀ", W.T)) if W.ndim == 2 == diff.ndim and diff.shape[0] in W.shape else ():
+            inner = (M.shape[1], diff.shape[1])
+            found += [(f"{label}{mark}·{one_line(a['name'])}", M @ a["value"]) for a in nodes.values()
+                      if a["value"].shape == inner] + [(f"{label}{mark}·1", M @ np.ones(inner))]
+        for text, V in found:
+            size = np.vdot(V, V).real if V.shape == diff.shape else 0
+            c = np.vdot(V, diff).real / size if size else 0.0
+            if c and close(diff, c * V):
+                per_m = params.get("lambd", 0) / params.get("m", 1)
+                return ("λ/m" if per_m and abs(c - per_m) <= 1e-9 * abs(per_m) else f"{c:.4g}") + f"·{text}"
+    return None
+
+
+def _entry_points(graph: Graph, root_id: int, rows: Mapping[int, GradCheckRow],
+                  course_m: int | None) -> tuple[EntryPoint, ...]:
+    """The wrong given gradients whose nearest given consumers (toward the root) are all ok."""
     checked = {i for i, r in rows.items() if r.status != NOT_GIVEN}
     wrong = {i for i in checked if rows[i].status in (WRONG, WRONG_SHAPE)}
     entries = []
     for i in sorted(wrong, reverse=True):
-        # walk up the ids from i toward the root, through unchecked nodes only
-        reached, nearest = {i}, set()
-        for j in sorted(graph.between(root_id, i) - {i}):
+        reached, nearest, on = {i}, set(), graph.between(root_id, i)  # up the ids, through the ones not given
+        for j in sorted(on - {i}):
             if not reached.isdisjoint(graph.nodes[j]["operands"]):
                 (nearest if j in checked else reached).add(j)
         if nearest & wrong:
             continue
+        name, step = graph.name_of(i), backward_steps(graph, root_id, on, course=course_m is not None, only=i)
+        lhs = notation.gradient(graph.name_of(root_id), name, "text", f"d{name}" if course_m else None)
         symptoms = sorted((graph.ancestors(i) - {i}) & wrong, reverse=True)
-        entries.append(EntryPoint(
-            rows[i].name, rows[i].key, tuple(rows[c].name for c in sorted(nearest, reverse=True)),
-            tuple(rows[s].name for s in symptoms), rows[i].expected,
-            _entry_explanation(graph, root_id, i, rows, course_m, seed)))
+        entries.append(EntryPoint(rows[i], tuple(rows[c].name for c in sorted(nearest, reverse=True)),
+                                  tuple(rows[s].name for s in symptoms),
+                                  str(step[0]) if step and step[0].parts else "" if on else f"{lhs} = 0"))
     return tuple(entries)
-
-
-def _entry_explanation(graph: Graph, root_id: int, node_id: int, rows: Mapping[int, GradCheckRow],
-                       course_m: int | None, seed: Any) -> str:
-    """The one-step chain rule at the entry point, then its full sum over paths."""
-    def shown(i: int) -> str:
-        return one_line(graph.name_of(i))
-
-    root, name = shown(root_id), shown(node_id)
-    on = graph.between(root_id, node_id)
-    users = [u for u in graph.successors(node_id) if u in on]
-    if not users:
-        return explain(graph, root_id, node_id, seed=seed, limit=4)
-    terms = " + ".join(f"∂{root}/∂{shown(u)}·∂{shown(u)}/∂{name}" for u in users)
-    lines = [f"chain rule, one step: ∂{root}/∂{name} = {terms}"]
-    for u in users:
-        attrs = graph.nodes[u]
-        args = ", ".join(shown(o) for o in attrs["operands"])
-        row = rows.get(u)
-        state = f"your {one_line(row.key)} is {row.status}" if row is not None and row.key else "not given"
-        lines.append(f"  where {shown(u)} = {attrs['op']}({args}) = {OPS[attrs['op']].formula}; {state}")
-    if course_m is not None and graph.nodes[node_id]["kind"] == "op":
-        lines.append(f"  (course convention: d{name} = {course_m}·∂{root}/∂{name})")
-    lines.append(explain(graph, root_id, node_id, seed=seed, limit=4))
-    return "\n".join(lines)

@@ -1,23 +1,33 @@
-"""The chain rule for one pair: ∂OF/∂WRT split over its paths, and written out as text,
-Markdown or LaTeX."""
+"""The chain rule for one pair: ∂OF/∂WRT split over its paths, then the backward pass along them line
+by line, in the course's notation (``dA2 = W3ᵀ·dZ3``) or as exact partials; as text, Markdown or LaTeX."""
 
 from __future__ import annotations
 
+import ast
 import itertools
+import re
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Collection, NamedTuple, Sequence
 
 import numpy as np
 
+from .. import notation
 from ..autodiff import gradients, seed_for
 from ..errors import GraphError
 from ..graph import Graph, Ref
+from ..ops import FUSED, OPS
 from ..text import markdown_text, one_line, table, tex_text, width
-from .paths import count_paths, no_path_reason, walk
+from .paths import count_paths, find_path, no_path_reason, walk
 from .reports import describe_value, norm, readonly, sci, with_values
+from .terms import cost_terms
 
 #: Local derivatives per line of a LaTeX chain-rule product (three fit an article's text width).
 TEX_FACTORS_PER_LINE = 3
+NAME = {"text": one_line, "markdown": markdown_text, "latex": tex_text}
+#: How each style writes 1/m·, m· and a minus sign in front of a share.
+PREFIX = {"text": ("1/m·", "m·", "−"), "markdown": ("1/m·", "m·", "−"),
+          "latex": (r"\frac{1}{m} \cdot ", r"m \cdot ", "-")}
+_OVER_M = re.compile(r" \* \(1 / examples\([^()]*\)\)")  # a cost's 1/m, which the course's m· cancels
 
 
 @dataclass(frozen=True, eq=False)
@@ -89,6 +99,136 @@ def _paths_word(n: int, more: bool = False) -> str:
     return f"{n}{' more' if more else ''} path" + ("" if n == 1 else "s")
 
 
+class Step(NamedTuple):
+    """One line of a backward pass: ``node``'s gradient as the sum of the shares its users send it
+    (``parts``: user id, share as shown); ``notes`` mark the shares a cost term sends directly."""
+
+    node: int
+    lhs: str
+    parts: tuple[tuple[int, str], ...]
+    notes: tuple[str, ...] = ()
+
+    @property
+    def rhs(self) -> str:
+        return " + ".join(text for _, text in self.parts)
+
+    def __str__(self) -> str:
+        return f"{self.lhs} = {self.rhs}"
+
+
+def backward_steps(graph: Graph, of: Ref, within: Collection[int], *, course: bool = False,
+                   style: str = "text", only: int | None = None) -> list[Step]:
+    """The backward pass from OF over the nodes ``within`` (or ``only`` that one), a line per node
+    written from the op table's formulas.  ``course``: dZ, dA are m·∂OF/∂node, dW, db exact; the
+    cost terms send their shares directly (∂OF/∂term = ±1 folded in) and get no line, and
+    A = sigmoid(Z) under a binary cross-entropy sends dZ = A − Y (A's own line is left out)."""
+    nodes, of_id, show, last = graph.nodes, graph.id_of(of), NAME[style], min(within, default=None)
+    (over_m, times_m, minus), terms = PREFIX[style], cost_terms(graph, of_id)
+    top = set().union(*(graph.between(of_id, t) for t in terms)) if course else {of_id}
+    signs = {of_id: 1.0}  # ∂OF/∂node down the chain of + and − above the terms
+    for i in sorted(top - set(terms), reverse=True):
+        for k, o in enumerate(nodes[i]["operands"]):
+            signs[o] = signs.get(o, 0.0) + signs[i] * (-1.0 if nodes[i]["op"] == "sub" and k else 1.0)
+
+    def name(i: int) -> str:
+        return nodes[i]["name"]
+
+    def fused(u: int) -> int | None:  # the cross-entropy term that takes u = sigmoid(Z) straight to Z
+        t = graph.successors(u)[0] if course and len(graph.successors(u)) == 1 else None
+        fuse = t in terms and (nodes[t]["op"], nodes[t]["operands"].index(u), nodes[u]["op"]) in FUSED
+        return t if fuse else None
+
+    def share(u: int, p: int, scale: int) -> str:  # scale: 1 when the line is m·∂OF/∂node
+        attrs, term = nodes[u], fused(u)
+        if term is not None:  # m·∂J/∂Z = m·(1/m)·(A − Y)
+            (a, y), expr, scale = nodes[term]["operands"], "a - y", scale - 1
+            text = f"{show(name(a))} {minus} {show(name(y))}"
+        else:
+            spec, operands = OPS[attrs["op"]], [name(o) for o in attrs["operands"]]
+            expr, root, upstream = spec.vjp_formulas[0 if spec.variadic else p], name(of_id), None
+            if course and u in top:  # a cost term: its share with g = ∂term/∂term = 1
+                root, term = name(u), u
+            elif course:
+                upstream, scale = f"d{name(u)}", scale - 1
+            if scale == 1 and _OVER_M.search(expr):
+                expr, scale = _OVER_M.sub("", expr, count=1), 0
+            slots = {spec.slots[0]: operands[p]} if spec.variadic else dict(zip(spec.slots, operands))
+            text = notation.render(expr, {"out": name(u), **slots}, style, root=root, upstream=upstream,
+                                   params=attrs["params"], scalar_out=spec.scalar)
+        sign, tree = signs.get(term, 1.0), notation.parse(expr)
+        prefix = minus * (sign == -1) + (f"{sign:g}·" if abs(sign) != 1 else "")
+        prefix += over_m if scale == -1 else times_m if scale == 1 else ""
+        if prefix and isinstance(getattr(tree, "op", None), (ast.Add, ast.Sub, ast.USub)):
+            text = rf"\left({text}\right)" if style == "latex" else f"({text})"
+        return prefix + text
+
+    steps, arrow = [], r" \rightarrow " if style == "latex" else " → "
+    for n in sorted(set(within) - {of_id}, reverse=True) if only is None else [only]:
+        if course and (n in top or n != last and fused(n) is not None):
+            continue
+        scale = int(course and nodes[n]["kind"] == "op")
+        parts = tuple((u, share(u, p, scale)) for u in graph.successors(n) if u in within
+                      for p, o in enumerate(nodes[u]["operands"]) if o == n)
+        notes = []
+        for u, text in parts if len(parts) > 1 else ():  # a cost term's own share: by the short path
+            path = [name(n), *find_path(graph, of_id, u)] if u in terms and u != of_id else []
+            notes += [tex_text(f"(the {name(u)} share: ") + arrow.join(map(tex_text, path)) + r"\text{)}"
+                      if style == "latex" else f"{text} is {show(name(u))}'s share: it arrives by the short "
+                      f"path {arrow.join(map(show, path))}"] * bool(path)
+        lhs = notation.gradient(name(of_id), name(n), style, f"d{name(n)}" if course else None)
+        steps.append(Step(n, lhs, parts, tuple(notes)))
+    return steps
+
+
+def explain(graph: Graph, of: Ref, wrt: Ref, *, format: str = "text", convention: str = "auto",  # noqa: A002
+            seed: Any = None, limit: int = 20) -> str:
+    """The chain rule for ∂OF/∂WRT as a sum over paths of products of local derivatives, each path
+    with its contribution (at most ``limit`` paths), then the backward pass along those paths, a
+    line per node (:func:`backward_steps`; ``convention`` course, exact or auto: course when
+    graph.meta has m), as ``"text"``, ``"markdown"`` or ``"latex"`` (an amsmath ``aligned``
+    block).  With no path, one sentence says why, and for a cost term OF what that means for WRT's
+    gradient ("∂L2/∂A2 = 0, so the L2 share of dA2 is 0; dA2 = W3ᵀ·dZ3 exactly as without L2.")."""
+    if format not in NAME or convention not in ("auto", "course", "exact") or limit < 1:
+        raise GraphError(f"format must be 'text', 'markdown' or 'latex', convention 'auto', 'course' or "
+                         f"'exact' and limit at least 1; got {format!r}, {convention!r} and {limit}")
+    course = convention == "course" or convention == "auto" and "m" in graph.meta
+    report = path_attribution(graph, of, wrt, seed=seed, limit=limit)
+    of_id, wrt_id = graph.id_of(of), graph.id_of(wrt)
+    reason = no_path_reason(graph, of_id, wrt_id)
+    if reason is not None:
+        return _explain_zero(graph, of_id, wrt_id, reason, course, format)
+    steps = backward_steps(graph, of_id, graph.between(of_id, wrt_id), course=course, style=format)
+    if len(steps) > 2 * limit:  # the first lines and WRT's own
+        steps = [*steps[:2 * limit - 1], None, steps[-1]]
+    factors = [_factors(graph, p.nodes) for p in report.paths]
+    if format == "latex":
+        return _explain_latex(report, factors, steps)
+    root = NAME[format](report.of)
+    title = (f"backward along these paths, in the course's notation (dZ = m·∂{root}/∂Z, dW = ∂{root}/∂W):"
+             if course else "backward along these paths, node by node (exact partial derivatives):")
+    return _explain_plain(report, factors, steps, title, md=format == "markdown")
+
+
+def _explain_zero(graph: Graph, of_id: int, wrt_id: int, reason: str, course: bool, style: str) -> str:
+    """∂OF/∂WRT = 0 and why; for a cost term OF, WRT's full gradient without OF's share."""
+    of, wrt, root, show = graph.name_of(of_id), graph.name_of(wrt_id), graph.root_id(), NAME[style]
+    lhs, why = notation.gradient(of, wrt, style), tex_text(f"({reason})")
+    head = {"text": f"{lhs} = 0: {one_line(reason)}", "markdown": f"**{lhs} = 0**: {markdown_text(reason)}",
+            "latex": f"{lhs} = 0 \\quad {why}"}[style]
+    term = of_id != root and of_id in cost_terms(graph, root) and wrt_id in graph.ancestors(root)
+    step = backward_steps(graph, root, graph.between(root, wrt_id), course=course, style=style,
+                          only=wrt_id) if term else []
+    if not step or not step[0].parts:
+        return head
+    grad = f"d{wrt}" if course else notation.gradient(graph.name_of(root), wrt)
+    if style == "latex":
+        note = tex_text(f"(the {of} share of {grad} is 0, exactly as without {of})")
+        return (f"\\begin{{aligned}}\n{lhs} &= 0 && {why} \\\\\n{step[0].lhs} &= {step[0].rhs} && {note}"
+                "\n\\end{aligned}")
+    return (f"{head} {lhs} = 0, so the {show(of)} share of {show(grad)} is 0; {step[0]} exactly as "
+            f"without {show(of)}.")
+
+
 Factor = tuple[str, str, str, int]  # numerator, denominator, op, positions
 
 
@@ -100,50 +240,28 @@ def _factors(graph: Graph, names: Sequence[str]) -> list[Factor]:
             for k in range(len(ids) - 1, 0, -1)]
 
 
-def explain(graph: Graph, of: Ref, wrt: Ref, *, format: str = "text", seed: Any = None,  # noqa: A002
-            limit: int = 20) -> str:
-    """The chain rule for ∂OF/∂WRT as a sum over paths of products of local derivatives, as
-    ``"text"``, ``"markdown"`` or ``"latex"`` (an amsmath ``aligned`` block): at most ``limit``
-    paths, each with its contribution; with no path, one sentence says why ("∂L2/∂A2 = 0: L2
-    does not depend on A2; its inputs are W1, W2, W3.")."""
-    if format not in ("text", "markdown", "latex"):
-        raise GraphError(f"format must be 'text', 'markdown' or 'latex', got {format!r}")
-    if limit < 1:
-        raise GraphError(f"limit must be at least 1, got {limit}")
-    report = path_attribution(graph, of, wrt, seed=seed, limit=limit)
-    reason = no_path_reason(graph, of, wrt)
-    factors = [_factors(graph, p.nodes) for p in report.paths]
-    if format == "latex":
-        return _explain_latex(report, reason, factors)
-    return _explain_plain(report, reason, factors, md=format == "markdown")
-
-
-def _local(fs: list[Factor], name: Any) -> str:
-    """The local derivatives of one path, each with its op (and positions when several)."""
-    return " · ".join(f"∂{name(v)}/∂{name(u)} ({name(op)}{f' ×{n}' if n > 1 else ''})" for v, u, op, n in fs)
-
-
-def _explain_plain(report: PathReport, reason: str | None, factors: list[list[Factor]], md: bool) -> str:
+def _explain_plain(report: PathReport, factors: list[list[Factor]], steps: list[Step | None], title: str,
+                   md: bool) -> str:
     """As text, or with ``md`` as Markdown (names escaped, the paths in a table)."""
     name, bold = (markdown_text, "**") if md else (one_line, "")
     of, wrt = name(report.of), name(report.wrt)
     lhs = f"∂{of}/∂{wrt}"
-    if reason is not None:
-        return f"{bold}{lhs} = 0{bold}: {name(reason)}"
     if not factors[0]:
         return f"{bold}{lhs}{bold} = {describe_value(report.total)}: the seed (a node with respect to itself)"
     products = ["·".join(f"∂{name(v)}/∂{name(u)}" for v, u, _, _ in fs) for fs in factors]
     more = _paths_word(report.count - len(factors), more=True)
     intro = (f"sum over the {_paths_word(report.count)} from {wrt} to {of}, "
              "each a product of local derivatives")
-    rows = [(k, " → ".join(map(name, p.nodes)), _local(fs, name), describe_value(p.value))
-            for k, (p, fs) in enumerate(zip(report.paths, factors), 1)]
+    rows = [(k, " → ".join(map(name, p.nodes)), " · ".join(
+        f"∂{name(v)}/∂{name(u)} ({name(op)}{f' ×{n}' if n > 1 else ''})" for v, u, op, n in fs),
+        describe_value(p.value)) for k, (p, fs) in enumerate(zip(report.paths, factors), 1)]
     total = describe_value(report.total)
     if md:
         lines = [f"**{lhs}** = " + " + ".join(products) + (f" + … ({more})" if report.capped else ""), "",
                  f"A {intro}:", "", "| # | path | local derivatives | contribution |", "|---:|---|---|---|"]
         lines += [f"| {k} | {path} | {local} | {value} |" for k, path, local, value in rows]
-        return "\n".join(lines + ["", f"Total {lhs}: {total}."])
+        lines += ["", f"Total {lhs}: {total}.", "", title[0].upper() + title[1:], ""]
+        return "\n".join(lines + [" — ".join([f"- {s or '…'}", *getattr(s, "notes", ())]) for s in steps])
     pad = " " * width(lhs)
     lines = [f"{lhs} = " + f"\n{pad} + ".join(products)]
     if report.capped:
@@ -151,7 +269,10 @@ def _explain_plain(report: PathReport, reason: str | None, factors: list[list[Fa
     lines.append(f"a {intro} (op in brackets):")
     for k, path, local, value in rows:
         lines += [f"  {k}. {path}", f"     {local}", f"     contributes {value}"]
-    return "\n".join(lines + [f"  total {lhs}: {total}"])
+    lines += [f"  total {lhs}: {total}", title]
+    for step in steps:
+        lines += [f"  {step or '…'}", *(" " * (5 + width(step.lhs)) + n for n in getattr(step, "notes", ()))]
+    return "\n".join(lines)
 
 
 def _tex_amount(a: np.ndarray) -> str:
@@ -165,19 +286,13 @@ def _tex_amount(a: np.ndarray) -> str:
     return f"{shown}{mantissa} \\times 10^{{{int(exponent)}}}"
 
 
-def _tex_partial(v: str, u: str) -> str:
-    return f"\\frac{{\\partial {tex_text(v)}}}{{\\partial {tex_text(u)}}}"
-
-
-def _explain_latex(report: PathReport, reason: str | None, factors: list[list[Factor]]) -> str:
-    lhs = _tex_partial(report.of, report.wrt)
-    if reason is not None:
-        return f"{lhs} = 0 \\quad {tex_text('(' + reason + ')')}"
+def _explain_latex(report: PathReport, factors: list[list[Factor]], steps: list[Step | None]) -> str:
+    lhs = notation.gradient(report.of, report.wrt, "latex")
     if not factors[0]:
         return f"{lhs} = {_tex_amount(report.total)}"
     lines = []
     for k, (p, fs) in enumerate(zip(report.paths, factors), 1):
-        fractions = [_tex_partial(v, u) for v, u, _, _ in fs]
+        fractions = [notation.gradient(v, u, "latex") for v, u, _, _ in fs]
         # a long product goes on several lines, so a deep network's path fits a page or a slide
         rows = [" \\cdot ".join(fractions[i:i + TEX_FACTORS_PER_LINE])
                 for i in range(0, len(fractions), TEX_FACTORS_PER_LINE)]
@@ -187,4 +302,9 @@ def _explain_latex(report: PathReport, reason: str | None, factors: list[list[Fa
     if report.capped:
         lines.append(f"&\\quad + \\cdots && {tex_text(_paths_word(report.count - len(factors), more=True))}")
     lines.append(f"& && {tex_text('total:')}\\ {_tex_amount(report.total)}")
-    return "\\begin{aligned}\n" + " \\\\\n".join(lines) + "\n\\end{aligned}"
+    backward = [row for step in steps for row in ([f"{step.lhs} &= {step.rhs}", *(
+        f"&\\qquad {note}" for note in step.notes)] if step else ["&\\quad \\vdots"])]
+    blocks = ["\\begin{aligned}\n" + " \\\\\n".join(rows) + "\n\\end{aligned}" for rows in (lines, backward)
+              if rows]  # two blocks, so that neither one's columns widen the other's
+    joined = "\\begin{gathered}\n" + " \\\\[1ex]\n".join(blocks) + "\n\\end{gathered}"
+    return joined if backward else blocks[0]

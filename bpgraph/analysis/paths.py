@@ -102,18 +102,16 @@ def find_path(graph: Graph, of: Ref, wrt: Ref | None = None, *,
               through: Pattern | None = None) -> list[str] | None:
     """One path to OF (node names), or None: from WRT, through a node matching ``through``
     strictly between them, or (without ``wrt``) from the first matching node OF depends on."""
-    of_id = graph.id_of(of)
-    wrt_id = None if wrt is None else graph.id_of(wrt)
+    of_id, wrt_id = graph.id_of(of), None if wrt is None else graph.id_of(wrt)
+    if through is None and wrt_id is None:
+        raise GraphError("find_path needs wrt=, through= or both")
     if through is None:
-        if wrt_id is None:
-            raise GraphError("find_path needs wrt=, through= or both")
         ids = _first_path(graph, of_id, wrt_id)
-    elif wrt_id is None:  # from the first matching node OF depends on
-        start = min(set(select(graph, through)) & graph.ancestors(of_id) - {of_id}, default=None)
-        ids = [] if start is None else _first_path(graph, of_id, start)
-    else:  # up to the first matching node strictly between them, then on from it
-        mid = min(set(select(graph, through)) & graph.between(of_id, wrt_id) - {of_id, wrt_id}, default=None)
-        ids = [] if mid is None else _first_path(graph, mid, wrt_id)[:-1] + _first_path(graph, of_id, mid)
+    else:  # to the first matching node strictly between them (or that OF depends on), then on from it
+        inside = graph.ancestors(of_id) if wrt_id is None else graph.between(of_id, wrt_id)
+        mid = min(set(select(graph, through)) & inside - {of_id, wrt_id}, default=None)
+        start = [] if mid is None or wrt_id is None else _first_path(graph, mid, wrt_id)[:-1]
+        ids = [] if mid is None else start + _first_path(graph, of_id, mid)
     return [graph.name_of(i) for i in ids] or None
 
 
@@ -129,23 +127,18 @@ def no_path_reason(graph: Graph, of: Ref, wrt: Ref) -> str | None:
     of_id, wrt_id = graph.id_of(of), graph.id_of(wrt)
     if wrt_id in graph.ancestors(of_id):
         return None
-    attrs = graph.nodes[of_id]
-    of_name, wrt_name = attrs["name"], graph.name_of(wrt_id)
+    attrs, why = graph.nodes[of_id], f"{graph.name_of(of_id)} does not depend on {graph.name_of(wrt_id)}; "
     if attrs["kind"] != "op":
-        return f"{of_name} does not depend on {wrt_name}; {of_name} is a {attrs['kind']} leaf with no inputs."
-    inputs = ", ".join(graph.name_of(o) for o in dict.fromkeys(attrs["operands"]))
-    return f"{of_name} does not depend on {wrt_name}; its inputs are {inputs}."
+        return f"{why}{attrs['name']} is a {attrs['kind']} leaf with no inputs."
+    return f"{why}its inputs are {', '.join(graph.name_of(o) for o in dict.fromkeys(attrs['operands']))}."
 
 
-def _where(graph: Graph, of: Ref, wrt: Ref | None) -> str:
-    of_name = graph.name_of(graph.id_of(of))
-    return f"from {graph.name_of(graph.id_of(wrt))} to {of_name}" if wrt is not None else f"into {of_name}"
-
-
-def _pattern_text(graph: Graph, pattern: Pattern) -> str:
-    if isinstance(pattern, str):
-        return repr(pattern)
-    return "{" + ", ".join(graph.name_of(i) for i in select(graph, pattern)) + "}"
+def _claim(graph: Graph, of: Ref, wrt: Ref | None, through: Pattern | None) -> tuple[str, str]:
+    """Where a claim looks ("from W1 to J" or "into J") and what it passes through ("'A*'", "{Z1, Z2}")."""
+    where = f"from {graph.name_of(graph.id_of(wrt))} to " if wrt is not None else "into "
+    names = "" if through is None else repr(through) if isinstance(through, str) else (
+        "{" + ", ".join(graph.name_of(i) for i in select(graph, through)) + "}")
+    return where + graph.name_of(graph.id_of(of)), names
 
 
 def assert_no_path(graph: Graph, of: Ref, wrt: Ref | None = None, *,
@@ -153,12 +146,11 @@ def assert_no_path(graph: Graph, of: Ref, wrt: Ref | None = None, *,
     """Claim there is no path from WRT to OF (through a matching node, when ``through`` is
     given); a false claim raises ClaimError showing one offending path."""
     found = find_path(graph, of, wrt, through=through)
-    if found is None:
-        return
-    via = "" if through is None else f" through {_pattern_text(graph, through)}"
-    total = f" (1 of {count_paths(graph, of, wrt)} paths)" if wrt is not None and through is None else ""
-    raise ClaimError(f"claim failed: there is a path {_where(graph, of, wrt)}{via}{total}: "
-                     f"{' -> '.join(map(one_line, found))}")
+    if found is not None:
+        where, names = _claim(graph, of, wrt, through)
+        total = f" (1 of {count_paths(graph, of, wrt)} paths)" if wrt is not None and through is None else ""
+        raise ClaimError(f"claim failed: there is a path {where}{f' through {names}' * bool(names)}{total}: "
+                         f"{' -> '.join(map(one_line, found))}")
 
 
 def assert_path(graph: Graph, of: Ref, wrt: Ref | None = None, *,
@@ -166,12 +158,12 @@ def assert_path(graph: Graph, of: Ref, wrt: Ref | None = None, *,
     """Claim there is a path from WRT to OF (through a matching node, when ``through`` is
     given) and return it; a false claim raises ClaimError saying why."""
     found = find_path(graph, of, wrt, through=through)
-    if found is not None:
-        return found
-    if wrt is not None and through is None:
+    if found is None and wrt is not None and through is None:
         raise ClaimError(f"claim failed: {no_path_reason(graph, of, wrt)}")
-    raise ClaimError(f"claim failed: no path {_where(graph, of, wrt)} passes through "
-                     f"{_pattern_text(graph, through)}")
+    if found is None:
+        where, names = _claim(graph, of, wrt, through)
+        raise ClaimError(f"claim failed: no path {where} passes through {names}")
+    return found
 
 
 @dataclass(frozen=True)
@@ -215,18 +207,13 @@ def paths_report(graph: Graph, of: Ref, wrt: Ref, *, through: Pattern | None = N
     """The paths from WRT to OF as a report: the first ``limit`` of them, or with ``through`` one
     passing through a matching node (see :func:`select`; a string with commas lists names,
     ``"A1,A2"``), or with ``count_only`` just their exact number (nothing is enumerated)."""
-    count = count_paths(graph, of, wrt)
-    pattern = through
+    pattern, label = through, through
     if isinstance(through, str) and "," in through:  # "A1, A2" names nodes, as --through takes them
         pattern = [part.strip() for part in through.split(",") if part.strip()]
-    if count_only:
-        found = []
-    elif pattern is None:
-        found = paths(graph, of, wrt, limit=limit)
-    else:
-        found = [p for p in [find_path(graph, of, wrt, through=pattern)] if p]
-    label = through
-    if label is not None and not isinstance(label, str):
+    elif through is not None and not isinstance(through, str):
         label = ",".join(graph.name_of(i) for i in select(graph, through))
-    return PathsReport(graph.name_of(graph.id_of(of)), graph.name_of(graph.id_of(wrt)), count,
-                       tuple(map(tuple, found)), label, count_only, no_path_reason(graph, of, wrt))
+    found = [] if count_only else paths(graph, of, wrt, limit=limit) if pattern is None else [
+        p for p in [find_path(graph, of, wrt, through=pattern)] if p]
+    names = graph.name_of(graph.id_of(of)), graph.name_of(graph.id_of(wrt))
+    return PathsReport(*names, count_paths(graph, of, wrt), tuple(map(tuple, found)), label, count_only,
+                       no_path_reason(graph, of, wrt))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, Sequence
 
 import numpy as np
@@ -15,13 +16,20 @@ def readonly(a: Any) -> np.ndarray:
     return a
 
 
-def norm(a: np.ndarray | None) -> float:
-    return 0.0 if a is None else float(np.linalg.norm(np.asarray(a, dtype=np.float64).ravel()))
+def norm(a: Any) -> Any:  # float, or None for None; in float64 (or complex128) whatever a's dtype
+    return None if a is None else float(np.linalg.norm(np.asarray(a, np.result_type(a, np.float64)).ravel()))
 
 
-def finite(x: float | None) -> float | None:
-    """A JSON-safe float: None for a missing, infinite or NaN number."""
-    return None if x is None or not np.isfinite(x) else float(x)
+def json_ready(data: Any) -> Any:
+    """``data`` for strict JSON: NaN and infinities as "nan", "inf", "-inf", as graph files spell
+    them, and complex numbers as text."""
+    if isinstance(data, dict):
+        return {key: json_ready(value) for key, value in data.items()}
+    if isinstance(data, (list, tuple)):
+        return list(map(json_ready, data))
+    if isinstance(data, float) and not math.isfinite(data):
+        return "nan" if math.isnan(data) else "inf" if data > 0 else "-inf"
+    return str(data) if isinstance(data, complex) else data
 
 
 def sci(x: float | None) -> str:

@@ -13,7 +13,7 @@ from ..errors import GraphError, UnknownNodeError
 from ..graph import Graph, Ref
 from ..text import one_line, table
 from .paths import no_path_reason
-from .reports import array_json, by_name, describe_value, norm, readonly, sci, with_values
+from .reports import array_json, by_name, describe_value, json_ready, norm, readonly, sci, with_values
 
 NO_PATH, ZERO, NONZERO = "no path", "zero", "nonzero"
 OTHER = "(other)"
@@ -120,13 +120,6 @@ class TermCell:
                            values, "value", self.value)
 
 
-def _term_cell(term: str, value: np.ndarray | None) -> TermCell:
-    if value is None:
-        return TermCell(term, NO_PATH, 0.0, None)
-    value = readonly(value)
-    return TermCell(term, NONZERO if np.any(value != 0) else ZERO, norm(value), value)
-
-
 @dataclass(frozen=True, eq=False)
 class TermRow:
     """A node's full gradient and each term's share of it."""
@@ -171,9 +164,9 @@ class TermReport:
         return [r.name for r in self.rows if r.cell(term).status != NO_PATH]
 
     def to_dict(self, values: bool = False) -> dict[str, Any]:
-        return {"root": self.root, "terms": list(self.terms),
-                "seeds": {t: array_json(s) for t, s in self.seeds.items()},
-                "rows": [r.to_dict(values) for r in self.rows]}
+        return json_ready({"root": self.root, "terms": list(self.terms),
+                           "seeds": {t: array_json(s) for t, s in self.seeds.items()},
+                           "rows": [r.to_dict(values) for r in self.rows]})
 
     def __str__(self) -> str:
         root = one_line(self.root)
@@ -198,11 +191,9 @@ def term_attribution(graph: Graph, root: Ref | None = None, terms: Iterable[Ref]
     terms and the terms no other term depends on."""
     root_id = graph.root_id(root)
     term_ids = cost_terms(graph, root_id, terms)
-    upstream = graph.ancestors(root_id)
-    for t in term_ids:
-        if t not in upstream:
-            raise GraphError(f"{graph.name_of(t)!r} is not a term of {graph.name_of(root_id)!r}: "
-                             f"{no_path_reason(graph, root_id, t)}")
+    if stray := sorted(set(term_ids) - graph.ancestors(root_id)):
+        raise GraphError(f"{graph.name_of(stray[0])!r} is not a term of {graph.name_of(root_id)!r}: "
+                         f"{no_path_reason(graph, root_id, stray[0])}")
     term_set = set(term_ids)
     full = gradients(graph, root_id, seed, inputs=inputs)
     rest = gradients(graph, root_id, seed, inputs=inputs, stop=term_set)
@@ -212,11 +203,15 @@ def term_attribution(graph: Graph, root: Ref | None = None, terms: Iterable[Ref]
     row_ids = [i for i in sorted(full, reverse=True) if i not in after or i in before]
     names = [graph.name_of(t) for t in term_ids]
     has_other = any(i in rest and i not in term_set for i in row_ids)
+
+    def cell(term: str, v: np.ndarray | None) -> TermCell:
+        return TermCell(term, NO_PATH, 0.0, None) if v is None else TermCell(
+            term, NONZERO if np.any(v != 0) else ZERO, norm(v), readonly(v))
+
     rows = []
     for i in row_ids:
-        cells = [_term_cell(name, shares[t].get(i)) for t, name in zip(term_ids, names)]
-        if has_other:
-            cells.append(_term_cell(OTHER, None if i in term_set else rest.get(i)))
+        cells = [cell(name, shares[t].get(i)) for t, name in zip(term_ids, names)]
+        cells += [cell(OTHER, None if i in term_set else rest.get(i))] * has_other
         attrs = graph.nodes[i]
         rows.append(TermRow(attrs["name"], attrs["kind"], attrs["value"].shape, full[i], tuple(cells)))
     seeds = {graph.name_of(t): readonly(rest[t]) for t in term_ids if t in rest}
