@@ -1,16 +1,21 @@
 """How every bpgraph command runs: mistakes and library errors as one line on stderr (exit 2; full
-tracebacks with ``--debug``), and a note on a terminal when a step takes a while.  Heavy modules
-stay out, so that ``bpgraph --help`` answers at once.
+tracebacks with ``--debug``), SIGINT and SIGTERM stopping it at once (exit 130 and 143, with child
+processes killed and no file half-written), and a note on a terminal when a step takes a while.
+Heavy modules stay out, so that ``bpgraph --help`` answers at once.
 """
 
 from __future__ import annotations
 
 import contextlib
+import signal
 import sys
 import threading
 from typing import Any, Iterator
 
 import click
+
+#: Added to a one-line error whose cause is someone else's exception (a script's, say).
+DEBUG_HINT = "(run with --debug for the traceback)"
 
 
 class UserError(click.ClickException):
@@ -37,20 +42,41 @@ class Command(click.Command):
         self.params.append(click.Option(["--debug"], **DEBUG_OPTION))
 
 
+class Stopped(KeyboardInterrupt):
+    """SIGTERM, raised where the main thread is: the way out cleans up (kills a child process, removes a
+    temporary file) as for Ctrl-C."""
+
+
+def _stop(signum: int, _frame: Any) -> None:
+    raise Stopped(signum)
+
+
 class Group(click.Group):
-    """Turns bpgraph's own errors into one-line messages (tracebacks only with --debug)."""
+    """Turns bpgraph's own errors into one-line messages (tracebacks only with --debug), and signals
+    into a prompt, clean stop with the conventional status."""
 
     command_class = Command
 
     def invoke(self, ctx: click.Context) -> Any:
         from .errors import BpgraphError  # cheap: no numpy
 
+        main = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGTERM, _stop) if main else None
         try:
             return super().invoke(ctx)
         except (BpgraphError, OSError) as exc:  # OutputError, GraphFileError, ... and plain OS errors
             if ctx.meta.get("bpgraph.debug"):
                 raise
-            raise UserError(str(exc)) from exc
+            message = str(exc).removesuffix(f" {DEBUG_HINT}")
+            foreign = exc.__cause__ is not None and not isinstance(exc.__cause__, (BpgraphError, OSError))
+            raise UserError(f"{message} {DEBUG_HINT}" if foreign else message) from exc
+        except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (Stopped)
+            signum = exc.args[0] if isinstance(exc, Stopped) else signal.SIGINT
+            click.echo(f"\nstopped by {signal.Signals(signum).name}", err=True)
+            raise SystemExit(128 + signum) from None
+        finally:
+            if main:
+                signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
 
 
 #: Seconds a command may run before it says on stderr what it is still doing.

@@ -1,4 +1,4 @@
-"""The one way bpgraph writes output, respecting what the target is.
+"""The one way bpgraph writes output, respecting what the target is, and reads ``.npz`` input safely.
 
 Regular files are replaced atomically (a failure never clobbers them), symlinks are followed,
 devices and FIFOs are written in place (replacing them would destroy them), ``-`` is stdout.
@@ -6,17 +6,26 @@ devices and FIFOs are written in place (replacing them would destroy them), ``-`
 
 from __future__ import annotations
 
+import math
 import os
 import stat
 import sys
 import tempfile
+import zipfile
+import zlib
 from pathlib import Path
+
+import numpy as np
 
 from .errors import BpgraphError
 
 
 class OutputError(BpgraphError, OSError):
     """An output file that cannot be written; the message names it and says what to do."""
+
+
+class InputError(BpgraphError, ValueError):
+    """An input file that cannot be read safely; the message names it (and the array)."""
 
 
 class OutputIsFolderError(OutputError, IsADirectoryError):
@@ -114,3 +123,44 @@ def _write_stdout(payload: bytes) -> None:
     except UnicodeDecodeError as exc:
         raise OutputError("standard output here takes only text; write binary output to a file") from exc
     out.flush()
+
+
+def read_npz(path: str | os.PathLike[str], *, max_elements: int = 10_000_000,
+             max_bytes: int = 256 * 2**20) -> dict[str, np.ndarray]:
+    """The arrays of an ``.npz`` file (``numpy.savez``) by name, read without trusting it: never a pickle
+    or an object array, each array's header checked before its data is read, and at most ``max_elements``
+    elements and ``max_bytes`` bytes in all, stored or inflated (a zip bomb is refused before inflating)."""
+    arrays: dict[str, np.ndarray] = {}
+    where, elements = os.fspath(path), 0
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+            size = max(sum(m.compress_size for m in members), sum(m.file_size for m in members))
+            if size > max_bytes:
+                raise InputError(f"{where}: its arrays take {size:,} bytes, more than max_bytes "
+                                 f"({max_bytes:,})")
+            for member in members:
+                key = member.filename.removesuffix(".npy")
+                where = f"{os.fspath(path)}, array {key!r}"
+                with archive.open(member) as data:  # shape and dtype from the header, before any data
+                    version = np.lib.format.read_magic(data)
+                    header = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
+                        np.lib.format.read_array_header_2_0
+                    shape, _, dtype = header(data)
+                elements += math.prod(shape)
+                if dtype.hasobject:
+                    raise InputError(f"{where}: holds Python objects (a pickle); save numbers only")
+                if elements > max_elements:
+                    raise InputError(f"{where}: {elements:,} elements in all, more than max_elements "
+                                     f"({max_elements:,})")
+                if math.prod(shape) * dtype.itemsize > member.file_size:
+                    raise InputError(f"{where}: truncated: {shape} {dtype} in {member.file_size:,} bytes")
+                with archive.open(member) as data:
+                    arrays[key] = np.lib.format.read_array(data, allow_pickle=False)
+    except InputError:
+        raise
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, RuntimeError, NotImplementedError,
+            zlib.error) as exc:
+        raise InputError(f"cannot read {where}: {exc or type(exc).__name__} (save arrays with numpy.savez)") \
+            from None
+    return arrays

@@ -282,7 +282,7 @@ def test_render_passes_every_drawing_option_to_the_library(tmp_path):
 def test_render_passes_dpi_engine_and_frame_options_on(tmp_path, monkeypatch):
     calls = []
 
-    def fake_render(source, fmt, *, dpi=None, engine="auto"):
+    def fake_render(source, fmt, *, dpi=None, engine="auto", **_):
         calls.append((fmt, dpi, engine))
         return b"picture"
 

@@ -119,7 +119,7 @@ def test_pdf_without_dot_is_one_clear_message(monkeypatch):
                                                   "use engine auto or system"):
         backend.render(LABELLED, "pdf", engine="wasm")  # whether or not dot is installed
     monkeypatch.setattr(backend, "have_dot", lambda: False)
-    with pytest.raises(backend.RenderError, match="PDF output needs the Graphviz `dot` program.*apt-get install graphviz"):
+    with pytest.raises(backend.RenderError, match="PDF output needs the system Graphviz `dot` program.*apt-get install graphviz"):
         backend.render(LABELLED, "pdf")
 
 

@@ -2,7 +2,8 @@
 
 The file is checked as a whole (fields, version, limits), then node by node in file order:
 fields, names, kinds, shapes, arrays.  A leaf is recorded with its stored value; an op (only
-those of :data:`bpgraph.ops.OPS`) is recomputed from its operands and must give the stored value.
+those of :data:`bpgraph.ops.OPS`) is recomputed from its operands and must give the stored value,
+whose shape is checked from the operands' shapes first, so that no work grows past the limits.
 Every problem raises GraphFileError naming the node and field.
 """
 
@@ -25,16 +26,19 @@ from ..ops import OPS
 from ..tensor import Tensor
 from . import limits
 from .schema import (DTYPES, FORMAT, NODE_FIELDS, NONFINITE, TOP_FIELDS, VERSION, At, GraphFileError,
-                     check_name, check_params, json_type)
+                     check_meta, check_name, check_params, json_type)
 
 
 def load_json(path: str | Path) -> Graph:
     """Read a graph saved by :func:`save_json`, checking it completely (see the module notes)."""
     source = str(path)
-    with open(path, "rb") as handle:  # a size check, then a bounded read (pipes report size 0)
+    with open(path, "rb") as handle:  # a size check, then a read in chunks up to the limit (pipes say size 0)
+        raw = bytearray()
         too_big = os.fstat(handle.fileno()).st_size > limits.MAX_FILE_BYTES
-        raw = b"" if too_big else handle.read(limits.MAX_FILE_BYTES + 1)
-    if too_big or len(raw) > limits.MAX_FILE_BYTES:
+        while not too_big and (chunk := handle.read(2**20)):
+            raw += chunk
+            too_big = len(raw) > limits.MAX_FILE_BYTES
+    if too_big:
         raise GraphFileError(f"the file is larger than MAX_FILE_BYTES ({limits.MAX_FILE_BYTES} bytes); raise "
                              "bpgraph.io.limits.MAX_FILE_BYTES to load a file you trust", source=source)
     try:
@@ -122,7 +126,7 @@ class _Reader:
             if data[field] is not expected:
                 at.fail(field, f"expected {json.dumps(expected)}: a bpgraph graph is directed, one edge "
                                "per pair")
-        _check_meta(at, data["graph"])
+        check_meta(at, data["graph"])
         if len(nodes) > limits.MAX_NODES:
             at.fail("nodes", f"{len(nodes)} nodes, more than MAX_NODES ({limits.MAX_NODES})")
         for index, node in enumerate(nodes):
@@ -164,21 +168,28 @@ class _Reader:
             at.fail("dtype", f"dtype {dtype!r} is not allowed; allowed: {', '.join(DTYPES)}")
         grad = node.get("grad")
         shape = self._read_shape(at, node["shape"], copies=1 if grad is None else 2)
-        requires_grad = node["requires_grad"]
         value = _array(at, "value", node["value"], shape, dtype)
         if grad is not None:
             _array(at, "grad", grad, shape, "float64")
+        if kind != "op":  # a leaf has no op, operands or params, and a param holds floats
+            for field, empty in (("op", None), ("operands", []), ("params", {})):
+                if node[field] != empty:
+                    at.fail(field, f"a {kind} has no {field}; expected {json.dumps(empty)}")
+            if kind == "param" and value.dtype.kind != "f":
+                at.fail("dtype", f"a param holds floats, not {value.dtype}")
         with contextlib.ExitStack() as scopes:  # 'layer1/act' is recorded inside layer1, then act
             for part in scope.split("/") if scope else ():
                 scopes.enter_context(self.graph.scope(part))
             if kind == "op":
                 tensor = self._replay_op(at, node, value)
+            elif kind == "param" or kind == "const":
+                tensor = getattr(self.graph, kind)(value, name=name)
             else:
-                tensor = _record_leaf(self.graph, at, node, value)
-        if tensor.node["requires_grad"] != requires_grad:
-            at.fail("requires_grad", f"is {str(requires_grad).lower()} but the rebuilt node's is "
-                                     f"{str(not requires_grad).lower()} (a param's is true, a const's false, "
-                                     "an op's true when an operand's is)")
+                tensor = self.graph.input(value, name=name, requires_grad=node["requires_grad"])
+        if tensor.node["requires_grad"] != node["requires_grad"]:
+            flag = str(node["requires_grad"]).lower()
+            at.fail("requires_grad", f"is {flag} but the rebuilt node's is {str(flag == 'false').lower()} (a "
+                                     "param's is true, a const's false, an op's true when an operand's is)")
         self.new_id[node["id"]] = tensor.id
 
     def _read_shape(self, at: At, shape: list[Any], copies: int) -> tuple[int, ...]:
@@ -195,7 +206,9 @@ class _Reader:
         return tuple(shape)
 
     def _replay_op(self, at: At, node: dict[str, Any], stored: np.ndarray) -> Tensor:
-        """A known op on nodes loaded before it, recomputed; its value must match the file's."""
+        """A known op on nodes loaded before it, recomputed: the stored value's shape (checked from the
+        operands' shapes before anything is computed), dtype and NaN/inf, and numbers equal (to REPLAY_RTOL
+        times the largest magnitude, or 100 machine epsilons for float16/32)."""
         op, params = node["op"], node["params"]
         if op not in OPS:
             at.fail("op", f"unknown op {op!r}; known ops: {', '.join(sorted(OPS))}")
@@ -204,18 +217,34 @@ class _Reader:
         if (arity is not None and len(operands) != arity) or not operands:
             at.fail("operands", f"{op} takes {arity or 'at least 1'} operand(s), found {len(operands)}")
         check_params(at, params)
-        bound = _result_size_bound(op, [t.shape for t in operands])
-        if bound > limits.MAX_ELEMENTS:
-            shapes = ", ".join(str(t.shape) for t in operands)
-            at.fail("operands", f"{op} of shapes {shapes} would give up to {bound} elements, more than "
-                                f"MAX_ELEMENTS ({limits.MAX_ELEMENTS})")
+        params = {key: tuple(value) if type(value) is list else value for key, value in params.items()}
+        what = f"{op}({', '.join(t.name for t in operands)})"
         try:
-            tensor = self.graph.record(op, operands, {key: tuple(value) if type(value) is list else value
-                                                      for key, value in params.items()}, name=node["name"])
-        except (BpgraphError, ArithmeticError) as exc:
+            shape = _result_shape(op, [t.shape for t in operands], params)
+            fresh = None if shape not in (None, stored.shape) else self.graph.record(op, operands, params,
+                                                                                      name=node["name"])
+        except (BpgraphError, ArithmeticError, ValueError) as exc:
             at.fail("params" if params else "operands", f"cannot be recomputed: {exc}")
-        _check_replay(at, tensor, stored)
-        return tensor
+        made = shape if fresh is None else fresh.value.shape
+        if made != stored.shape:
+            at.fail("shape", f"is {list(stored.shape)} but {what} gives {list(made)}")
+        value = fresh.value
+        if value.dtype != stored.dtype:
+            at.fail("dtype", f"is {stored.dtype} but {what} gives {value.dtype}")
+        if np.array_equal(value, stored, equal_nan=value.dtype.kind == "f"):
+            return fresh  # the usual case: recomputed bit for bit
+        finite = np.isfinite(stored)
+        if not np.array_equal(finite, np.isfinite(value)) or \
+                not np.array_equal(value[~finite], stored[~finite], equal_nan=True):
+            at.fail("value", f"does not follow from {what}: its NaN/inf entries differ")
+        diff = float(np.max(np.abs(value[finite].astype(np.float64) - stored[finite]), initial=0.0))
+        floats = value.dtype.kind == "f"
+        rtol = max(limits.REPLAY_RTOL, 100 * float(np.finfo(value.dtype).eps)) if floats else 0.0
+        tol = rtol * float(np.max(np.abs(stored[finite]), initial=0.0))
+        if diff > tol:
+            at.fail("value", f"does not follow from {what}: max abs difference {diff:.6g} (tolerance "
+                             f"{tol:.3g}); the file was edited or damaged here")
+        return fresh
 
     def _operand(self, at: At, node: dict[str, Any], k: int, ref: Any) -> Tensor:
         field = f"operands[{k}]"
@@ -233,10 +262,9 @@ class _Reader:
 
 def _check_fields(at: At, obj: dict[str, Any], fields: dict[str, Any]) -> None:
     """Every field present with its JSON type, and nothing else (a misspelt field is an error)."""
-    for field in fields:
+    for field in [*fields, *obj]:
         if field not in obj:
             at.fail(field, "missing")
-    for field in obj:
         if field not in fields:
             at.fail(field, f"unknown field (known: {', '.join(sorted(fields))})")
     for field, expected in fields.items():
@@ -244,69 +272,29 @@ def _check_fields(at: At, obj: dict[str, Any], fields: dict[str, Any]) -> None:
             at.fail(field, f"expected {expected[0]}, found {json_type(obj[field])}")
 
 
-def _check_meta(at: At, meta: dict[str, Any]) -> None:
-    """Meta data nests at most MAX_DEPTH deep and holds finite numbers (checked without recursion)."""
-    stack: list[tuple[Any, int]] = [(meta, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if depth > limits.MAX_DEPTH:
-            at.fail("graph", f"meta data nested more than MAX_DEPTH ({limits.MAX_DEPTH}) levels deep")
-        if type(item) is float and not math.isfinite(item):
-            at.fail("graph", f"meta data holds the number {item}, which JSON cannot write back")
-        children = item.values() if type(item) is dict else item if type(item) is list else ()
-        stack.extend((child, depth + 1) for child in children)
-
-
-def _record_leaf(graph: Graph, at: At, node: dict[str, Any], value: np.ndarray) -> Tensor:
-    """A param, const or input with the file's value (it has no op, operands or params)."""
-    kind, name = node["kind"], node["name"]
-    for field, empty in (("op", None), ("operands", []), ("params", {})):
-        if node[field] != empty:
-            at.fail(field, f"a {kind} has no {field}; expected {json.dumps(empty)}")
-    if kind == "param" and value.dtype.kind != "f":
-        at.fail("dtype", f"a param holds floats, not {value.dtype}")
-    if kind == "param":
-        return graph.param(value, name=name)
-    if kind == "const":
-        return graph.const(value, name=name)
-    return graph.input(value, name=name, requires_grad=node["requires_grad"])
-
-
-def _result_size_bound(op: str, shapes: list[tuple[int, ...]]) -> int:
-    """An upper bound on an op's result size from shapes alone: the broadcast of its operands,
-    except that a matmul-like op takes rows from the first operand and columns from the second."""
-    if op in ("matmul", "linear") and len(shapes) >= 2 and min(len(shapes[0]), len(shapes[1])) >= 2:
-        a, b = shapes[0], shapes[1]
-        shapes = [a[:-2] + (a[-2], b[-1]), b[:-2] + (a[-2], b[-1]), *shapes[2:]]
-    try:
-        return math.prod(np.broadcast_shapes(*shapes))
-    except ValueError:
-        return max(math.prod(s) for s in shapes)
-
-
-def _check_replay(at: At, tensor: Tensor, stored: np.ndarray) -> None:
-    """Same shape, dtype and NaN/inf as the stored value, and numbers equal (to REPLAY_RTOL for floats)."""
-    fresh = tensor.value
-    if fresh.shape == stored.shape and fresh.dtype == stored.dtype \
-            and np.array_equal(fresh, stored, equal_nan=fresh.dtype.kind == "f"):
-        return  # the usual case: recomputed bit for bit
-    what = f"{tensor.op}({', '.join(t.name for t in tensor.graph.operands(tensor))})"
-    if fresh.shape != stored.shape:
-        at.fail("shape", f"is {list(stored.shape)} but {what} gives {list(fresh.shape)}")
-    if fresh.dtype != stored.dtype:
-        at.fail("dtype", f"is {stored.dtype} but {what} gives {fresh.dtype}")
-    finite = np.isfinite(stored)
-    if not np.array_equal(finite, np.isfinite(fresh)) or \
-            not np.array_equal(fresh[~finite], stored[~finite], equal_nan=True):
-        at.fail("value", f"does not follow from {what}: its NaN/inf entries differ")
-    diff = float(np.max(np.abs(fresh[finite].astype(np.float64) - stored[finite]), initial=0.0))
-    tol = 0.0
-    if fresh.dtype.kind == "f":
-        rtol = max(limits.REPLAY_RTOL, 100 * float(np.finfo(fresh.dtype).eps))
-        tol = rtol * float(np.max(np.abs(stored[finite]), initial=0.0))
-    if diff > tol:
-        at.fail("value", f"does not follow from {what}: max abs difference {diff:.6g} (tolerance {tol:.3g}); "
-                         "the file was edited or damaged here")
+def _result_shape(op: str, shapes: list[tuple[int, ...]], params: dict[str, Any]) -> tuple[int, ...] | None:
+    """The shape of ``op``'s result from shapes and params alone (summing away an empty axis, or
+    broadcasting with a list-valued param, can make it larger than the operands); None for reshape and
+    transpose, which keep the size.  Raises ValueError where the op would fail."""
+    if op in ("reshape", "transpose"):
+        return None
+    if OPS[op].scalar:
+        return ()
+    if op in ("sum", "mean"):
+        shape, axis, n = shapes[0], params.get("axis"), len(shapes[0])
+        axes = [a % n if type(a) is int and -n <= a < n else None
+                for a in (range(n) if axis is None else axis if type(axis) is tuple else (axis,))]
+        if None in axes or len(set(axes)) < len(axes):
+            raise ValueError(f"axis {axis} does not fit {n} dimensions")
+        kept = [i for i in range(n) if params.get("keepdims") or i not in axes]
+        return tuple(1 if i in axes else shape[i] for i in kept)
+    if op in ("matmul", "linear"):
+        (a, b), rest = shapes[:2], shapes[2:]
+        if min(len(a), len(b)) < 2 or a[-1] != b[-2]:
+            raise ValueError(f"shapes {list(a)} and {list(b)} do not fit a matrix product")
+        shapes = [np.broadcast_shapes(a[:-2], b[:-2]) + (a[-2], b[-1]), *rest]
+    listed = [(len(v),) for key, v in params.items() if type(v) is tuple and key not in ("axis", "axes")]
+    return np.broadcast_shapes(*shapes, *listed)
 
 
 def _array(at: At, field: str, value: Any, shape: tuple[int, ...], dtype: str) -> np.ndarray:
@@ -332,15 +320,14 @@ def _array(at: At, field: str, value: Any, shape: tuple[int, ...], dtype: str) -
     if info is not None and level and not info.min <= min(level) <= max(level) <= info.max:
         at.fail(field, f"a number does not fit {dtype} ({info.min} to {info.max})")
     spelled = [x for x in level if type(x) is str] if str in kinds else []
-    if spelled:
-        bad = next((x for x in spelled if x not in NONFINITE), None)
-        if bad is not None:
-            at.fail(field, f"the string {bad!r:.40} is not a number; non-finite numbers are written "
-                           '"nan", "inf" or "-inf"')
-        level = [NONFINITE[x] if type(x) is str else x for x in level]
+    bad = next((x for x in spelled if x not in NONFINITE), None)
+    if bad is not None:
+        at.fail(field, f"the string {bad!r:.40} is not a number; non-finite numbers are written "
+                       '"nan", "inf" or "-inf"')
     try:
         with np.errstate(over="ignore"):
-            arr = np.array(level, dtype=dtype).reshape(shape)
+            arr = np.array([NONFINITE[x] if type(x) is str else x for x in level] if spelled else level,
+                           dtype=dtype).reshape(shape)
     except (OverflowError, ValueError) as exc:
         at.fail(field, f"a number does not fit {dtype}: {exc}")
     if arr.dtype.kind == "f" and np.count_nonzero(~np.isfinite(arr)) != len(spelled):

@@ -83,3 +83,21 @@ def check_params(at: At, params: dict[str, Any]) -> None:
             if not (item is None or type(item) in (bool, int, str) or finite_float):
                 at.fail(f"params.{key}", "a param is a finite number, true/false, null, a string "
                                          f"or a flat list of those; found {json_type(item)} {item!r:.40}")
+
+
+def check_meta(at: At, meta: dict[str, Any]) -> None:
+    """Meta data holds at most MAX_META_ITEMS values in all, nested at most MAX_DEPTH deep, and finite
+    numbers only (checked without recursion)."""
+    stack: list[tuple[Any, int]] = [(meta, 1)]
+    items = 1
+    while stack:
+        item, depth = stack.pop()
+        if depth > limits.MAX_DEPTH:
+            at.fail("graph", f"meta data nested more than MAX_DEPTH ({limits.MAX_DEPTH}) levels deep")
+        if type(item) is float and not math.isfinite(item):
+            at.fail("graph", f"meta data holds the number {item}, which JSON cannot write back")
+        children = item.values() if type(item) is dict else item if type(item) is list else ()
+        items += len(children)
+        if items > limits.MAX_META_ITEMS:  # counted before they are visited
+            at.fail("graph", f"meta data holds more than MAX_META_ITEMS ({limits.MAX_META_ITEMS:,}) values")
+        stack.extend((child, depth + 1) for child in children)

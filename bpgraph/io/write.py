@@ -14,7 +14,8 @@ from ..files import atomic_write
 from ..graph import Graph
 from ..ops import all_finite
 from ..text import xml_text
-from .schema import DTYPES, FORMAT, VERSION, At, GraphFileError, check_name, check_params
+from . import limits
+from .schema import DTYPES, FORMAT, VERSION, At, GraphFileError, check_meta, check_name, check_params
 
 
 def to_dict(graph: Graph, *, values: bool = True, grads: bool = False) -> dict[str, Any]:
@@ -25,11 +26,20 @@ def to_dict(graph: Graph, *, values: bool = True, grads: bool = False) -> dict[s
     if grads and graph.grad_root is None:
         raise GraphFileError("no gradients to save: call graph.backward() first, or save without grads",
                              source="<graph>", field="grad")
+    meta = _meta_to_json(graph.meta)
+    if values:  # what load_json would refuse for its size is refused here: the same limits
+        elements = sum(a["value"].size + (grads and a["grad"] is not None and a["grad"].size)
+                       for a in graph.nodes.values())
+        for what, count, limit in ("nodes", len(graph), "MAX_NODES"), ("elements", elements, "MAX_ELEMENTS"):
+            if count > getattr(limits, limit):
+                At("<graph>").fail(None, f"{count:,} {what}, more than {limit} ({getattr(limits, limit):,}): "
+                                         f"load_json would refuse the file (see bpgraph.io.limits)")
+        check_meta(At("<graph>"), meta)
     nodes = [_node_to_dict(graph, i, values, grads) for i in graph.nodes]
     edges = [{"source": o, "target": i} for i, attrs in graph.nodes.items()
              for o in dict.fromkeys(attrs["operands"])]
     return {"format": FORMAT, "version": VERSION, "directed": True, "multigraph": False,
-            "graph": _meta_to_json(graph.meta),
+            "graph": meta,
             "grad_root": graph.name_of(graph.grad_root) if grads else None,
             "nodes": nodes, "edges": edges}
 
@@ -107,7 +117,10 @@ def _compact(value: Any) -> str:
 
 def save_json(graph: Graph, path: str | Path, *, values: bool = True, grads: bool = False) -> Path:
     """Write the graph to ``path`` as JSON (atomically) and return the path."""
-    return atomic_write(path, dumps(to_dict(graph, values=values, grads=grads)))
+    text = dumps(to_dict(graph, values=values, grads=grads)).encode("utf-8")
+    if values and len(text) > limits.MAX_FILE_BYTES:
+        At(str(path)).fail(None, f"{len(text):,} bytes, more than MAX_FILE_BYTES: load_json would refuse it")
+    return atomic_write(path, text)
 
 
 def save_graphml(graph: Graph, path: str | Path, *, values: bool = False, grads: bool = False) -> Path:

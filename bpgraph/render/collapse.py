@@ -1,8 +1,10 @@
 """Decide which nodes a drawing merges into single "collapsed" nodes, so layouts stay fast.
 
-``dot`` layout time grows much faster than the node count, so a drawing gets at most ``max_nodes``
-nodes: the scopes named in ``collapse`` merge (with their sub-scopes), then every scope at the
-deepest nesting depth that fits, then depth bands (:func:`_band_groups`).  Nodes in ``keep`` (the
+``dot`` time grows much faster than the node count, and faster still with the virtual nodes it adds
+along edges that span ranks.  A drawing gets at most ``max_nodes`` nodes: the scopes named in
+``collapse`` merge (with their sub-scopes), then every scope at the deepest nesting depth that fits,
+then depth bands (:func:`_band_groups`).  If that adds more than ``max_virtual`` virtual nodes, runs
+of one op (a chain of adds) merge too, and the budget halves until it fits.  Nodes in ``keep`` (the
 root and its cost terms) never merge automatically.  Pure, iterative and deterministic.
 """
 
@@ -21,17 +23,19 @@ from .themes import RenderOptionError
 if TYPE_CHECKING:
     from ..graph import Graph
 
-#: Default node budget per drawing: ``dot`` lays out 1,500 nodes in well under a second.
-MAX_NODES = 1500
+#: Default budgets per drawing: ``dot`` lays out 1,500 nodes in well under a second, and takes about
+#: a second with 2,000 virtual nodes in the worst shape measured (a parameter feeding a chain of adds).
+MAX_NODES, MAX_VIRTUAL = 1500, 2000
 
 
 @dataclass(frozen=True, eq=False)
 class Group:
-    """Nodes drawn as one, a collapsed scope or a depth band: ids ascending, its 3 most frequent ops."""
+    """Nodes drawn as one (a collapsed scope, a run of one op or a depth band): ids ascending, the
+    scope whose cluster it is drawn in, and its 3 most frequent ops."""
 
     title: str
     members: np.ndarray
-    scope: str = ""  # the collapsed scope, "" for a band
+    cluster: str = ""
     ops: tuple[str, ...] = ()
 
     @property
@@ -55,46 +59,84 @@ class Plan(NamedTuple):
 
 
 def plan(graph: Graph, collapse: str | Iterable[str] = (), max_nodes: int = MAX_NODES,
-         keep: Iterable[int] = ()) -> Plan:
+         keep: Iterable[int] = (), max_virtual: int = MAX_VIRTUAL) -> Plan:
     """Choose the groups for one drawing (see the module docstring for the rules)."""
     if max_nodes < 1:
         raise RenderOptionError(f"max_nodes must be at least 1, got {max_nodes}")
-    requested = _check_scopes((collapse,) if isinstance(collapse, str) else collapse, scope_paths(graph))
     topo = topology(graph)
-    total = topo.size
-    keep = {i for i in keep if 0 <= i < total}  # ids of other graphs: nothing to keep
-    scopes = [topo.scope_names[k] for k in topo.scope_index.tolist()]
+    known = sorted(_scope_depths(topo.scope_names))[1:]  # "" first
+    requested = list((collapse,) if isinstance(collapse, str) else collapse)
+    for name in requested:
+        if name not in known:
+            close = difflib.get_close_matches(str(name), known, n=3, cutoff=0.5)
+            hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
+            listed = ", ".join(known[:20]) or "none: record nodes inside `with g.scope(...)`"
+            raise RenderOptionError(f"cannot collapse {name!r}: no such scope{hint} (scopes: {listed})")
+    requested = sorted(set(requested), key=lambda s: (s.count("/"), s))
+    keep = {i for i in keep if 0 <= i < topo.size}  # ids of other graphs: nothing to keep
     outermost = {s: next((r for r in requested if s == r or s.startswith(r + "/")), None)
                  for s in topo.scope_names}
-    named = [outermost[s] for s in scopes]
-    groups = _scope_groups(topo, named)
-    if named.count(None) + len(groups) <= max_nodes:
-        return _finish(groups, total)
+    named = [outermost[topo.scope_names[k]] for k in topo.scope_index.tolist()]
+    result = _fit(graph, named, max_nodes, keep, [])
+    virtual = virtual_nodes(topo, result)
+    if virtual <= max_virtual:
+        return result
+    runs = _run_groups(topo, np.array([name is None and i not in keep for i, name in enumerate(named)]))
+    budget = max_nodes
+    while True:
+        result = _fit(graph, named, budget, keep, runs)
+        if budget == 1 or virtual_nodes(topo, result) <= max_virtual:
+            break
+        budget = max(1, min(budget, result.units) // 2)
+    done = [f"drew {len(runs):,} runs of one op as single nodes"] if runs else []
+    done += [f"lowered max_nodes to {budget:,}"] if budget < max_nodes else []
+    note = (f"long edges would add {virtual:,} virtual nodes to the layout, more than max_virtual="
+            f"{max_virtual:,}: {' and '.join(done)} (drawing {result.units:,} nodes)")
+    return result._replace(notes=(*result.notes, note))
 
-    over = f"{total:,} nodes exceed max_nodes={max_nodes:,}"
-    free = [name is None and i not in keep for i, name in enumerate(named)]
-    max_depth = max((_nesting(s) for s, name in zip(scopes, named) if name is None), default=0)
-    for level in range(max_depth, 0, -1):
-        level_groups = _scope_groups(topo, _prefixes(topo, scopes, free, level))
-        attempt = _finish(groups + level_groups, total,
-                          f"{over}: collapsed {len(level_groups):,} scopes at nesting depth {level}")
-        if attempt.units <= max_nodes:
-            return attempt
 
-    if max_depth:  # the top-level scopes collapsed (level_groups of the last pass), then bands outside scopes
-        rest = [is_free and not s for s, is_free in zip(scopes, free)]
-        others = len(groups) + len(level_groups) + named.count(None) - sum(free)  # + kept nodes, drawn alone
-        bands, block = _band_groups(graph, rest, max_nodes - others)
-        banded = f" and grouped {sum(rest):,} unscoped nodes into {len(bands):,} depth bands of {block}"
-        note = f"{over}: collapsed {len(level_groups):,} top-level scopes{banded if bands else ''}"
-        attempt = _finish(groups + level_groups + bands, total, note)
-        if attempt.units <= max_nodes:
-            return attempt
+def virtual_nodes(topo: Topology, layout: Plan) -> int:
+    """About how many virtual nodes ``dot`` adds to lay out ``layout``: an edge across r ranks adds
+    r - 1, ranks being longest paths between drawn units (a source one rank before its first user)."""
+    at = np.arange(topo.size)
+    grouped = layout.group_of >= 0
+    firsts = np.array([group.members[0] for group in layout.groups], dtype=np.intp)
+    at[grouped] = firsts[layout.group_of[grouped]]
+    tails, heads = at[topo.tails], at[topo.heads]
+    forward = tails < heads  # edges inside a unit draw nothing; those closing a cycle are left out
+    pairs = np.unique(np.stack([heads[forward], tails[forward]], axis=1), axis=0)  # by head: in order
+    rank = [0] * topo.size
+    for head, tail in pairs.tolist():
+        rank[head] = max(rank[head], rank[tail] + 1)
+    ranks = np.array(rank)
+    first_use = np.full(topo.size, topo.size, dtype=np.intp)
+    np.minimum.at(first_use, pairs[:, 1], ranks[pairs[:, 0]])
+    sources = (first_use < topo.size) & (ranks == 0)
+    ranks[sources] = first_use[sources] - 1
+    return int(np.sum(ranks[pairs[:, 0]] - ranks[pairs[:, 1]] - 1))
 
-    bands, block = _band_groups(graph, [i not in keep for i in range(total)], max_nodes - len(keep))
-    why = " and scopes do not bring them under it" if max_depth else ""
-    return _finish(bands, total, f"{over}{why}: grouped {total - len(keep):,} nodes into {len(bands):,} "
-                                 f"depth bands of {block}")
+
+def _fit(graph: Graph, named: list[str | None], max_nodes: int, keep: set[int], runs: list[Group]) -> Plan:
+    """Requested scopes and ``runs``, then scope levels, then depth bands, until ``max_nodes`` fit."""
+    topo = topology(graph)
+    in_run = np.zeros(topo.size, dtype=bool)
+    for run in runs:
+        in_run[run.members] = True
+    alone = [name is None and not grouped for name, grouped in zip(named, in_run.tolist())]
+    groups = _scope_groups(topo, named) + runs
+    if sum(alone) + len(groups) <= max_nodes:
+        return _finish(groups, topo.size)
+    over = f"{topo.size:,} nodes exceed max_nodes={max_nodes:,}"
+    free = [is_alone and i not in keep for i, is_alone in enumerate(alone)]
+    level, level_groups = _scope_level(topo, free, max_nodes - len(groups) - sum(alone) + sum(free))
+    if level:
+        return _finish(groups + level_groups, topo.size,
+                       f"{over}: collapsed {len(level_groups):,} scopes at nesting depth {level}")
+    free = [i not in keep and not grouped for i, grouped in enumerate(in_run.tolist())]
+    bands, block = _band_groups(graph, free, max_nodes - len(keep) - len(runs))
+    why = " and scopes do not bring them under it" if any(topo.scope_names) else ""
+    return _finish(runs + bands, topo.size, f"{over}{why}: grouped {sum(free):,} nodes into {len(bands):,} "
+                                            f"depth bands of {block}")
 
 
 def _finish(groups: list[Group], total: int, note: str = "") -> Plan:
@@ -106,57 +148,71 @@ def _finish(groups: list[Group], total: int, note: str = "") -> Plan:
     return result._replace(notes=(f"{note} (drawing {result.units:,} nodes)",)) if note else result
 
 
-def _runs(keys: Sequence[Hashable]) -> list[tuple[Hashable, list[int]]]:
-    """``(key, its ids)`` per distinct key other than None, ids ascending, by smallest id."""
-    runs: dict[Hashable, list[int]] = {}
-    for i, key in enumerate(keys):
-        if key is not None:
-            runs.setdefault(key, []).append(i)
-    return list(runs.items())
-
-
-def _group(topo: Topology, title: str, ids: list[int], scope: str = "") -> Group:
+def _group(topo: Topology, title: str, ids: list[int], cluster: str = "") -> Group:
     """A group of ``ids`` with its three most frequent ops, ties by name (op names are sorted)."""
     members = np.array(ids, dtype=np.intp)
     counts = Counter(code for code in topo.op_index[members].tolist() if code >= 0)
     ranked = sorted(counts, key=lambda code: (-counts[code], code))
-    return Group(title, members, scope, tuple(topo.op_names[code] for code in ranked[:3]))
+    return Group(title, members, cluster, tuple(topo.op_names[code] for code in ranked[:3]))
+
+
+def _runs(keys: Sequence[Hashable], skip: Hashable = None) -> list[tuple[Hashable, list[int]]]:
+    """``(key, its ids)`` per distinct key other than ``skip``, ids ascending, by smallest id."""
+    runs: dict[Hashable, list[int]] = {}
+    for i, key in enumerate(keys):
+        if key != skip:
+            runs.setdefault(key, []).append(i)
+    return list(runs.items())
+
+
+def _scope_groups(topo: Topology, paths: Sequence[Hashable]) -> list[Group]:
+    """A group per scope path in ``paths`` (one per node; None: in no group), in its parent's cluster."""
+    return [_group(topo, str(path), ids, str(path).rpartition("/")[0]) for path, ids in _runs(paths)]
+
+
+def _run_groups(topo: Topology, free: np.ndarray) -> list[Group]:
+    """Runs of ``free`` nodes of one op and scope, each feeding only the next (a chain of adds)."""
+    tails, heads, op = topo.tails, topo.heads, topo.op_index
+    single_use = np.bincount(tails, minlength=topo.size)[tails] == 1
+    link = free[tails] & free[heads] & single_use & (op[tails] >= 0) & (op[tails] == op[heads]) \
+        & (topo.scope_index[tails] == topo.scope_index[heads])
+    piece = components(topo.size, tails[link], heads[link])
+    linked = np.bincount(piece, minlength=topo.size)[piece] > 1
+    return [_group(topo, f"run of {topo.op_names[op[ids[0]]]}", ids, topo.scope(ids[0]))
+            for _, ids in _runs(np.where(linked, piece, -1).tolist(), skip=-1)]
 
 
 # --- scopes -------------------------------------------------------------------------------------
-def scope_paths(graph: Graph) -> list[str]:
-    """Every scope path and prefix used in the graph, sorted (``layer1``, ``layer1/linear``)."""
-    scopes = [s for s in topology(graph).scope_names if s]
-    return sorted({_prefix(s, depth) for s in scopes for depth in range(1, _nesting(s) + 1)})
+def _scope_depths(paths: Iterable[str]) -> dict[str, int]:
+    """Every path in ``paths`` and each of its prefixes, with its nesting depth ("" has 0): each path
+    walks up to a known prefix, so a chain of nested scopes costs its length, not its square."""
+    depth = {"": 0}
+    for path in paths:
+        new = []
+        while path not in depth:
+            new.append(path)
+            path = path.rpartition("/")[0]
+        for k, prefix in enumerate(reversed(new), depth[path] + 1):
+            depth[prefix] = k
+    return depth
 
 
-def _check_scopes(requested: Iterable[str], known: list[str]) -> list[str]:
-    requested = list(requested)
-    for name in requested:
-        if name not in known:
-            close = difflib.get_close_matches(str(name), known, n=3, cutoff=0.5)
-            hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
-            listed = ", ".join(known[:20]) or "none: record nodes inside `with g.scope(...)`"
-            raise RenderOptionError(f"cannot collapse {name!r}: no such scope{hint} (scopes: {listed})")
-    return sorted(set(requested), key=lambda s: (s.count("/"), s))
-
-
-def _nesting(scope: str) -> int:
-    return scope.count("/") + 1 if scope else 0
-
-
-def _prefix(scope: str, depth: int) -> str:
-    return "/".join(scope.split("/")[:depth])
-
-
-def _prefixes(topo: Topology, scopes: list[str], free: list[bool], level: int) -> list[str | None]:
-    """Per node: the first ``level`` parts of its scope path when it is free and nested that deep."""
-    prefix = {s: _prefix(s, level) if _nesting(s) >= level else None for s in topo.scope_names}
-    return [prefix[s] if is_free else None for s, is_free in zip(scopes, free)]
-
-
-def _scope_groups(topo: Topology, paths: list[str | None]) -> list[Group]:
-    return [_group(topo, path, ids, path) for path, ids in _runs(paths)]
+def _scope_level(topo: Topology, free: list[bool], room: int) -> tuple[int, list[Group]]:
+    """The deepest nesting depth L whose scopes, collapsed, bring the ``free`` nodes to ``room`` units or
+    fewer, and those groups (0 and none if there is none): at L, the free nodes nested less deeply stay,
+    the others merge by the first L parts of their scope paths."""
+    scopes = [topo.scope_names[k] for k in topo.scope_index.tolist()]
+    counts = Counter(s for s, is_free in zip(scopes, free) if is_free)
+    depth = _scope_depths(counts)
+    prefixes, nested = Counter(depth.values()), Counter()
+    for scope, count in counts.items():
+        nested[depth[scope]] += count
+    level, below = 0, 0
+    for deeper in range(1, max(depth.values()) + 1):
+        below += nested[deeper - 1]
+        level = deeper if below + prefixes[deeper] <= room else level
+    cut = {s: "/".join(s.split("/")[:level]) for s in counts if depth[s] >= level > 0}
+    return level, _scope_groups(topo, [cut.get(s) if is_free else None for s, is_free in zip(scopes, free)])
 
 
 # --- depth bands --------------------------------------------------------------------------------

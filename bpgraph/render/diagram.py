@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import os
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -12,8 +14,6 @@ from .dot import build
 from .themes import RenderOptionError
 
 if TYPE_CHECKING:
-    import graphviz
-
     from ..graph import Graph
     from ..tensor import Tensor
 
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 FORMATS = ("svg", "png", "pdf", "dot")
 EXTENSIONS = {".svg": "svg", ".png": "png", ".pdf": "pdf", ".dot": "dot", ".gv": "dot"}
 
-#: How many times a layout the engine cannot handle is collapsed further and retried.
+#: How many times a layout the engine cannot handle (in time) is collapsed further and retried.
 RETRIES = 6
 
 
@@ -44,51 +44,51 @@ class Diagram:
 
     def __init__(self, graph: Graph, root: Tensor | int | str | None = None, **options: Any) -> None:
         self.graph, self.root, self.options = graph, root, options
-        self._digraph, self.units, self.notes = build(graph, root, **options)
-        self.source: str = self._digraph.source
+        self.source, self.units, self.notes = build(graph, root, **options)
         #: The diagram the last :meth:`save` drew: this one, or a more collapsed one whose notes say why.
         self.drawn: Diagram = self
-
-    @property
-    def digraph(self) -> graphviz.Digraph:
-        """A copy of the :class:`graphviz.Digraph` (render it only through this class: one backend)."""
-        return self._digraph.copy()
 
     def __str__(self) -> str:
         return self.source
 
-    def render_bytes(self, fmt: str = "svg", *, dpi: float | None = None, engine: str = "auto") -> bytes:
-        """Render to ``svg``, ``png`` (at ``dpi``), ``pdf`` or ``dot``; a layout too large for the engine
-        (the embedded Graphviz runs out of stack) is drawn again with half the nodes, as its caption says."""
-        return self._render(fmt, dpi, engine)[1]
+    def render_bytes(self, fmt: str = "svg", **limits: Any) -> bytes:
+        """Render to ``svg``, ``png``, ``pdf`` or ``dot``, with :func:`backend.render`'s ``dpi``, ``engine``,
+        ``timeout`` (60 s) and ``max_pixels``; a layout too large for the engine (out of stack, or of half the
+        time left) is drawn again with fewer nodes, as its caption says."""
+        return self._render(fmt, **limits)[1]
 
-    def save(self, path: str | os.PathLike[str], fmt: str | None = None, *, dpi: float | None = None,
-             engine: str = "auto") -> Path:
-        """Render and write atomically, in :func:`format_of`'s format; :attr:`drawn` is what was drawn."""
-        drawn, data = self._render(format_of(path, fmt), dpi, engine)
-        written = atomic_write(path, data)
-        self.drawn = drawn
-        return written
+    def save(self, path: str | os.PathLike[str], fmt: str | None = None, **limits: Any) -> Path:
+        """Render (as :meth:`render_bytes`) and write atomically, in :func:`format_of`'s format;
+        :attr:`drawn` is what was drawn."""
+        self.drawn, data = self._render(format_of(path, fmt), **limits)
+        return atomic_write(path, data)
 
-    def _render(self, fmt: str, dpi: float | None, engine: str) -> tuple[Diagram, bytes]:
+    def _render(self, fmt: str, timeout: float = backend.TIMEOUT, **limits: Any) -> tuple[Diagram, bytes]:
         if fmt not in FORMATS:
             raise RenderOptionError(f"unknown output format {fmt!r}; choose one of: {', '.join(FORMATS)}")
         if fmt == "dot":
             return self, self.source.encode("utf-8")
-        diagram = self
-        for _ in range(RETRIES):
+        deadline, diagram, notes = time.monotonic() + timeout, self, []
+        for attempt in range(RETRIES + 1):
+            last = attempt == RETRIES or diagram.units <= 1  # all the time left, else half of it
+            limit = (deadline - time.monotonic()) / (1 if last else 2)
             try:
-                return diagram, backend.render(diagram.source, fmt, dpi=dpi, engine=engine)
-            except backend.LayoutTooLarge:
-                if diagram.units <= 1:
+                data = backend.render(diagram.source, fmt, timeout=limit, notes=notes, **limits)
+                break
+            except backend.LayoutTooLarge as exc:
+                if last:
                     raise
-                budget = max(1, diagram.units // 2)
-                note = (f"the layout engine could not handle {diagram.units:,} nodes; "
-                        f"retried with max_nodes={budget:,}")
-                notes = (*diagram.options.get("notes", ()), note)
-                options = diagram.options | {"max_nodes": budget, "notes": notes}
-                diagram = Diagram(self.graph, self.root, **options)
-        return diagram, backend.render(diagram.source, fmt, dpi=dpi, engine=engine)
+                slow = isinstance(exc, backend.LayoutTimeout)
+                budget = max(1, diagram.units // (4 if slow else 2))
+                note = (f"the layout engine {'took too long for' if slow else 'could not handle'} "
+                        f"{diagram.units:,} nodes; retried with max_nodes={budget:,}")
+                notes_before = diagram.options.get("notes", ())
+                diagram = Diagram(self.graph, self.root, **diagram.options | {"max_nodes": budget,
+                                                                             "notes": (*notes_before, note)})
+        if notes:  # what the picture could not show as asked, on a copy (its source is unchanged)
+            diagram = copy.copy(diagram)
+            diagram.notes = (*diagram.notes, *notes)
+        return diagram, data
 
     def _repr_svg_(self) -> str:
         return self.render_bytes("svg").decode("utf-8")

@@ -9,10 +9,10 @@ or reach the SVG as markup.  Edges are coloured by the cost terms whose gradient
 
 from __future__ import annotations
 
+import itertools
 import re
 from typing import TYPE_CHECKING, Any, Iterable, NamedTuple, Sequence
 
-import graphviz
 import numpy as np
 
 from ..analysis import TermReach, term_reach
@@ -31,6 +31,10 @@ SHOW_ITEMS = ("name", "op", "shape", "value", "grad", "gradvalue")
 DEFAULT_SHOW = ("name", "shape")
 SMALL = 6
 RANKDIRS = ("LR", "TB")
+#: Names are drawn cut to MAX_NAME escaped characters (ending in …), clusters nested at most
+#: MAX_NESTING deep (``dot`` time grows with the cube of their depth), the caption at most MAX_STRING
+#: characters long (Graphviz 2.43 refuses 16,384), describing at most MAX_TERMS cost terms.
+MAX_NAME, MAX_NESTING, MAX_STRING, MAX_TERMS = 2000, 20, 16_000, 12
 
 
 # --- text -------------------------------------------------------------------------------------
@@ -45,31 +49,37 @@ def statement(head: str, attrs: dict[str, str], *, label: str | None = None, ide
     return f"\t{head} [{' '.join([*lead, attr_text(attrs)])}]\n"
 
 
+def label_text(text: str) -> str:
+    """``text`` escaped for a DOT label, cut to at most MAX_NAME escaped characters (ending in …)."""
+    escaped = dot_label_text(text)
+    while len(escaped) > MAX_NAME:  # escapes make some characters longer: shrink until it fits
+        text = text[:len(text) * MAX_NAME // len(escaped) - 1]
+        escaped = dot_label_text(text + "…")
+    return escaped
+
+
 def fmt_number(x: Any) -> str:
     """A number in at most 4 significant digits (a fixed format, so DOT text is reproducible)."""
     if isinstance(x, (bool, np.bool_)):
         return str(bool(x))
-    if isinstance(x, (int, np.integer)):
-        return str(int(x))
-    return format(float(x), ".4g")
+    return str(int(x)) if isinstance(x, (int, np.integer)) else format(float(x), ".4g")
 
 
 def fmt_array(a: np.ndarray) -> str | None:
     """Values of an array of at most SMALL elements (deeper than 2-D as rows), else None."""
+    def nested(x: Any) -> str:
+        return "[" + ", ".join(map(nested, x)) + "]" if isinstance(x, list) else fmt_number(x)
+
     a = np.asarray(a)
     if a.size > SMALL:
         return None
-    return _nested(a.reshape(-1, a.shape[-1]).tolist() if a.ndim > 2 else a.tolist())
-
-
-def _nested(x: Any) -> str:
-    return "[" + ", ".join(map(_nested, x)) + "]" if isinstance(x, list) else fmt_number(x)
+    return nested(a.reshape(-1, a.shape[-1]).tolist() if a.ndim > 2 else a.tolist())
 
 
 # --- what the drawing says ----------------------------------------------------------------------
-def describe_terms(graph: Graph, root: Tensor | int | str | None = None) -> list[str]:
-    """One line per cost term saying which parameters its gradient reaches, and through what:
-    for the seed network ``L2's gradient reaches only W1, W2, W3: no path from L2 through any Z or A``."""
+def describe_terms(graph: Graph, root: Tensor | int | str | None = None, limit: int = MAX_TERMS) -> list[str]:
+    """A line per cost term (the first ``limit``, then a count) saying which parameters its gradient reaches,
+    and through what: ``L2's gradient reaches only W1, W2, W3: no path from L2 through any Z or A``."""
     nodes = graph.nodes
     reach = term_reach(graph, graph.root_id(root))
     terms, reached = reach.terms, len(reach.feeds)  # nodes past the root and terms feed nothing
@@ -77,29 +87,37 @@ def describe_terms(graph: Graph, root: Tensor | int | str | None = None) -> list
     is_param, is_op = topo.is_kind("param")[:reached], topo.is_op[:reached]
     all_params = np.count_nonzero(reach.root_side & is_param)
     lines = []
-    for k, term in enumerate(terms):
+    for k, term in enumerate(terms[:limit]):
         name = nodes[term]["name"]
         into = (reach.feeds >> k & 1).astype(bool)  # term k and its ancestors
         params = np.flatnonzero(into & is_param).tolist()
         between = np.count_nonzero(into & is_op) - bool(is_op[term])
         names = [nodes[i]["name"] for i in params]
-        if len(names) > 8:
-            names = names[:6] + [f"… ({len(names)} in all)"]
+        names = names[:6] + [f"… ({len(names)} in all)"] if len(names) > 8 else names
         reach_text = ("only " if len(params) < all_params else "") + ", ".join(names)
         if not params:
             lines.append(f"{name}'s gradient reaches no parameter")
         elif between:
-            results = f"{between} intermediate result" + ("" if between == 1 else "s")
-            lines.append(f"{name}'s gradient reaches {reach_text} through {results}")
+            lines.append(f"{name}'s gradient reaches {reach_text} through {between} intermediate result"
+                         + ("" if between == 1 else "s"))
         else:  # name the ops it does not pass through: neither its ancestors nor after it
             unrelated = np.zeros(topo.size, dtype=bool)
             unrelated[:reached] = into
-            unrelated[list(graph.descendants(term))] = True
-            unrelated[list(terms)] = True
+            unrelated[[*graph.descendants(term), *terms]] = True
             others = [nodes[i]["name"] for i in np.flatnonzero(topo.is_op & ~unrelated).tolist()]
-            tail = f": no path from {name} through {_families(others)}" if others else ""
-            lines.append(f"{name}'s gradient reaches {reach_text}{tail}")
-    return lines
+            lines.append(f"{name}'s gradient reaches {reach_text}"
+                         + (f": no path from {name} through {_families(others)}" if others else ""))
+    return lines + ([f"… and {len(terms) - limit:,} more cost terms"] if len(terms) > limit else [])
+
+
+def _families(names: Sequence[str]) -> str:
+    """``Z1, A1, Z2, cross_entropy`` -> ``any Z or A, or cross_entropy``; many -> a count."""
+    matches = [re.fullmatch(r"([A-Za-z]+)\d+", n) for n in names]
+    prefixes = list(dict.fromkeys(m.group(1) for m in matches if m))
+    others = [n for n, m in zip(names, matches) if not m]
+    if len(prefixes) + len(others) > 4:
+        return f"any of {len(names)} intermediate results"
+    return ", or ".join((["any " + " or ".join(prefixes)] if prefixes else []) + others)
 
 
 def highlight_paths(graph: Graph, pairs: Iterable[tuple[Tensor | int | str, Tensor | int | str]]
@@ -121,23 +139,11 @@ def highlight_paths(graph: Graph, pairs: Iterable[tuple[Tensor | int | str, Tens
 def parse_highlight(highlight: Any) -> list[tuple[Any, Any]]:
     """Check the ``highlight`` option: one ``(of, wrt)`` pair, several, or None."""
     items = [] if highlight is None else list(highlight)
-    if len(items) == 2 and not isinstance(items[0], (tuple, list)):
-        items = [tuple(items)]
+    items = [tuple(items)] if len(items) == 2 and not isinstance(items[0], (tuple, list)) else items
     for item in items:
         if not isinstance(item, (tuple, list)) or len(item) != 2:
             raise RenderOptionError(f"highlight takes (of, wrt) pairs such as ('J', 'W1'), got {item!r}")
     return [tuple(item) for item in items]
-
-
-def _families(names: Sequence[str]) -> str:
-    """``Z1, A1, Z2, cross_entropy`` -> ``any Z or A, or cross_entropy``; many -> a count."""
-    matches = [re.fullmatch(r"([A-Za-z]+)\d+", n) for n in names]
-    prefixes = list(dict.fromkeys(m.group(1) for m in matches if m))
-    others = [n for n, m in zip(names, matches) if not m]
-    if len(prefixes) + len(others) > 4:
-        return f"any of {len(names)} intermediate results"
-    parts = (["any " + " or ".join(prefixes)] if prefixes else []) + others
-    return ", or ".join(parts)
 
 
 def stored_or_computed_grads(graph: Graph, root_id: int) -> dict[int, np.ndarray]:
@@ -172,21 +178,15 @@ class _Context(NamedTuple):
 
 def _label_lines(ctx: _Context, node_id: int) -> tuple[list[str], list[str]]:
     """Escaped label lines as drawn now, and as drawn once every gradient is known (frames)."""
-    attrs = ctx.graph.nodes[node_id]
-    show = ctx.show
-    lines = []
-    if "name" in show:
-        lines.append(dot_label_text(attrs["name"]))
-    if "op" in show and attrs["op"]:
-        lines.append(dot_label_text(attrs["op"]))
-    if "shape" in show:
-        shape = attrs["value"].shape
-        lines.append("×".join(map(str, shape)) if shape else "scalar")
-    if "value" in show and fmt_array(attrs["value"]) is not None:
-        lines.append("= " + dot_label_text(fmt_array(attrs["value"])))
+    attrs, show = ctx.graph.nodes[node_id], ctx.show
+    shape, value = attrs["value"].shape, fmt_array(attrs["value"])
+    lines = [label_text(attrs["name"])] if "name" in show else []
+    lines += [dot_label_text(attrs["op"])] if "op" in show and attrs["op"] else []
+    lines += ["×".join(map(str, shape)) if shape else "scalar"] if "shape" in show else []
+    lines += ["= " + dot_label_text(value)] if "value" in show and value is not None else []
     if ctx.grads is None or not ("grad" in show or "gradvalue" in show):
         return lines, lines
-    d = dot_label_text(f"∂{ctx.root_name}/∂{attrs['name']}")
+    d = label_text(f"∂{ctx.root_name}/∂{attrs['name']}")
     grad = ctx.grads.get(node_id)
     final = [f"{d} = 0 (no path)"] if grad is None and not ctx.root_side[node_id] else []
     if grad is not None and "grad" in show:
@@ -203,8 +203,7 @@ def _node_attrs(theme: Theme, kind: str, *, dim: bool = False, lit: bool = False
     fill, border, font, pen = style.fill, style.border, style.font, style.penwidth
     if dim:
         fill, border, font = theme.faded_fill, theme.faded_text, theme.faded_text
-    elif lit:
-        pen += 1.0
+    pen += 1.0 if lit and not dim else 0.0
     if current:
         fill, pen = theme.accent, pen + 2.0
     margin = {"margin": style.margin} if style.margin else {}
@@ -212,13 +211,21 @@ def _node_attrs(theme: Theme, kind: str, *, dim: bool = False, lit: bool = False
             "fontcolor": font, "penwidth": fmt_number(pen), **margin}
 
 
-def _node_statement(ctx: _Context, node_id: int, kind: str) -> str:
-    frame, lit = ctx.frame, ctx.lit
+def _unit_statement(ctx: _Context, node_id: int, kind: str, group: Group | None) -> str:
+    """A node, faded when the root does not depend on it, it is not lit or still pending; or a group,
+    faded when that holds for all its members."""
+    lit = ctx.lit
+    if group is not None:
+        members = group.members.tolist()
+        faded = not ctx.root_side[group.members].any() or (lit is not None and lit.isdisjoint(members))
+        ops = f" · {dot_label_text(', '.join(group.ops))}" if group.ops else ""
+        text = f"{label_text(group.title)}\\n{len(members):,} nodes{ops}"
+        return statement(group.key, _node_attrs(ctx.theme, "group", dim=faded), label=text, ident=group.key)
     dim = not ctx.root_side[node_id] or (lit is not None and node_id not in lit) or node_id in ctx.pending
     label, final = _label_lines(ctx, node_id)
     attrs = _node_attrs(ctx.theme, kind, dim=dim, lit=lit is not None,
-                        current=frame is not None and node_id == frame.current)
-    if frame is not None:  # a fixed size that fits the final label: every frame has one layout
+                        current=ctx.frame is not None and node_id == ctx.frame.current)
+    if ctx.frame is not None:  # a fixed size that fits the final label: every frame has one layout
         em = ctx.theme.fontsize / 72  # inches
         width = 0.62 * em * max((len(line) for line in final), default=1) + 0.3
         height = 1.3 * em * max(1, len(final)) + 0.15
@@ -228,21 +235,12 @@ def _node_statement(ctx: _Context, node_id: int, kind: str) -> str:
     return statement(str(node_id), attrs, label="\\n".join(label), ident=f"n{node_id}")
 
 
-def _group_statement(ctx: _Context, group: Group) -> str:
-    """A collapsed group, faded when the root depends on none of its members or none is lit."""
-    members = group.members.tolist()
-    faded = not ctx.root_side[group.members].any() or (ctx.lit is not None and ctx.lit.isdisjoint(members))
-    ops = f" · {dot_label_text(', '.join(group.ops))}" if group.ops else ""
-    text = f"{dot_label_text(group.title)}\\n{len(members):,} nodes{ops}"
-    return statement(group.key, _node_attrs(ctx.theme, "group", dim=faded), label=text, ident=group.key)
-
-
 def _edge_attrs(theme: Theme, terms: Sequence[int], lit: bool | None = None, delivered: bool = False,
                 pending: bool = False) -> dict[str, str]:
     """Colour by term (parallel colours when several), fade carriers of nothing, then emphasis."""
     faded_pen = max(1.0, theme.edge_penwidth * 0.55)
     looks = [theme.term_look(t) for t in terms]
-    colours = [colour for colour, _ in looks] or [theme.faded_edge]
+    colours = list(dict.fromkeys(colour for colour, _ in looks)) or [theme.faded_edge]
     style = looks[0][1] if len(looks) == 1 else "solid"
     pen = theme.edge_penwidth if terms else faded_pen
     if lit is True:
@@ -255,33 +253,33 @@ def _edge_attrs(theme: Theme, terms: Sequence[int], lit: bool | None = None, del
 
 
 def _legend(theme: Theme, kinds: set[str], term_names: list[str], both: bool, faded: bool,
-            root_name: str) -> graphviz.Digraph:
+            root_name: str) -> list[str]:
     """A cluster with a sample node per kind drawn and a sample arrow per edge meaning, chained
     by invisible edges into two rows (columns with ``rankdir=TB``), narrower than the picture."""
     small = fmt_number(theme.small_fontsize)
-    attrs = {"id": "legend", "label": "legend", "style": "rounded", "color": theme.cluster_border,
+    title = "legend" if len(term_names) <= MAX_TERMS else f"legend: {MAX_TERMS} of {len(term_names):,} terms"
+    attrs = {"id": "legend", "label": title, "style": "rounded", "color": theme.cluster_border,
              "fontcolor": theme.text, "fontsize": fmt_number(theme.small_fontsize + 1)}
-    lines = [f"\t{attr_text(attrs)}\n"]
     shown = [kind for kind in NODE_KINDS if kind in kinds]
-    for kind in shown:
-        lines.append(statement(f"legend_{kind}", {**_node_attrs(theme, kind), "fontsize": small},
-                               label=KIND_TITLES[kind]))
-    samples = [(f"gradient of {name}", [k]) for k, name in enumerate(term_names)]
+    lines = [f"\t{attr_text(attrs)}\n"]
+    lines += [statement(f"legend_{kind}", {**_node_attrs(theme, kind), "fontsize": small},
+                        label=KIND_TITLES[kind]) for kind in shown]
+    samples = [(f"gradient of {name}", [k]) for k, name in enumerate(term_names[:MAX_TERMS])]
     if both:
         label = "both terms" if len(term_names) == 2 else "several terms"
-        samples.append((label, list(range(len(term_names)))))
+        samples.append((label, list(range(min(len(term_names), MAX_TERMS)))))
     if faded:
         samples.append((f"no gradient from {root_name}", []))
     point = {"shape": "point", "width": "0.06", "color": theme.text}
     plain = {"shape": "plaintext", "fontcolor": theme.text, "fontsize": small}
     for k, (text, terms) in enumerate(samples):
-        lines.append(statement(f"legend_e{k}", point, label=""))
-        lines.append(statement(f"legend_t{k}", plain, label=dot_label_text(text)))
-        lines.append(statement(f"legend_e{k} -> legend_t{k}", _edge_attrs(theme, terms)))
+        lines += [statement(f"legend_e{k}", point, label=""),
+                  statement(f"legend_t{k}", plain, label=label_text(text)),
+                  statement(f"legend_e{k} -> legend_t{k}", _edge_attrs(theme, terms))]
     links = [(f"legend_{a}", f"legend_{b}") for a, b in zip(shown, shown[1:])]
     links += [(f"legend_t{k}", f"legend_e{k + 1}") for k in range(len(samples) - 1)]
     lines += [statement(f"{a} -> {b}", {"style": "invis"}) for a, b in links]
-    return graphviz.Digraph(name="cluster_legend", body=lines)
+    return ["\tsubgraph cluster_legend {\n", *("\t" + line for line in lines), "\t}\n"]
 
 
 # --- building the DOT graph ---------------------------------------------------------------------
@@ -289,8 +287,8 @@ def build(graph: Graph, root: Tensor | int | str | None = None, *, theme: str | 
           rankdir: str = "LR", show: str | Iterable[str] = DEFAULT_SHOW, highlight: Any = None,
           collapse: Iterable[str] = (), max_nodes: int = MAX_NODES,
           caption: str | bool | None = None, legend: bool = True, frame: Frame | None = None,
-          notes: Sequence[str] = ()) -> tuple[graphviz.Digraph, int, tuple[str, ...]]:
-    """The DOT graph, the nodes it lays out and its notes; ``frame`` draws one backward step, ``notes``
+          notes: Sequence[str] = ()) -> tuple[str, int, tuple[str, ...]]:
+    """The DOT text, the nodes it lays out and its notes; ``frame`` draws one backward step, ``notes``
     add caption lines, the other options are :func:`bpgraph.render.to_dot`'s."""
     theme = get_theme(theme)
     if rankdir not in RANKDIRS:
@@ -306,7 +304,8 @@ def build(graph: Graph, root: Tensor | int | str | None = None, *, theme: str | 
     terms, kept = reach.terms, {root_id, *reach.terms}
     pairs = parse_highlight(highlight)
     lit_nodes, lit_edges, path_notes = highlight_paths(graph, pairs) if pairs else (None, None, [])
-    layout = plan(graph, collapse, max_nodes, keep=kept)
+    few = len(terms) <= max(MAX_TERMS, max_nodes // 10)  # else terms may merge: too many to draw alone
+    layout = plan(graph, collapse, max_nodes, keep=kept if few else {root_id})
     topo = topology(graph)
     wants_grads = frame is not None or "grad" in show or "gradvalue" in show
     grads = stored_or_computed_grads(graph, root_id) if wants_grads else None
@@ -315,23 +314,6 @@ def build(graph: Graph, root: Tensor | int | str | None = None, *, theme: str | 
     root_side[:len(reach.root_side)] = reach.root_side
     ctx = _Context(graph, theme, show, root_name, root_side, grads, lit_nodes, frame, pending)
 
-    graph_attrs = {"rankdir": rankdir, "bgcolor": theme.background, "fontname": theme.fontname,
-                   "fontsize": fmt_number(theme.fontsize), "fontcolor": theme.text,
-                   "labelloc": "t", "labeljust": "l", "nodesep": "0.25", "ranksep": "0.4",
-                   "pad": "0.2", "outputorder": "edgesfirst", **theme.graph_attrs}
-    if caption is None or caption is True:
-        lines = describe_terms(graph, root_id)
-    else:  # lines are split at newlines below
-        lines = [] if caption is False or caption == "" else [str(caption)]
-    lines += path_notes + list(layout.notes) + list(notes)
-    if lines:  # split names that hold newlines too, so every caption line is left-justified
-        graph_attrs["label"] = "".join(dot_label_text(part) + "\\l" for t in lines for part in t.split("\n"))
-    digraph = graphviz.Digraph(name="bpgraph")
-    digraph.body += [statement("graph", graph_attrs),
-                     statement("node", {"fontname": theme.fontname, "fontsize": fmt_number(theme.fontsize),
-                                        "fontcolor": theme.text, "margin": "0.1,0.04", "height": "0.3"}),
-                     statement("edge", {"arrowsize": "0.7", "color": theme.text})]
-
     # units in id order: a node drawn as itself, or a group drawn at (and named after) its smallest member
     group_of = layout.group_of.tolist()
     firsts = [int(group.members[0]) for group in layout.groups]
@@ -339,29 +321,49 @@ def build(graph: Graph, root: Tensor | int | str | None = None, *, theme: str | 
     drawn = [(i, k) for i, k in enumerate(group_of) if at[i] == i]
     kind_of = {i: "root" if i == root_id else "term" if i in kept else topo.kind(i)
                for i, k in drawn if k < 0}
-    unit_lines = [_group_statement(ctx, layout.groups[k]) if k >= 0 else _node_statement(ctx, i, kind_of[i])
-                  for i, k in drawn]
+    body = [_unit_statement(ctx, i, kind_of.get(i, "group"), layout.groups[k] if k >= 0 else None)
+            for i, k in drawn]
+    notes = [*layout.notes, *notes]
     if any(topo.scope_names):  # a group sits in its scope's parent
-        scopes = [layout.groups[k].scope.rpartition("/")[0] if k >= 0 else topo.scope(i) for i, k in drawn]
-        _add_clusters(digraph, theme, unit_lines, scopes)
-    else:
-        digraph.body += unit_lines
+        scopes = [layout.groups[k].cluster if k >= 0 else topo.scope(i) for i, k in drawn]
+        if max(s.count("/") for s in scopes) >= MAX_NESTING:
+            scopes = ["/".join(s.split("/", MAX_NESTING)[:MAX_NESTING]) for s in scopes]
+            notes.append(f"scopes nested more than {MAX_NESTING} deep are drawn inside their "
+                         f"{MAX_NESTING}th-level scope")
+        body = _cluster_lines(theme, body, scopes)
+    if max(map(len, [*graph.names, *topo.scope_names])) > MAX_NAME:
+        notes.append(f"names longer than {MAX_NAME} characters are drawn cut short, ending in …")
 
     # edges between units; a repeated operand or several edges between two units draw once
     key = {i: layout.groups[k].key if k >= 0 else str(i) for i, k in drawn}
     edges = _merged_edges(topo, at, reach, lit_edges, frame.delivered if frame else frozenset(), pending)
     looks = {meaning: _edge_attrs(theme, [k for k in range(len(terms)) if meaning[0] >> k & 1], *meaning[1:])
              for meaning in set(edges.values())}
-    digraph.body += [statement(f"{key[t]} -> {key[h]}", looks[meaning], ident=f"e{key[t]}_{key[h]}")
-                     for (t, h), meaning in edges.items()]
-
+    body += [statement(f"{key[t]} -> {key[h]}", looks[meaning], ident=f"e{key[t]}_{key[h]}")
+             for (t, h), meaning in edges.items()]
     if legend:
         masks = {meaning[0] for meaning in edges.values()}
-        digraph.subgraph(_legend(theme, set(kind_of.values()) | ({"group"} if layout.groups else set()),
-                                 [graph.name_of(t) for t in terms],
-                                 any(mask & (mask - 1) for mask in masks),  # two bits or more
-                                 0 in masks, root_name))
-    return digraph, layout.units, layout.notes + tuple(notes)
+        several = any(mask & (mask - 1) for mask in masks)  # two bits or more
+        body += _legend(theme, set(kind_of.values()) | ({"group"} if layout.groups else set()),
+                        [graph.name_of(t) for t in terms], several, 0 in masks, root_name)
+
+    graph_attrs = {"rankdir": rankdir, "bgcolor": theme.background, "fontname": theme.fontname,
+                   "fontsize": fmt_number(theme.fontsize), "fontcolor": theme.text,
+                   "labelloc": "t", "labeljust": "l", "nodesep": "0.25", "ranksep": "0.4",
+                   "pad": "0.2", "outputorder": "edgesfirst", **theme.graph_attrs}
+    lines = describe_terms(graph, root_id) if caption is None or caption is True else \
+        [] if caption is False or caption == "" else [str(caption)]
+    # every caption line left-justified (names holding newlines split too), as many as MAX_STRING holds
+    parts = [label_text(part) + "\\l" for line in lines + path_notes + notes for part in line.split("\n")]
+    kept_parts = sum(size <= MAX_STRING for size in itertools.accumulate(map(len, parts)))
+    more = [f"… and {len(parts) - kept_parts:,} more lines\\l"] if kept_parts < len(parts) else []
+    if parts:
+        graph_attrs["label"] = "".join(parts[:kept_parts] + more)
+    node_attrs = {"fontname": theme.fontname, "fontsize": fmt_number(theme.fontsize), "fontcolor": theme.text,
+                  "margin": "0.1,0.04", "height": "0.3"}
+    head = [statement("graph", graph_attrs), statement("node", node_attrs),
+            statement("edge", {"arrowsize": "0.7", "color": theme.text})]
+    return "".join(["digraph bpgraph {\n", *head, *body, "}\n"]), layout.units, tuple(notes)
 
 
 def _merged_edges(topo: Topology, at: list[int], reach: TermReach, lit_edges: set[tuple[int, int]] | None,
@@ -371,29 +373,43 @@ def _merged_edges(topo: Topology, at: list[int], reach: TermReach, lit_edges: se
     ``(terms mask, lit, delivered, pending head)``, or'ed over the pair's edges (lit None: no highlight)."""
     merged: dict[tuple[int, int], tuple[int, bool | None, bool, bool]] = {}
     masks = reach.masks(topo.tails, topo.heads).tolist()
+    first = (0, None if lit_edges is None else False, False, False)
     for u, v, mask in zip(topo.tails.tolist(), topo.heads.tolist(), masks):
         pair = (at[u], at[v])
-        if pair[0] == pair[1]:
-            continue
-        terms, lit, sent, waiting = merged.get(pair, (0, None if lit_edges is None else False, False, False))
-        merged[pair] = (terms | mask, None if lit_edges is None else lit or (u, v) in lit_edges,
-                        sent or (u, v) in delivered, waiting or v in pending)
+        if pair[0] != pair[1]:
+            terms, lit, sent, waiting = merged.get(pair, first)
+            merged[pair] = (terms | mask, None if lit_edges is None else lit or (u, v) in lit_edges,
+                            sent or (u, v) in delivered, waiting or v in pending)
     return dict(sorted(merged.items()))
 
 
-def _add_clusters(digraph: graphviz.Digraph, theme: Theme, lines: list[str], scopes: list[str]) -> None:
-    """Add ``lines``, each inside the (nested) ``cluster_<k>`` subgraph of its scope ``scopes[k]``."""
-    # every scope with its parents, outermost first, in order of first appearance (as recorded)
-    parts = [scope.split("/") for scope in scopes if scope]
-    paths = dict.fromkeys("/".join(p[:depth]) for p in parts for depth in range(1, len(p) + 1))
-    clusters: dict[str, graphviz.Digraph] = {"": digraph}
-    for k, path in enumerate(paths):
-        attrs = {"id": f"cluster{k}", "label": dot_label_text(path.rpartition("/")[2]),
+def _cluster_lines(theme: Theme, lines: list[str], scopes: list[str]) -> list[str]:
+    """``lines``, each inside the (nested) ``cluster_<k>`` subgraph of its scope ``scopes[k]``: one per
+    scope and parent, numbered in order of first appearance, its lines before its sub-clusters."""
+    own: dict[str, list[str]] = {"": []}
+    inner: dict[str, list[str]] = {"": []}
+    for line, scope in zip(lines, scopes):
+        new, path = [], scope
+        while path not in own:  # up to the first known parent: linear in the nesting depth
+            new.append(path)
+            path = path.rpartition("/")[0]
+        for path in reversed(new):
+            own[path], inner[path] = [], []
+            inner[path.rpartition("/")[0]].append(path)
+        own[scope].append(line)
+    number = {path: k - 1 for k, path in enumerate(own)}
+    body = own[""]
+    stack: list[tuple[str | None, str]] = [(path, "\t") for path in reversed(inner[""])]
+    while stack:  # depth first, without recursion; indented at most 8 tabs, so text stays linear
+        path, pad = stack.pop()
+        if path is None:
+            body.append(f"{pad}}}\n")
+            continue
+        attrs = {"id": f"cluster{number[path]}", "label": label_text(path.rpartition("/")[2]),
                  "labeljust": "r",  # top right: edges into a cluster arrive at its left
                  "style": "rounded,filled", "color": theme.cluster_border, "fillcolor": theme.cluster_fill,
                  "fontcolor": theme.text, "fontsize": fmt_number(theme.small_fontsize + 1)}
-        clusters[path] = graphviz.Digraph(name=f"cluster_{k}", body=[f"\t{attr_text(attrs)}\n"])
-    for line, scope in zip(lines, scopes):
-        clusters[scope].body.append(line)
-    for path in sorted(paths, key=lambda p: -p.count("/")):  # the deepest first, into their parents
-        clusters[path.rpartition("/")[0]].subgraph(clusters[path])
+        body += [f"{pad}subgraph cluster_{number[path]} {{\n", f"{pad}\t{attr_text(attrs)}\n"]
+        body += [pad + line for line in own[path]]
+        stack += [(None, pad), *((child, pad + "\t" * (len(pad) < 8)) for child in reversed(inner[path]))]
+    return body

@@ -17,9 +17,8 @@ if TYPE_CHECKING:
 
 class Topology(NamedTuple):
     """Per node id: kind, op, scope.  Per operand slot, by head id then operand: ``tails[k]`` is an operand
-    of ``heads[k]`` (``x * x`` has two); node i's are ``indptr[i]:indptr[i + 1]``.  Read-only, shared."""
+    of ``heads[k]`` (``x * x`` has two).  Read-only, shared."""
 
-    indptr: np.ndarray
     tails: np.ndarray
     heads: np.ndarray
     kind_index: np.ndarray  # per node: its kind's index in bpgraph.graph.KINDS
@@ -57,7 +56,6 @@ def _make_topology(graph: Graph) -> Topology:
     nodes = list(graph.nodes.values())
     n = len(nodes)
     counts = np.fromiter((len(attrs["operands"]) for attrs in nodes), np.intp, n)
-    indptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.intp)
     tails = np.array([o for attrs in nodes for o in attrs["operands"]], dtype=np.intp)
     heads = np.repeat(np.arange(n, dtype=np.intp), counts)
     kind_index = np.array([KINDS.index(attrs["kind"]) for attrs in nodes], dtype=np.int8)
@@ -67,22 +65,20 @@ def _make_topology(graph: Graph) -> Topology:
     scope_names = tuple(sorted({attrs["scope"] for attrs in nodes}))
     scope_code = {scope: k for k, scope in enumerate(scope_names)}
     scope_index = np.array([scope_code[attrs["scope"]] for attrs in nodes], dtype=np.intp)
-    for array in (indptr, tails, heads, kind_index, op_index, scope_index):
+    for array in (tails, heads, kind_index, op_index, scope_index):
         array.flags.writeable = False  # shared by every caller until the graph grows
-    return Topology(indptr, tails, heads, kind_index, op_names, op_index, scope_names, scope_index)
+    return Topology(tails, heads, kind_index, op_names, op_index, scope_names, scope_index)
 
 
 def op_depths(graph: Graph) -> np.ndarray:
     """Per node, the longest chain of ops feeding it (0 when only leaves do; -1 for leaves), remembered."""
-    return graph.derived("op_depths", _op_depths)
+    def depths(graph: Graph) -> np.ndarray:
+        topo = topology(graph)
+        found = np.array(longest(topo, [0 if op else -1 for op in topo.is_op.tolist()], [1] * topo.size))
+        found.flags.writeable = False  # shared by every caller until the graph grows
+        return found
 
-
-def _op_depths(graph: Graph) -> np.ndarray:
-    topo = topology(graph)
-    base = [0 if op else -1 for op in topo.is_op.tolist()]
-    depths = np.array(longest(topo, base, [1] * topo.size), dtype=np.intp)
-    depths.flags.writeable = False  # shared by every caller until the graph grows
-    return depths
+    return graph.derived("op_depths", depths)
 
 
 def longest(topo: Topology, base: list[int], add: list[int]) -> list[int]:
