@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import sys
 import warnings
 from pathlib import Path
@@ -297,7 +298,9 @@ def render(model: Any, output: str | None, fmt: str | None, theme: str, rankdir:
     from .render import to_dot, write_frames
     graph, root = model.graph, model.root_id(of)
     graph.backward(root)
-    target = Path(output or f"{Path(graph.meta.get('example', 'graph')).stem}.{fmt or 'svg'}")
+    example = graph.meta.get("example")
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(example).stem if isinstance(example, str) else "")
+    target = Path(output or f"{stem.strip('._-')[:100] or 'graph'}.{fmt or 'svg'}")
     pairs = [value.partition(":") for value in highlight]
     for of_, sep, wrt in pairs:
         if not (of_ and sep and wrt):
@@ -310,7 +313,7 @@ def render(model: Any, output: str | None, fmt: str | None, theme: str, rankdir:
         diagram = to_dot(graph, root, **options)
         with progress(f"laying out {diagram.units:,} nodes with Graphviz..."):
             diagram.save(target, fmt, dpi=dpi, engine=engine)
-        for note in diagram.notes:
+        for note in diagram.drawn.notes:  # the diagram drawn: a retry or a lower dpi adds notes
             click.echo(f"note: {note}", err=True)
         click.echo(f"wrote {target}")
     if frames_dir:

@@ -23,7 +23,6 @@ from .tensor import Tensor
 
 #: The simple types a setting is checked against (named by the annotation, else the default's type).
 KINDS = {"float": (int, float), "int": (int,), "bool": (bool,), "str": (str,)}
-DEBUG = "(run with --debug for the traceback)"
 
 
 class ModelError(BpgraphError):
@@ -92,8 +91,10 @@ def _load_script(path: Path, function: str, settings: dict[str, Any]) -> Model:
     sys.modules[name] = module = importlib.util.module_from_spec(spec)
     try:
         spec.loader.exec_module(module)
+    except SystemExit as exc:
+        raise ModelError(f"importing {path} called sys.exit({exc.code!r}); a model script must not exit") from exc
     except Exception as exc:
-        raise ModelError(f"importing {path} raised {type(exc).__name__}: {exc} {DEBUG}") from exc
+        raise ModelError(f"importing {path} raised {type(exc).__name__}: {exc}") from exc
     finally:
         sys.modules.pop(name, None)
     build = getattr(module, function, None)
@@ -135,7 +136,7 @@ def _call_builder(build: Any, settings: dict[str, Any], label: str) -> Model:
     except BpgraphError as exc:
         raise ModelError(f"{label} failed: {exc}") from exc
     except Exception as exc:  # the user's code: report it in one line, keep the cause for --debug
-        raise ModelError(f"{label} raised {type(exc).__name__}: {exc} {DEBUG}") from exc
+        raise ModelError(f"{label} raised {type(exc).__name__}: {exc}") from exc
     if isinstance(result, Tensor):
         return Model(result.graph, result.id)
     if isinstance(result, Graph):

@@ -374,3 +374,10 @@ def test_progress_is_shown_on_a_terminal_after_a_delay_and_never_on_a_pipe(monke
     with cli_module.progress("slow but piped"):
         time.sleep(0.2)
     assert capsys.readouterr().err == ""
+
+
+def test_a_script_that_exits_at_import_is_a_clear_error_and_render_names_are_safe(tmp_path):
+    script = tmp_path / "net.py"
+    script.write_text("import sys\nsys.exit(0)\n")
+    result = CliRunner().invoke(cli, ["grads", str(script)])
+    assert result.exit_code == 2 and "called sys.exit(0)" in result.output

@@ -622,3 +622,10 @@ def test_kept_nodes_along_a_chain_split_it_into_groups_and_the_note_says_so():
     assert [len(group.members) for group in result.groups] == [20] + [19] * 19
     assert result.notes[-1].endswith("(drawing 40 nodes)")
     assert plan(g, (), 30, {400, 10**6, -1}).units <= 30  # ids not in the graph are ignored
+
+
+def test_gradvalue_says_what_it_leaves_out_and_how_to_see_it():
+    diagram = to_dot(l2_mlp(), "J", show=("name", "gradvalue"))
+    (note,) = [n for n in diagram.notes if n.startswith("gradvalue")]
+    assert "larger gradients" in note and "bpgraph grads MODEL --json" in note
+    assert not [n for n in to_dot(l2_mlp(), "J", show=("name", "grad")).notes if n.startswith("gradvalue")]

@@ -331,6 +331,12 @@ def build(graph: Graph, root: Tensor | int | str | None = None, *, theme: str | 
             notes.append(f"scopes nested more than {MAX_NESTING} deep are drawn inside their "
                          f"{MAX_NESTING}th-level scope")
         body = _cluster_lines(theme, body, scopes)
+    if grads is not None and "gradvalue" in show:
+        large = sum(fmt_array(g) is None for g in grads.values())
+        if large:
+            notes.append(f"gradvalue shows arrays of at most {SMALL} elements; {large} larger gradients "
+                         "show only their norm (with grad); see every value with bpgraph grads MODEL --json "
+                         "or g.backward() in Python")
     if max(map(len, [*graph.names, *topo.scope_names])) > MAX_NAME:
         notes.append(f"names longer than {MAX_NAME} characters are drawn cut short, ending in …")
 
