@@ -79,7 +79,7 @@ def test_the_package_exports_its_public_names_and_imports_no_higher_layer():
         for node in ast.walk(ast.parse(module.read_text(encoding="utf-8"))):
             if isinstance(node, ast.ImportFrom) and node.level == 2:
                 names = [node.module] if node.module else [alias.name for alias in node.names]
-                assert set(names) <= {"autodiff", "errors", "graph", "notation", "ops", "tensor", "text"}, module
+                assert set(names) <= {"autodiff", "errors", "files", "graph", "notation", "ops", "tensor", "text"}, module
             elif isinstance(node, (ast.Import, ast.ImportFrom)):
                 assert "bpgraph" not in ast.dump(node), module
 

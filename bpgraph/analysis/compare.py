@@ -15,6 +15,7 @@ import numpy as np
 from .. import notation
 from ..autodiff import gradients
 from ..errors import GraphError, UnknownNodeError
+from ..files import read_npz
 from ..graph import Graph, Ref
 from ..text import one_line, table
 from .explain import backward_steps
@@ -168,17 +169,15 @@ def _user_grads(graph: Graph, source: Mapping[str, Any] | str | os.PathLike
         path = os.fspath(source)
         try:
             with open(path, "rb") as handle:  # .npz and .npy files begin so
-                numpy_file = handle.read(6).startswith((b"PK\x03\x04", b"\x93NUMPY"))
-            data = np.load(path, allow_pickle=False) if numpy_file else None
-        except (OSError, ValueError) as exc:
+                start = handle.read(6)
+        except OSError as exc:
             raise GraphError(f"cannot read gradients from {path!r}: {exc}; "
                              "pass a dict or an .npz written by numpy.savez") from None
-        if not hasattr(data, "files"):
-            what = "is not an .npz file" if data is None else "holds one array, not named gradients"
+        if not start.startswith(b"PK\x03\x04"):
+            what = "holds one array, not named gradients" if start == b"\x93NUMPY" else "is not an .npz file"
             raise GraphError(f"{path!r} {what}: save your gradients with numpy.savez(path, dW1=..., db1=...) "
                              "and pass that file")
-        with data:
-            source = {k: data[k] for k in data.files}
+        source = read_npz(path)  # bounded: no pickles, sizes checked before anything is inflated
     if not isinstance(source, Mapping):
         raise GraphError(f"user_grads must be a dict of name -> array or a path to an .npz, "
                          f"got {type(source).__name__}")
