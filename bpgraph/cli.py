@@ -261,7 +261,8 @@ def compare(model: Any, grads_file: str, of: str | None, convention: str, rtol: 
 @cli.command(epilog=MODEL_HELP, short_help='Draw the graph: SVG, PNG, PDF or DOT.')
 @model_argument
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
-              help="Output file; its extension picks the format (default: MODEL.svg here).")
+              help="Output file; its extension picks the format (default: MODEL.svg here; "
+                   "- writes to standard output, SVG unless --format says otherwise).")
 @click.option("--format", "fmt", type=click.Choice(["svg", "png", "pdf", "dot"]), default=None,
               help="Output format when the file name does not say it.")
 @click.option("--theme", type=click.Choice(THEMES), default="light", show_default=True,
@@ -312,10 +313,10 @@ def render(model: Any, output: str | None, fmt: str | None, theme: str, rankdir:
     if output or fmt or not frames_dir:  # --frames alone writes only the frames
         diagram = to_dot(graph, root, **options)
         with progress(f"laying out {diagram.units:,} nodes with Graphviz..."):
-            diagram.save(target, fmt, dpi=dpi, engine=engine)
+            diagram.save(target, fmt or ("svg" if output == "-" else None), dpi=dpi, engine=engine)
         for note in diagram.drawn.notes:  # the diagram drawn: a retry or a lower dpi adds notes
             click.echo(f"note: {note}", err=True)
-        click.echo(f"wrote {target}")
+        echo_wrote(target)
     if frames_dir:
         with progress("rendering one frame per backward step..."):
             files = write_frames(graph, frames_dir, root, theme=theme, rankdir=rankdir, engine=engine)
@@ -324,7 +325,8 @@ def render(model: Any, output: str | None, fmt: str | None, theme: str, rankdir:
 
 @cli.command(epilog=MODEL_HELP, short_help='Save the graph as JSON, GraphML or DOT.')
 @model_argument
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="File to write.")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+              help="File to write (- for standard output, JSON unless --format says otherwise).")
 @click.option("--format", "fmt", type=click.Choice(EXPORT_FORMATS), default=None,
               help="Default: from the extension (.json, .graphml, .dot).")
 @click.option("--grads/--no-grads", default=False, help="Include gradients (∂ROOT/∂node) in JSON/GraphML.")
@@ -349,10 +351,10 @@ def export(model: Any, output: str, fmt: str | None, grads: bool, values: bool) 
     if fmt is not None and named is not None and fmt != named:
         raise UserError(f"the file name {output!r} says {named} but --format asks for {fmt}; "
                         "change the extension or leave --format out")
-    if fmt is None and named is None:
+    if fmt is None and named is None and output != "-":
         raise UserError(f"cannot tell the format of {output!r}; use .json, .graphml or .dot, "
                         "or pass --format")
-    fmt, graph = fmt or named, model.graph
+    fmt, graph = fmt or named or "json", model.graph
     if grads:
         graph.backward(model.root)
     graph.meta.setdefault("root", graph.name_of(model.root))
@@ -360,7 +362,7 @@ def export(model: Any, output: str, fmt: str | None, grads: bool, values: bool) 
         to_dot(graph, model.root).save(output, "dot")
     else:
         (io.save_json if fmt == "json" else io.save_graphml)(graph, output, values=values, grads=grads)
-    click.echo(f"wrote {output}")
+    echo_wrote(output)
 
 
 @cli.command(short_help='Answer the L2 question and draw the seed net.')
@@ -386,6 +388,12 @@ def demo(output: str, theme: str, lambd: float) -> None:
     click.echo(seed_answer(lambd))
     click.echo(f"\nDiagram: {output} (solid blue edges carry cross_entropy's gradient, "
                "dashed orange ones L2's: only to W1, W2, W3)")
+
+
+def echo_wrote(path: str | Path) -> None:
+    """Say which file was written; nothing when it was standard output, which holds the data itself."""
+    if str(path) != "-":
+        click.echo(f"wrote {path}")
 
 
 def main() -> None:
