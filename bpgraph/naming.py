@@ -1,10 +1,5 @@
-"""How a node recorded without a name is called: after its operands, in characters a shell
-takes as typed, so a learner can read it in a table and type it after ``--wrt``.
-
-``W3@A2`` (matmul), ``W3@A2+b3`` (linear), ``a*b``, ``Z1.relu``, ``W1.T``, ``2`` (a scalar
-constant).  Where that would be longer than :data:`NAME_LIMIT`, would read as another
-expression without parentheses, or is taken, the node is numbered instead: ``matmul_6``.
-"""
+"""Default node names after the operands, safe to type in a shell (``W3@A2``, ``W3@A2+b3``, ``a*b``,
+``Z1.relu``, ``W1.T``, ``2``); numbered (``matmul_6``) when too long, ambiguous or taken."""
 
 from __future__ import annotations
 
