@@ -1,7 +1,7 @@
 """Graph: the one store of recorded nodes that every other module reads.
 
 A node is an integer id from a counter (the same on every run) with an attribute dict: ``name``
-(unique; see :mod:`bpgraph.naming` for the defaults), ``kind`` (param, input, const, op), ``op``,
+(unique; :func:`default_name` names the unnamed), ``kind`` (param, input, const, op), ``op``,
 ``operands`` (ordered, with repeats: ``x * x`` has ``(x, x)``), ``params``, ``value`` (read-only),
 ``grad`` (from the last backward, or None), ``scope`` (``"layer1/linear"`` or ``""``) and
 ``requires_grad``.  Operands are recorded before their results, so increasing id order is a
@@ -12,17 +12,17 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import sys
 import warnings
 from types import MappingProxyType
-from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence, TypeVar
+from typing import Any, Callable, Collection, Iterable, Iterator, Mapping, Sequence, TypeVar
 
 import networkx as nx
 import numpy as np
 
 from . import ops as _ops
 from .errors import GraphError, NonFiniteError, NonFiniteWarning, OpError, UnknownNodeError
-from .naming import default_name
 from .tensor import Tensor
 
 KINDS = ("param", "input", "const", "op")
@@ -31,6 +31,7 @@ _T = TypeVar("_T")
 DERIVED_CACHE = 16
 
 Ref = Tensor | int | str
+
 
 class Graph:
     """A recorded computation: leaves (params, inputs, consts) and the ops applied to them.
@@ -388,3 +389,44 @@ def _levels_to_caller() -> int:
     while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE):
         frame, level = frame.f_back, level + 1
     return level
+
+
+#: Longer default names are numbered instead (``matmul_6``).
+NAME_LIMIT = 24
+_INFIX = {"add": "+", "sub": "-", "mul": "*", "div": "/", "matmul": "@"}
+_SHELL_SAFE = re.compile(r"[A-Za-z0-9_.@+*/-]+")
+
+
+def default_name(kind: str, op: str | None, operands: list[str], value: np.ndarray, node_id: int,
+                 taken: Collection[str]) -> str:
+    """A name after the operands, safe to type in a shell (``W3@A2``, ``W3@A2+b3``, ``a*b``, ``Z1.relu``,
+    ``W1.T``, ``2``); numbered (``matmul_6``) when too long, ambiguous or taken."""
+    name = ""
+    if op in _INFIX and _infix_reads_right(op, operands):
+        name = _INFIX[op].join(operands)
+    elif op == "linear" and all(_plain(n) for n in operands):
+        name = f"{operands[0]}@{operands[1]}+{operands[2]}"
+    elif len(operands) == 1 and _plain(operands[0]):
+        name = f"{operands[0]}.T" if op == "transpose" else f"{operands[0]}.{op}"
+    elif kind == "const" and value.size == 1 and value.dtype.kind in "biuf":
+        name = f"{value.item():g}"
+    if len(name) > NAME_LIMIT or not _SHELL_SAFE.fullmatch(name) or name in taken:
+        name = f"{op or kind}_{node_id}"
+        while name in taken:
+            name += "_"
+    return name
+
+
+def _plain(name: str) -> bool:
+    """A name holding no infix operator, so it reads as one operand anywhere."""
+    return not any(c in name for c in "+-*/@")
+
+
+def _infix_reads_right(op: str, names: list[str]) -> bool:
+    """Whether ``a<op>b`` written without parentheses reads as this op of these operands."""
+    left, right = names
+    if op == "add":
+        return True
+    if op == "sub":
+        return "+" not in right and "-" not in right
+    return "+" not in left and "-" not in left and _plain(right)
