@@ -44,9 +44,7 @@ class TermReach(NamedTuple):
 
     def mask(self, u: int, v: int) -> int:
         """The terms whose gradient flows back along the edge u -> v (see :func:`term_edges`)."""
-        if v >= len(self.feeds):
-            return 0
-        return int(self.feeds[v] | self.fed_by[u] if self.root_side[v] else self.feeds[v])
+        return int(self.masks(np.array([u]), np.array([v]))[0])
 
     def masks(self, tails: np.ndarray, heads: np.ndarray) -> np.ndarray:
         """:meth:`mask` of every edge ``tails[k] -> heads[k]`` at once."""

@@ -58,12 +58,11 @@ def _refuse_constant(token: str) -> NoReturn:
 
 
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    seen: set[str] = set()
-    for key, _ in pairs:
-        if key in seen:
-            raise ValueError(f"the key {key!r} appears twice in one object")
-        seen.add(key)
-    return dict(pairs)
+    obj = dict(pairs)
+    if len(obj) < len(pairs):
+        key = next(key for k, (key, _) in enumerate(pairs) if key in dict(pairs[:k]))
+        raise ValueError(f"the key {key!r} appears twice in one object")
+    return obj
 
 
 def from_dict(data: Any, *, source: str = "<data>") -> Graph:
