@@ -35,7 +35,8 @@ def cost_terms(graph: Graph, root: Ref | None = None, terms: Iterable[Ref] | Non
 
 class TermReach(NamedTuple):
     """Bit k of ``feeds[i]``: node i is term k or feeds it; of ``fed_by[i]``: it is term k or depends
-    on it; ``root_side[i]``: the root depends on node i.  Read-only arrays by id, up to the root."""
+    on it; ``root_side[i]``: the root depends on node i.  Read-only arrays by id, up to the last of the
+    root and its terms (later nodes feed nothing)."""
 
     terms: tuple[int, ...]
     feeds: np.ndarray
@@ -64,6 +65,7 @@ def term_reach(graph: Graph, root: Ref | None = None, terms: Iterable[Ref] | Non
     term_ids = cost_terms(graph, root_id, terms)
 
     def compute(g: Graph) -> TermReach:
+        # down from the root: what feeds each term and the root; up from the first term: what each feeds
         nodes, count = g.nodes, len(term_ids)
         top, terms_mask = max([root_id, *term_ids]), (1 << count) - 1
         both = [0] * (top + 1)  # bit k: feeds term k; bit ``count``: feeds the root
