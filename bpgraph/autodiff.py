@@ -1,10 +1,6 @@
-"""Reverse-mode differentiation over the recorded graph.
-
-One iterative walk down the ids from the root (ids are a topological order, so
-a node is reached only after every op that uses it), summing each op's vector-Jacobian
-products into its operands.  Broadcasting is undone in :func:`unbroadcast` and nowhere else.
-Backward, term attribution, path attribution and compare all use this one walk,
-:func:`gradients`.
+"""Reverse-mode differentiation: one iterative walk down the ids from the root (a topological
+order), summing each op's vector-Jacobian products into its operands, which backward and every
+analysis use (:func:`gradients`).  Broadcasting is undone in :func:`unbroadcast` alone.
 """
 
 from __future__ import annotations
@@ -21,7 +17,7 @@ if TYPE_CHECKING:
 
 
 def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """Sum ``grad`` over the axes that numpy broadcasting added or stretched to reach ``shape``.
+    """Sum ``grad`` over the axes that broadcasting added or stretched to reach ``shape``.
 
     >>> unbroadcast(np.ones((20, 5)), (20, 1)).ravel()[:3]
     array([5., 5., 5.])
@@ -62,8 +58,7 @@ def vjp_to_operand(graph: Graph, node_id: int, position: int, upstream: np.ndarr
 
 
 def edge_vjp(graph: Graph, user: int, operand: int, upstream: np.ndarray) -> np.ndarray:
-    """The local vector-Jacobian product along the edge operand -> user, summed over every
-    position where ``user`` reads ``operand`` (``x * x`` reads x twice)."""
+    """The local VJP along the edge operand -> user, summed over each position that reads it."""
     with np.errstate(all="ignore"):
         parts = [vjp_to_operand(graph, user, position, upstream)
                  for position, o in enumerate(graph.nodes[user]["operands"]) if o == operand]
@@ -72,15 +67,9 @@ def edge_vjp(graph: Graph, user: int, operand: int, upstream: np.ndarray) -> np.
 
 def gradients(graph: Graph, root: int, seed: Any = None, *, inputs: bool = False,
          within: Collection[int] | None = None, stop: Collection[int] = ()) -> dict[int, np.ndarray]:
-    """``{node id: ∂root/∂node}`` for every node the root's gradient reaches.
-
-    An operand receives a gradient when it ``requires_grad`` (params and the ops computed from
-    them), or any operand with ``inputs=True``.  ``within`` keeps the walk to those nodes (the
-    nodes between WRT and OF, for one pair's paths); nodes in ``stop`` receive their gradient
-    but pass none on (cost terms, to split a gradient by term).  Pure: nothing is stored on
-    the graph.  Gradients are read-only; NaN/inf is reported once, at the first node (from
-    the root down) where it appears.
-    """
+    """``{node id: ∂root/∂node}`` (read-only) for every node that ``requires_grad`` (any, with ``inputs``)
+    and that the root's gradient reaches, only ``within`` those nodes when given; ``stop`` nodes get a
+    gradient but pass none on.  Nothing is stored; NaN/inf is reported at the first node it reaches."""
     nodes = graph.nodes
     grads: dict[int, np.ndarray] = {root: seed_for(graph, root, seed)}
     shortcut: dict[int, np.ndarray] = {}  # node -> the gradient of its operand, from a fused rule

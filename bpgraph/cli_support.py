@@ -1,7 +1,6 @@
-"""How every bpgraph command runs: mistakes and library errors as one line on stderr (exit 2; full
-tracebacks with ``--debug``), SIGINT and SIGTERM stopping it at once (exit 130 and 143, with child
-processes killed and no file half-written), and a note on a terminal when a step takes a while.
-Heavy modules stay out, so that ``bpgraph --help`` answers at once.
+"""How every bpgraph command runs: errors as one line on stderr (exit 2; tracebacks with ``--debug``),
+SIGINT and SIGTERM stopping it cleanly (exit 130, 143), a note when a step takes a while.  No heavy
+imports, so that ``bpgraph --help`` answers at once.
 """
 
 from __future__ import annotations
@@ -43,8 +42,7 @@ class Command(click.Command):
 
 
 class Stopped(KeyboardInterrupt):
-    """SIGTERM, raised where the main thread is: the way out cleans up (kills a child process, removes a
-    temporary file) as for Ctrl-C."""
+    """SIGTERM, raised in the main thread, so that it cleans up as for Ctrl-C."""
 
 
 def _stop(signum: int, _frame: Any) -> None:
@@ -52,8 +50,7 @@ def _stop(signum: int, _frame: Any) -> None:
 
 
 class Group(click.Group):
-    """Turns bpgraph's own errors into one-line messages (tracebacks only with --debug), and signals
-    into a prompt, clean stop with the conventional status."""
+    """Turns bpgraph's errors into one-line messages, and signals into a clean stop."""
 
     command_class = Command
 

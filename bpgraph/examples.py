@@ -1,8 +1,4 @@
-"""Built-in example networks (what ``bpgraph demo`` and ``bpgraph render l2-mlp`` draw).
-
-Every builder is deterministic (fixed seeds), uses the course's layout (one example per
-column: X has shape (features, m)) and returns a Graph whose last node is the cost J.
-"""
+"""Built-in example networks: deterministic, one example per column (X is (features, m)), cost J last."""
 
 from __future__ import annotations
 

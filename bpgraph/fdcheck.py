@@ -72,8 +72,7 @@ def numeric_gradient(graph: Graph, root: int, leaf: int, eps: float = 1e-6) -> n
 
 
 def rounding_noise(graph: Graph, root_id: int, eps: float) -> float:
-    """How far rounding alone can move a central difference of ``root`` with step ``eps``: a few ulps
-    (100, for the ops in between) of the largest magnitude on the way, divided by 2·eps."""
+    """How far rounding alone can move a central difference: 100 ulps of the largest magnitude / eps."""
     values = (graph.nodes[i]["value"] for i in graph.ancestors(root_id))
     largest = max(float(np.max(np.abs(value), initial=0.0)) for value in values)
     return 100 * float(np.finfo(np.float64).eps) * max(1.0, largest) / eps
@@ -82,12 +81,9 @@ def rounding_noise(graph: Graph, root_id: int, eps: float) -> float:
 def gradcheck(graph: Graph, root: Tensor | int | str | None = None, *,
               leaves: Iterable[Tensor | int | str] | None = None,
               eps: float = 1e-6, tol: float = 1e-6, atol: float | None = None) -> GradcheckReport:
-    """Compare backward's gradient of every parameter (or of ``leaves``) with finite differences.
-
-    A leaf passes when its relative error is below ``tol`` or no element differs by more than
-    ``atol`` (default: :data:`ATOL`, or the larger :func:`rounding_noise`), since a gradient of
-    about 0 has a relative error that says nothing.  Works in float64; stored values are untouched.
-    """
+    """Compare backward's gradient of every parameter (or ``leaves``) with finite differences: a leaf
+    passes when its relative error is below ``tol`` or no element differs by more than ``atol``
+    (default: :data:`ATOL` or the larger :func:`rounding_noise`), as a gradient near 0 needs."""
     root_id = graph.root_id(root)
     if atol is None:
         atol = max(ATOL, rounding_noise(graph, root_id, eps))

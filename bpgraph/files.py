@@ -1,8 +1,5 @@
-"""The one way bpgraph writes output, respecting what the target is, and reads ``.npz`` input safely.
-
-Regular files are replaced atomically (a failure never clobbers them), symlinks are followed,
-devices and FIFOs are written in place (replacing them would destroy them), ``-`` is stdout.
-"""
+"""The one way bpgraph writes output (atomically for regular files, in place for devices and FIFOs,
+through symlinks, ``-`` as stdout), and reads ``.npz`` input safely."""
 
 from __future__ import annotations
 
@@ -45,11 +42,8 @@ class OutputReadOnlyError(OutputError, PermissionError):
 
 
 def atomic_write(path: str | os.PathLike[str], data: bytes | str, *, overwrite: bool = False) -> Path:
-    """Write ``data`` (str as UTF-8) to ``path`` and return ``Path(path)``.
-
-    A regular file is replaced by a fsynced temporary file, so readers see the old or the complete
-    new file, even after an interrupt.  A read-only file is refused unless ``overwrite`` is true.
-    """
+    """Write ``data`` (str as UTF-8) to ``path``, a regular file by renaming a fsynced temporary file
+    over it, and return ``Path(path)``; a read-only file is refused unless ``overwrite``."""
     payload = data.encode("utf-8") if isinstance(data, str) else data
     given = target = Path(path)
     if os.fspath(path) == "-":
@@ -127,9 +121,8 @@ def _write_stdout(payload: bytes) -> None:
 
 def read_npz(path: str | os.PathLike[str], *, max_elements: int = 10_000_000,
              max_bytes: int = 256 * 2**20) -> dict[str, np.ndarray]:
-    """The arrays of an ``.npz`` file (``numpy.savez``) by name, read without trusting it: never a pickle
-    or an object array, each array's header checked before its data is read, and at most ``max_elements``
-    elements and ``max_bytes`` bytes in all, stored or inflated (a zip bomb is refused before inflating)."""
+    """The arrays of an ``.npz`` file by name, read without trusting it: no pickles, each header checked
+    before its data, at most ``max_elements`` and ``max_bytes`` (stored or inflated) in all."""
     arrays: dict[str, np.ndarray] = {}
     where, elements = os.fspath(path), 0
     try:

@@ -1,42 +1,28 @@
 """Graph: the one store of recorded nodes that every other module reads.
 
-Each node is an integer id from a counter (so ids, and everything drawn from them, are the
-same on every run) with an attribute dict:
-
-``name``      unique human name (``W1``, ``Z1``, ``J``; unnamed results are named after their
-              operands, ``W1@X``: see :mod:`bpgraph.naming`)
-``kind``      ``param`` | ``input`` | ``const`` | ``op``
-``op``        the op's name in :data:`bpgraph.ops.OPS` (None for leaves)
-``operands``  ordered tuple of operand ids: ``x * x`` has ``(x, x)``, while the networkx
-              graph keeps a single edge x -> result (edges are for reachability and drawing)
-``params``    the op's constant keyword parameters (axis, λ, m, ...)
-``value``     the forward value, a read-only numpy array
-``grad``      the gradient from the last backward, or None ("no path")
-``scope``     ``"layer1/linear"``-style group from :meth:`Graph.scope`, or ``""``
-``requires_grad``  whether a gradient is computed for it by default (params and what
-              depends on them; inputs only when asked)
-
-Ids grow in recording order and operands are recorded before their results, so increasing
-id order is a topological order: ancestors, descendants and the backward walk are single
-passes over the ids, and no sort is ever needed.  :attr:`Graph.nx` builds a networkx
-DiGraph from the nodes when asked.
+A node is an integer id from a counter (the same on every run) with an attribute dict: ``name``
+(unique; :func:`default_name` names the unnamed), ``kind`` (param, input, const, op), ``op``,
+``operands`` (ordered, with repeats: ``x * x`` has ``(x, x)``), ``params``, ``value`` (read-only),
+``grad`` (from the last backward, or None), ``scope`` (``"layer1/linear"`` or ``""``) and
+``requires_grad``.  Operands are recorded before their results, so increasing id order is a
+topological order: ancestors, descendants and the backward walk are single passes over the ids.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import sys
 import warnings
 from types import MappingProxyType
-from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence, TypeVar
+from typing import Any, Callable, Collection, Iterable, Iterator, Mapping, Sequence, TypeVar
 
 import networkx as nx
 import numpy as np
 
 from . import ops as _ops
 from .errors import GraphError, NonFiniteError, NonFiniteWarning, OpError, UnknownNodeError
-from .naming import default_name
 from .tensor import Tensor
 
 KINDS = ("param", "input", "const", "op")
@@ -45,6 +31,7 @@ _T = TypeVar("_T")
 DERIVED_CACHE = 16
 
 Ref = Tensor | int | str
+
 
 class Graph:
     """A recorded computation: leaves (params, inputs, consts) and the ops applied to them.
@@ -76,11 +63,7 @@ class Graph:
 
     @property
     def nx(self) -> nx.DiGraph:
-        """A networkx DiGraph of the graph as it is now (node id -> a copy of its attributes).
-
-        Built when asked, with one edge per (operand, result) pair, and frozen: edit the
-        bpgraph Graph, not this.
-        """
+        """A frozen networkx DiGraph of the graph as it is now, one edge per (operand, result) pair."""
         g = nx.DiGraph()
         g.add_nodes_from((i, dict(attrs)) for i, attrs in self._nodes.items())
         g.add_edges_from((o, i) for i, attrs in self._nodes.items() for o in attrs["operands"])
@@ -151,11 +134,8 @@ class Graph:
 
     # --- structure, derived from the operands and remembered until the graph grows -----------
     def derived(self, key: str, compute: Callable[[Graph], _T]) -> _T:
-        """``compute(self)``, remembered until the next node is recorded.
-
-        For values that depend only on the graph's structure, which only recording changes.
-        The :data:`DERIVED_CACHE` answers used last are kept; share them, don't edit them.
-        """
+        """``compute(self)`` for a value of the structure alone, remembered (the :data:`DERIVED_CACHE`
+        used last) until the next node is recorded; share it, don't edit it."""
         if len(self._nodes) != self._derived_size:
             self._derived.clear()
             self._derived_size = len(self._nodes)
@@ -170,14 +150,12 @@ class Graph:
     def ancestors(self, ref: Ref) -> set[int]:
         """Ids of every node ``ref`` depends on, including itself: one pass down the ids."""
         start = self.id_of(ref)
-        found = self.derived(f"ancestors {start}", lambda g: frozenset(g._sweep(start, down=True)))
-        return set(found)
+        return set(self.derived(f"ancestors {start}", lambda g: frozenset(g._sweep(start, down=True))))
 
     def descendants(self, ref: Ref) -> set[int]:
         """Ids of every node that depends on ``ref``, including itself: one pass up the ids."""
         start = self.id_of(ref)
-        found = self.derived(f"descendants {start}", lambda g: frozenset(g._sweep(start, down=False)))
-        return set(found)
+        return set(self.derived(f"descendants {start}", lambda g: frozenset(g._sweep(start, down=False))))
 
     def between(self, of: Ref, wrt: Ref) -> set[int]:
         """Ids on some path from ``wrt`` to ``of``, both included; empty when there is none."""
@@ -214,10 +192,7 @@ class Graph:
 
     # --- recording ----------------------------------------------------------------------------
     def param(self, value: Any, name: str | None = None, *, copy: bool = True) -> Tensor:
-        """A trainable leaf (W, b). Values are copied, stored as float and made read-only.
-
-        ``copy=False`` keeps a read-only view of ``value`` instead of a copy (see :meth:`input`).
-        """
+        """A trainable leaf (W, b), copied (unless ``copy=False``), stored as float and read-only."""
         arr = _as_array(value, copy)
         if arr.dtype.kind != "f":
             arr = arr.astype(np.float64)
@@ -225,11 +200,8 @@ class Graph:
 
     def input(self, value: Any, name: str | None = None, *, requires_grad: bool = False,
               copy: bool = True) -> Tensor:
-        """A data leaf (X, Y). Copied and read-only; no gradient unless ``requires_grad``.
-
-        ``copy=False`` skips the copy (for a large data set): the node keeps a read-only view
-        of your array, so the graph stays right only while you do not change that array.
-        """
+        """A data leaf (X, Y), read-only, with no gradient unless ``requires_grad``.  ``copy=False`` keeps
+        a read-only view of a large array: the graph stays right only while you do not change it."""
         return self._leaf("input", _as_array(value, copy), name, requires_grad)
 
     def const(self, value: Any, name: str | None = None) -> Tensor:
@@ -317,10 +289,7 @@ class Graph:
 
     @contextlib.contextmanager
     def scope(self, name: str) -> Iterator[None]:
-        """Group the nodes recorded inside the block (``with g.scope("layer1"):``).
-
-        Scopes nest (``layer1/linear``); renderers draw them as clusters and can collapse them.
-        """
+        """Group the nodes recorded inside the block (``with g.scope("layer1"):``); scopes nest."""
         if not isinstance(name, str) or not name or "/" in name:
             raise GraphError(f"a scope name must be non-empty and contain no '/', got {name!r}")
         outer = self._scope
@@ -333,16 +302,10 @@ class Graph:
     # --- gradients ------------------------------------------------------------------------------
     def backward(self, root: Ref | None = None, seed: Any = None, *,
                  inputs: bool = False) -> dict[str, np.ndarray]:
-        """Backpropagate from ``root`` (default: the last node) and store the gradients.
-
-        Returns ``{name: ∂root/∂node}`` for every node the root depends on that needs a
-        gradient: params and the ops computed from them; inputs and consts too when
-        ``inputs=True``.  Nodes the root does not depend on get no entry and ``grad=None``.
-        Calling it again replaces the previous gradients (nothing piles up).
-        """
-        # Delegates to autodiff, which reads this module's graphs: imported here (a documented
-        # upward hook) so that the engine's layers stay graph -> autodiff.
-        from .autodiff import gradients
+        """Backpropagate from ``root`` (default: the last node), store the gradients and return
+        ``{name: ∂root/∂node}`` for the params and ops the root depends on (inputs and consts too with
+        ``inputs``); the others get ``grad=None``.  Calling it again replaces the gradients."""
+        from .autodiff import gradients  # the documented upward hook: autodiff reads graphs
 
         root_id = self.root_id(root)
         grads = gradients(self, root_id, seed, inputs=inputs)
@@ -356,10 +319,8 @@ class Graph:
         return by_name
 
     def evaluate(self, order: Iterable[int], overrides: Mapping[int, np.ndarray]) -> dict[int, np.ndarray]:
-        """Recompute the ops in ``order`` (ids, ascending) with some leaf values replaced.
-
-        Used by finite differences; stored values are not touched.
-        """
+        """Recompute the ops in ``order`` (ids, ascending) with some values replaced (for finite
+        differences); stored values are not touched."""
         nodes = self._nodes
         values: dict[int, np.ndarray] = dict(overrides)
         with np.errstate(all="ignore"):
@@ -410,8 +371,7 @@ class Graph:
 
 
 def _as_array(value: Any, copy: bool) -> np.ndarray:
-    """``value`` as a new array, or with ``copy=False`` a view of it: the leaf makes what it
-    keeps read-only, and that must not change the caller's own array object."""
+    """A copy, or a view: making the leaf's array read-only must not change the caller's object."""
     return np.array(value, copy=True) if copy else np.asarray(value).view()
 
 
@@ -424,12 +384,49 @@ _PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 
 def _levels_to_caller() -> int:
-    """The ``stacklevel`` of the first frame outside bpgraph, seen from the caller of this.
-
-    A warning should point at the user's line (``bp.log(A3)``, ``g.backward(J)``), and how
-    many bpgraph frames lie in between depends on the path taken, so they are counted.
-    """
+    """The ``stacklevel`` of the first frame outside bpgraph, so a warning points at the user's line."""
     frame, level = sys._getframe(1), 1
     while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE):
         frame, level = frame.f_back, level + 1
     return level
+
+
+#: Longer default names are numbered instead (``matmul_6``).
+NAME_LIMIT = 24
+_INFIX = {"add": "+", "sub": "-", "mul": "*", "div": "/", "matmul": "@"}
+_SHELL_SAFE = re.compile(r"[A-Za-z0-9_.@+*/-]+")
+
+
+def default_name(kind: str, op: str | None, operands: list[str], value: np.ndarray, node_id: int,
+                 taken: Collection[str]) -> str:
+    """A name after the operands, safe to type in a shell (``W3@A2``, ``W3@A2+b3``, ``a*b``, ``Z1.relu``,
+    ``W1.T``, ``2``); numbered (``matmul_6``) when too long, ambiguous or taken."""
+    name = ""
+    if op in _INFIX and _infix_reads_right(op, operands):
+        name = _INFIX[op].join(operands)
+    elif op == "linear" and all(_plain(n) for n in operands):
+        name = f"{operands[0]}@{operands[1]}+{operands[2]}"
+    elif len(operands) == 1 and _plain(operands[0]):
+        name = f"{operands[0]}.T" if op == "transpose" else f"{operands[0]}.{op}"
+    elif kind == "const" and value.size == 1 and value.dtype.kind in "biuf":
+        name = f"{value.item():g}"
+    if len(name) > NAME_LIMIT or not _SHELL_SAFE.fullmatch(name) or name in taken:
+        name = f"{op or kind}_{node_id}"
+        while name in taken:
+            name += "_"
+    return name
+
+
+def _plain(name: str) -> bool:
+    """A name holding no infix operator, so it reads as one operand anywhere."""
+    return not any(c in name for c in "+-*/@")
+
+
+def _infix_reads_right(op: str, names: list[str]) -> bool:
+    """Whether ``a<op>b`` written without parentheses reads as this op of these operands."""
+    left, right = names
+    if op == "add":
+        return True
+    if op == "sub":
+        return "+" not in right and "-" not in right
+    return "+" not in left and "-" not in left and _plain(right)

@@ -39,8 +39,7 @@ class Model(NamedTuple):
 
 
 def parse_settings(pairs: Iterable[str]) -> dict[str, Any]:
-    """``["lambd=0", "layers=(2,5,1)", "name=abc"]`` -> keyword arguments: values are Python literals
-    (numbers, tuples, lists, True/None) or else strings; nothing is evaluated."""
+    """``["lambd=0", "layers=(2,5,1)", "name=abc"]`` -> keyword arguments (Python literals, else strings)."""
     settings: dict[str, Any] = {}
     for pair in pairs:
         key, sep, raw = (part.strip() for part in pair.partition("="))
@@ -55,9 +54,8 @@ def parse_settings(pairs: Iterable[str]) -> dict[str, Any]:
 
 
 def load_model(spec: str, settings: dict[str, Any] | None = None) -> Model:
-    """Build the graph named by ``spec``: a built-in example, a ``.py`` file whose ``build`` function
-    (``file.py:other`` picks another) is called with ``settings`` (this runs the file's code), or a
-    ``.json`` graph saved by ``bpgraph export`` (data only: nothing is executed)."""
+    """Build the graph named by ``spec``: a built-in example, a ``.py`` file's ``build`` function
+    (``file.py:other`` picks another; this runs the file), or a ``.json`` graph (data only)."""
     settings = dict(settings or {})
     if spec in EXAMPLES:
         return _call_builder(EXAMPLES[spec].build, settings, f"example {spec!r}")
@@ -113,8 +111,7 @@ def _expects(p: inspect.Parameter) -> tuple[str, str]:
 
 
 def _call_builder(build: Any, settings: dict[str, Any], label: str) -> Model:
-    """Call a build function with ``settings`` (each of the type it expects) and accept a Graph or a
-    root Tensor back."""
+    """Call a build function with ``settings`` of the types it expects; it returns a Graph or a Tensor."""
     try:
         parameters = inspect.signature(build).parameters
         inspect.signature(build).bind(**settings)

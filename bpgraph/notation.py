@@ -1,10 +1,7 @@
-"""Gradient formulas as data: one small expression per operand, shown in the course's notation
-and evaluated with numpy, so a test can check that what a learner reads is what the engine runs.
-
-The language: numbers, names (``g`` the upstream gradient, ``out``, the operand slots, params),
-unary ``-``, ``+ - * / @ **``, comparisons inside ``ind``, ``seq[i]`` and calls of
-:data:`HELPERS` (shown by their first argument).  ``*`` is shown as ``·`` beside a scalar, else
-as ``⊙``, spaced when a side holds ``g``: ``∂J/∂A ⊙ A⊙(1−A)`` reads "upstream ⊙ local".
+"""Gradient formulas as data: shown in the course's notation and evaluated with numpy, so a test
+checks that what a learner reads is what the engine runs.  The language: numbers, names (``g``,
+``out``, operand slots, params), ``- + * / @ **``, comparisons inside ``ind``, ``seq[i]`` and calls of
+:data:`HELPERS`; ``*`` shows as ``·`` beside a scalar, else ``⊙`` (spaced when a side holds ``g``).
 """
 
 from __future__ import annotations
@@ -31,8 +28,7 @@ def count(like: np.ndarray, axis: Any) -> int:
 
 
 def examples(x: np.ndarray, axis: int | None = None) -> int:
-    """The number of examples m: the entries per class when classes lie along ``axis``, else the
-    columns (the course stores one example per column)."""
+    """The number of examples m: the entries per class along ``axis``, else the columns."""
     if axis is not None:
         return x.size // max(x.shape[axis], 1)
     return x.shape[-1] if x.ndim else 1
@@ -104,7 +100,7 @@ def _code(expr: str) -> Any:
 
 
 def evaluate(expr: str, env: Mapping[str, Any]) -> np.ndarray:
-    """The formula's value with numpy, ``env`` giving ``g``, ``out``, the operands and params.
+    """The formula's value with numpy, ``env`` naming ``g``, ``out``, the operands and params.
 
     >>> evaluate("g * ind(a > 0)", {"g": np.ones(3), "a": np.array([-1.0, 0.0, 2.0])})
     array([0., 0., 1.])
@@ -137,11 +133,8 @@ def gradient(of: str, wrt: str, style: str = "text", name: str | None = None) ->
 def render(expr: str, names: Mapping[str, str], style: str = "text", *, root: str = "J",
            upstream: str | None = None, params: Mapping[str, Any] | None = None,
            scalar_out: bool = False) -> str:
-    """The formula in ``style``, ``names`` mapping ``out`` and the operand slots to node names.
-
-    ``g`` is shown as ∂root/∂out, as ``upstream`` when given, and as 1 (dropped from products)
-    when the root is ``out`` itself.  ``params`` supplies values the notation depends on (the
-    axis of a Σ); ``scalar_out`` says that ``out`` and ``g`` are scalars (a cost).
+    """The formula in ``style``, ``names`` mapping ``out`` and the slots to node names; ``g`` shows as
+    ∂root/∂out, as ``upstream``, or as 1 when the root is ``out``; ``scalar_out``: a cost.
 
     >>> render("T(w) @ g", {"w": "W3", "a": "A2", "b": "b3", "out": "Z3"})
     'W3ᵀ·∂J/∂Z3'

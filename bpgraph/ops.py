@@ -1,17 +1,8 @@
-"""The single table of ops: each forward and its vector-Jacobian products side by side.
+"""The single table of ops: each forward beside its vector-Jacobian products (VJPs) and their formulas.
 
-A vector-Jacobian product (VJP) answers: given ``g = ∂root/∂out``, what is the contribution
-``∂root/∂operand_i`` that flows through this op to its i-th operand?  Every rule is written
-for the operand's *broadcast* shape; reducing a gradient back to the operand's own shape
-happens in one place (:func:`bpgraph.autodiff.unbroadcast`), never inside a rule.
-
-Beside each VJP stands the same product as a formula (``"T(w) @ g"``), written once and shown
-in the course's notation by :func:`vjp_formula` (``∂J/∂A2 = W3ᵀ·∂J/∂Z3``); see
-:mod:`bpgraph.notation` for the formula language.  The tests evaluate every formula and compare
-it with its VJP, so what a learner reads is what the engine computes.
-
-The public op functions at the bottom (``relu``, ``sigmoid``, ``l2_penalty``, ...) only
-record; the arithmetic lives in the table.
+A VJP takes ``g = ∂root/∂out`` to the operand's gradient, in the operand's broadcast shape;
+:func:`bpgraph.autodiff.unbroadcast` reduces it, in one place.  Each VJP's formula (in
+:mod:`bpgraph.notation`'s language) is what explanations show, and the tests check it against the VJP.
 """
 
 from __future__ import annotations
@@ -35,17 +26,9 @@ Array = np.ndarray
 
 @dataclass(frozen=True)
 class Op:
-    """One primitive: its forward function and one VJP per operand position.
-
-    ``forward(*values, **params)`` returns the result.  ``vjps[i](g, out, *values, **params)``
-    returns the gradient for operand ``i``.  A *variadic* op (``l2_penalty``) has a single
-    VJP ``vjps[0](i, g, out, values, **params)`` that takes the operand position first and the
-    values as one sequence (unpacking them for each of n operands would cost n²).
-    ``formula`` is a short human form used in explanations and labels.  ``vjp_formulas[i]`` is
-    VJP ``i`` as a formula over ``g``, ``out``, the ``slots`` (the names the VJPs give the
-    operands; a variadic op's one slot holds them all) and the params.  ``scalar``: the result
-    is always a scalar (a cost), so its gradient ``g`` is one too.
-    """
+    """One primitive: ``forward(*values, **params)`` and ``vjps[i](g, out, *values, **params)`` per
+    operand, each with its formula over ``g``, ``out``, the operand ``slots`` and the params.  A variadic
+    op (``l2_penalty``) has one rule ``vjps[0](i, g, out, values, **params)``; ``scalar``: a cost."""
 
     name: str
     forward: Callable[..., Array]
@@ -62,8 +45,7 @@ class Op:
         return None if self.variadic else len(self.vjps)
 
     def vjp(self, position: int, g: Array, out: Array, values: Sequence[Array],
-            params: dict[str, Any]) -> Array:
-        """Gradient flowing to operand ``position`` (before un-broadcasting)."""
+            params: dict[str, Any]) -> Array:  # before un-broadcasting
         if self.variadic:
             return self.vjps[0](position, g, out, values, **params)
         return self.vjps[position](g, out, *values, **params)
@@ -80,11 +62,9 @@ OPS: dict[str, Op] = {}
 
 
 def all_finite(a: np.ndarray) -> bool:
-    """True unless a float or complex array holds a NaN or an infinity.
-
-    A sum of squares is finite only when every term is, so one BLAS dot product decides the
-    usual case; only a sum that overflowed, or a complex array, needs the element-wise test.
-    """
+    """True unless a float or complex array holds a NaN or an infinity.  A sum of squares is finite
+    only when every term is, so one BLAS dot product decides the usual case (it keeps the engine
+    within its speed floor)."""
     if a.dtype.kind not in "fc":
         return True
     if a.size == 1:
@@ -115,19 +95,10 @@ def _matmul(a: Array, b: Array) -> Array:
     return a @ b
 
 
-def _linear(w: Array, a: Array, b: Array) -> Array:
-    return _matmul(w, a) + b
-
-
 def _bce(a: Array, y: Array) -> Array:
     if a.shape != y.shape:
         raise ValueError("the prediction and the labels must have the same shape")
     return np.asarray(-np.sum(y * np.log(a) + (1 - y) * np.log(1 - a)) / examples(a))
-
-
-def _bce_grad_a(g: Array, out: Array, a: Array, y: Array) -> Array:
-    # ((1-y)/(1-a) - y/a) / m over a common denominator: (a - y) / (a (1-a)) / m
-    return (a - y) / (a * (1 - a)) * (g / examples(a))
 
 
 def _softmax_ce(z: Array, y: Array, axis: int) -> Array:
@@ -177,7 +148,7 @@ _declare("matmul", _matmul,
          (lambda g, out, a, b: g @ b.swapaxes(-1, -2), "g @ T(b)"),
          (lambda g, out, a, b: a.swapaxes(-1, -2) @ g, "T(a) @ g"),
          formula="a @ b")
-_declare("linear", _linear,
+_declare("linear", lambda w, a, b: _matmul(w, a) + b,
          (lambda g, out, w, a, b: g @ a.swapaxes(-1, -2), "g @ T(a)"),
          (lambda g, out, w, a, b: w.swapaxes(-1, -2) @ g, "T(w) @ g"),
          (lambda g, out, w, a, b: g, "sum_cols(g)"),  # the course's column bias b (n, 1)
@@ -229,7 +200,8 @@ _declare("transpose", lambda a, axes: np.transpose(a, axes),
 
 # --- costs (scalar results) ---------------------------------------------------------------
 _declare("binary_cross_entropy", _bce,
-         (_bce_grad_a, "g * (1 / examples(a)) * ((a - y) / (a * (1 - a)))"),
+         (lambda g, out, a, y: (a - y) / (a * (1 - a)) * (g / examples(a)),  # (1-y)/(1-a) - y/a, over m
+          "g * (1 / examples(a)) * ((a - y) / (a * (1 - a)))"),
          (lambda g, out, a, y: g * (np.log(1 - a) - np.log(a)) / examples(a),
           "g * (1 / examples(a)) * (log(1 - a) - log(a))"),
          formula="-1/m Σ (y log a + (1-y) log(1-a))", scalar=True)
@@ -251,21 +223,14 @@ _declare("dropout", lambda a, mask, keep_prob: a * mask / keep_prob,
 
 # --- fused rules: a gradient taken straight through the op that made the operand ----------
 def _bce_through_sigmoid(g: Array, out: Array, a: Array, y: Array) -> tuple[Array, Array]:
-    """bce(A, Y) with A = sigmoid(Z): the course's dZ = (A - Y)/m, and dA = dZ / (A (1-A)).
-
-    The same two gradients the separate rules give (σ' = A (1-A)), in fewer passes, and dZ
-    stays finite where A saturates to 0 or 1 (there dA = ±inf, and is reported as such).
-    """
+    """bce(A, Y) with A = sigmoid(Z): dA = dZ / (A (1-A)) and the course's dZ = (A - Y)/m, which stays
+    finite where A saturates to 0 or 1 (there dA = ±inf, reported as such)."""
     dz = (a - y) * (g / examples(a))
     return dz / (a * (1 - a)), dz
 
 
-#: (op, operand position, the operand's op) -> ``rule(g, out, *values, **params)`` returning
-#: the gradient for that operand and the gradient for the operand's own (only) operand.
-#: The second holds only while the operand's gradient is this op's contribution alone: autodiff
-#: drops it as soon as any other contribution reaches the operand, and then uses the operand's
-#: own rule.  Both results are stored: every recorded node keeps its own gradient, as the
-#: separate rules would give it.
+#: (op, operand position, the operand's op) -> rule giving the operand's gradient and its own
+#: operand's; autodiff uses the second only while no other gradient reaches the operand.
 FUSED: dict[tuple[str, int, str], Callable[..., tuple[Array, Array]]] = {
     ("binary_cross_entropy", 0, "sigmoid"): _bce_through_sigmoid,
 }
@@ -274,11 +239,8 @@ FUSED: dict[tuple[str, int, str], Callable[..., tuple[Array, Array]]] = {
 def vjp_formula(op: str, position: int, operands: Sequence[str], out: str, *, root: str = "J",
                 params: Mapping[str, Any] | None = None, style: str = "text",
                 upstream: str | None = None, grad: str | None = None) -> str:
-    """The gradient ``out = op(*operands)`` sends to operand ``position``, as an equation.
-
-    ``style`` is ``text``, ``markdown`` or ``latex`` (names escaped for each).  The upstream
-    gradient is written ∂root/∂out, or ``upstream`` (``dZ3``) when given; ``grad`` names the
-    left side likewise.  ``params`` are the node's (an axis changes a Σ's subscript).
+    """The gradient ``out = op(*operands)`` sends to operand ``position``, as an equation in ``style``
+    (text, markdown, latex); ``upstream`` (``dZ3``) and ``grad`` name the two gradients when given.
 
     >>> vjp_formula("linear", 1, ["W3", "A2", "b3"], "Z3")
     '∂J/∂A2 = W3ᵀ·∂J/∂Z3'
@@ -314,49 +276,29 @@ def linear(w: Tensor, a: Any, b: Any, name: str | None = None) -> Tensor:
     return apply("linear", w, a, b, name=name)
 
 
-def exp(x: Tensor, name: str | None = None) -> Tensor:
-    """Elementwise e**x."""
-    return apply("exp", x, name=name)
+def _elementwise(op: str, doc: str) -> Callable[..., Tensor]:
+    """The public function that records the one-operand op ``op``."""
+    def record(x: Tensor, name: str | None = None) -> Tensor:
+        return apply(op, x, name=name)
+
+    record.__name__ = record.__qualname__ = op
+    record.__doc__ = doc
+    return record
 
 
-def log(x: Tensor, name: str | None = None) -> Tensor:
-    """Elementwise natural logarithm."""
-    return apply("log", x, name=name)
-
-
-def sqrt(x: Tensor, name: str | None = None) -> Tensor:
-    """Elementwise square root."""
-    return apply("sqrt", x, name=name)
-
-
-def square(x: Tensor, name: str | None = None) -> Tensor:
-    """Elementwise x**2."""
-    return apply("square", x, name=name)
-
-
-def abs(x: Tensor, name: str | None = None) -> Tensor:  # noqa: A001 - mirrors numpy's name
-    """Elementwise |x| (gradient 0 at 0)."""
-    return apply("abs", x, name=name)
+exp = _elementwise("exp", "Elementwise e**x.")
+log = _elementwise("log", "Elementwise natural logarithm.")
+sqrt = _elementwise("sqrt", "Elementwise square root.")
+square = _elementwise("square", "Elementwise x**2.")
+abs = _elementwise("abs", "Elementwise |x| (gradient 0 at 0).")  # noqa: A001 - mirrors numpy's name
+relu = _elementwise("relu", "max(x, 0); the gradient is 1 where the output is positive, else 0.")
+sigmoid = _elementwise("sigmoid", "1 / (1 + e**-x).")
+tanh = _elementwise("tanh", "Hyperbolic tangent.")
 
 
 def maximum(a: Any, b: Any, name: str | None = None) -> Tensor:
     """Elementwise max(a, b); at ties the gradient goes to ``a``."""
     return apply("maximum", a, b, name=name)
-
-
-def relu(x: Tensor, name: str | None = None) -> Tensor:
-    """max(x, 0); the gradient is 1 where the output is positive, else 0."""
-    return apply("relu", x, name=name)
-
-
-def sigmoid(x: Tensor, name: str | None = None) -> Tensor:
-    """1 / (1 + e**-x)."""
-    return apply("sigmoid", x, name=name)
-
-
-def tanh(x: Tensor, name: str | None = None) -> Tensor:
-    """Hyperbolic tangent."""
-    return apply("tanh", x, name=name)
 
 
 def softmax(x: Tensor, axis: int = 0, name: str | None = None) -> Tensor:

@@ -1,8 +1,4 @@
-"""Tensor: a thin handle (graph, node id) with Python operators.
-
-A Tensor owns nothing: its value, name and gradient live on its node in the graph. The
-operators only ask the graph to record an op; gradient logic lives in ``ops``/``autodiff``.
-"""
+"""Tensor: a thin handle (graph, node id) whose Python operators ask the graph to record ops."""
 
 from __future__ import annotations
 
@@ -26,11 +22,7 @@ def _binary(op: str) -> tuple[Callable[[Tensor, Any], Tensor], Callable[[Tensor,
 
 
 class Tensor:
-    """Handle to one node of a :class:`~bpgraph.Graph`.
-
-    Arithmetic with other tensors, Python scalars and numpy arrays records new nodes
-    (scalars and arrays become ``const`` leaves).
-    """
+    """Handle to one node of a :class:`~bpgraph.Graph`; arithmetic records nodes (numbers become consts)."""
 
     __slots__ = ("graph", "id")
     __array_priority__ = 1000  # make ``ndarray + Tensor`` call Tensor.__radd__

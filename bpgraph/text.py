@@ -1,9 +1,7 @@
 """Every escaping rule for user text, in one place: terminal lines, Markdown, LaTeX, DOT, XML.
 
-Node names may hold anything.  Each output must show exactly the characters typed, never obey
-them: a table row stays one line, a DOT label cannot end itself or add attributes, a LaTeX
-file compiles, an XML file stays well-formed.  The characters that are never shown as
-themselves are in one table, :data:`HIDDEN`; each output only decides how to show them.
+Node names may hold anything; each output shows exactly the characters typed and never obeys them.
+The characters never shown as themselves are in one table, :data:`HIDDEN`.
 """
 
 from __future__ import annotations
@@ -14,15 +12,12 @@ from typing import Sequence
 
 import graphviz
 
-#: Characters never shown as themselves: C0 and C1 controls and DEL, the invisible marks that
-#: reorder or break text (bidirectional controls, line and paragraph separators), lone
-#: surrogates (they cannot even be encoded) and the noncharacters U+FFFE and U+FFFF (XML
-#: cannot hold them).
+#: C0 and C1 controls, DEL, bidirectional controls, line and paragraph separators, lone
+#: surrogates and the noncharacters U+FFFE and U+FFFF.
 HIDDEN = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029"
                     "\ud800-\udfff\ufffe\uffff]")
 
-#: What XML 1.0 cannot carry at all (tab and newline it can), plus the backslash that starts
-#: a visible escape.
+#: What XML 1.0 cannot carry, plus the backslash that starts a visible escape.
 XML_UNSAFE = re.compile("[\\\\\x00-\x08\x0b-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
@@ -40,10 +35,7 @@ def _picture(match: re.Match[str]) -> str:
 
 
 def one_line(text: str) -> str:
-    """``text`` as one line of plain text that shows every character it holds.
-
-    C0 controls and DEL become their control pictures (``␊ ␉ ␛ ␀ ␡``); the other hidden
-    characters become ``[U+XXXX]``.  Everything else (emoji, accents, markup) is kept.
+    """``text`` on one line: C0 controls and DEL as control pictures, other hidden characters as ``[U+XXXX]``.
 
     >>> one_line("a\\nb\\tc\\x1b[31m")
     'a␊b␉c␛[31m'
@@ -54,8 +46,7 @@ def one_line(text: str) -> str:
 
 
 def width(text: str) -> int:
-    """Columns ``text`` takes in a monospace terminal: wide characters (CJK, most emoji) take
-    two, combining marks and zero-width format characters none."""
+    """Columns ``text`` takes in a terminal: wide characters two, combining and format characters none."""
     if text.isascii():
         return len(text)
     return sum(0 if unicodedata.combining(ch) or unicodedata.category(ch) in ("Mn", "Me", "Cf")
@@ -78,10 +69,7 @@ _MD_ENTITY = re.compile(r"&(?=[A-Za-z][A-Za-z0-9]*;)")
 
 
 def markdown_text(text: str) -> str:
-    """``text`` as Markdown that shows exactly these characters, on one line (for table rows).
-
-    Special characters get a backslash, and so does an ``&`` that would start an entity.
-    """
+    """``text`` as one line of Markdown showing exactly these characters (specials and entities escaped)."""
     escaped = "".join("\\" + ch if ch in _MD_SPECIAL else ch for ch in one_line(text))
     return _MD_ENTITY.sub(r"\\&", escaped)
 
@@ -98,12 +86,8 @@ _TEX_SPECIAL = {"\\": r"\textbackslash{}", "{": r"\{", "}": r"\}", "$": r"\$", "
 
 
 def tex_text(text: str) -> str:
-    """``text`` as LaTeX: ``\\text{...}`` with every special character escaped.
-
-    Greek letters become math symbols; other non-ASCII characters (and control characters) are
-    written as ``[U+XXXX]`` so that pdflatex compiles it without extra packages (amsmath is
-    needed for ``\\text``).  Quotes, backquotes and ``--`` are typeset as typed.
-    """
+    """``text`` as LaTeX ``\\text{...}`` that plain pdflatex (with amsmath) compiles: specials escaped,
+    Greek letters as math symbols, other non-ASCII as ``[U+XXXX]``, quotes and ``--`` as typed."""
     out = []
     for k, ch in enumerate(text):
         if ch in _TEX_SPECIAL:
@@ -120,24 +104,16 @@ def tex_text(text: str) -> str:
 
 
 def dot_label_text(text: str) -> str:
-    """User text escaped for a plain (never HTML-like) DOT label, shown exactly as typed.
-
-    Backslashes are doubled (``\\N`` or ``\\l`` stay literal), ``&`` becomes ``&amp;`` (entities
-    stay literal), newlines become ``\\n`` line breaks, tabs four spaces, and the
-    :data:`HIDDEN` characters visible escapes (``\\x01``, ``\\u202e``).
-    """
+    """User text for a plain DOT label, shown as typed: backslashes doubled, ``&`` as ``&amp;``,
+    newlines as ``\\n``, tabs as four spaces, :data:`HIDDEN` characters as visible escapes."""
     lines = str(text).replace("\r\n", "\n").replace("\t", "    ").split("\n")
     escaped = (HIDDEN.sub(lambda m: code_escape(m.group()), line) for line in lines)
     return "\\n".join(line.replace("&", "&amp;").replace("\\", "\\\\") for line in escaped)
 
 
 def dot_quote(text: str) -> str:
-    """A DOT identifier or quoted string for a label or a style value: the ``graphviz``
-    package's quoting, never read as an HTML-like label.
-
-    Label text comes from :func:`dot_label_text`, where every backslash is part of an escape,
-    so each quote a user typed is escaped and nothing can end the string.
-    """
+    """A DOT identifier or quoted string (labels and style values alike), never HTML-like; after
+    :func:`dot_label_text` every typed quote is escaped, so nothing can end the string."""
     return graphviz.quoting.quote(graphviz.nohtml(str(text)))
 
 

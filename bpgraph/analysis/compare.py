@@ -29,8 +29,7 @@ MISSING_TERM, EXTRA_TERM, TRANSPOSED, SCALED, UNRECOGNISED = (
 
 
 class Diagnosis(NamedTuple):
-    """What a wrong gradient looks like: ``pattern`` (missing_term, extra_term, transposed, scaled or
-    unrecognised), one plain sentence, and the cost ``term`` and ``factor`` where they apply."""
+    """What a wrong gradient looks like: a ``pattern``, one plain sentence, and the ``term`` or ``factor``."""
 
     pattern: str
     detail: str
@@ -73,8 +72,8 @@ class GradCheckRow:
 
 @dataclass(frozen=True, eq=False)
 class EntryPoint:
-    """Where an error enters: a wrong gradient whose ``consumers`` (the nearest gradients given on the
-    way to the root) are right; ``symptoms`` are wrong because of it; ``formula`` is its correct line."""
+    """A wrong gradient whose ``consumers`` (the nearest given toward the root) are right; ``symptoms``
+    are wrong because of it; ``formula`` is its correct line."""
 
     row: GradCheckRow
     consumers: tuple[str, ...]
@@ -91,8 +90,7 @@ class EntryPoint:
 
 @dataclass(frozen=True, eq=False)
 class GradComparison:
-    """The result of :func:`compare_grads`: a status per node, where the errors enter, what they look
-    like, and the keys ignored because they name no node."""
+    """A status per node, where the errors enter, and the keys ignored because they name no node."""
 
     root: str
     convention: str  # "exact" or "course"
@@ -106,7 +104,6 @@ class GradComparison:
 
     @property
     def first_wrong(self) -> list[str]:
-        """Names of the entry points (empty when every given gradient is correct)."""
         return [e.row.name for e in self.entries]
 
     @property
@@ -163,8 +160,8 @@ def _suggest(key: str, known: list[str]) -> list[str]:
 
 def _user_grads(graph: Graph, source: Mapping[str, Any] | str | os.PathLike
                 ) -> tuple[dict[int, tuple[str, np.ndarray]], list[str]]:
-    """Node id -> (key, array) from a dict or an .npz, and the keys that name no node.  ``dW1`` and
-    ``W1`` name W1 (an exact name wins), and so do ``dw1`` and ``w1`` when no name matches exactly."""
+    """Node id -> (key, array) from a dict or an .npz, and the keys that name no node: ``dW1``, ``W1``
+    and, when no name matches exactly, ``dw1`` and ``w1`` name W1."""
     if isinstance(source, (str, os.PathLike)):
         path = os.fspath(source)
         try:
@@ -223,12 +220,9 @@ def _close(given: np.ndarray, expected: np.ndarray, rtol: float,
 def compare_grads(graph: Graph, root: Ref | None, user_grads: Mapping[str, Any] | str | os.PathLike, *,
                   convention: str = "auto", m: int | None = None, rtol: float = 1e-7,
                   atol: float = 1e-12, seed: Any = None) -> GradComparison:
-    """Check a hand-written backward pass (a dict or ``.npz`` keyed ``dW1`` or ``W1``, in any case; keys
-    naming no node are ignored and listed) against the graph's: a gradient is ok when max|yours −
-    correct| <= atol + rtol·max|correct|.  ``exact`` expects ∂root/∂node, ``course`` m·∂root/∂node for
-    ops (dZ = A − Y; m from ``m=`` or graph.meta) and ∂root/∂node for leaves, ``auto`` whichever matches
-    more (exact on a tie).  An error enters at a wrong gradient whose nearest given consumers toward
-    the root are right; every wrong one gets a :class:`Diagnosis`."""
+    """Check a hand-written backward pass (a dict or ``.npz`` keyed ``dW1`` or ``W1``) against the graph's:
+    ok when max|yours − correct| <= atol + rtol·max|correct|.  ``course`` expects m·∂root/∂node for ops
+    (m from ``m=`` or graph.meta), ``exact`` ∂root/∂node, ``auto`` whichever matches more."""
     if convention not in ("auto", "exact", "course"):
         raise GraphError(f"convention must be 'auto', 'exact' or 'course', got {convention!r}")
     if not (0 <= rtol < 1 and 0 <= atol < np.inf):
@@ -283,8 +277,8 @@ def compare_grads(graph: Graph, root: Ref | None, user_grads: Mapping[str, Any] 
 def _diagnose(graph: Graph, root_id: int, i: int, key: str, given: np.ndarray, expected: np.ndarray,
               term_rows: Callable[[], dict[str, Any]], m: int | None, course_m: int | None,
               close: Callable[[np.ndarray, np.ndarray], bool]) -> Diagnosis:
-    """The usual mistake a wrong gradient looks like, tried in this order: complex or non-finite values,
-    a transpose, a factor, a cost term's share missing or twice, a term that cannot be there."""
+    """The usual mistake a wrong gradient looks like: complex or non-finite values, a transpose, a
+    factor, a cost term's share missing or twice, a term that cannot be there."""
     name, key, op = graph.name_of(i), one_line(key), graph.nodes[i]["kind"] == "op"
     if np.iscomplexobj(given) and not np.iscomplexobj(expected):
         return Diagnosis(UNRECOGNISED, f"your {key} holds complex numbers, but this graph is real")
@@ -330,7 +324,7 @@ def _diagnose(graph: Graph, root_id: int, i: int, key: str, given: np.ndarray, e
 
 
 def _share_text(graph: Graph, root_id: int, i: int, term: str, course_m: int | None) -> str:
-    """The share's formula and, when the term reads the node, its short path (" λ/m·W1, which ...")."""
+    """The share's formula and, when the term reads the node, its short path."""
     if term not in graph:
         return ""
     reach, t = term_reach(graph, root_id), graph.id_of(term)

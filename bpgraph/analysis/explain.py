@@ -47,8 +47,7 @@ class PathContribution:
 
 @dataclass(frozen=True, eq=False)
 class PathReport:
-    """∂OF/∂WRT split over the paths from WRT to OF: ``count`` is exact, ``paths`` the first
-    ``limit`` of them (``capped`` when they do not add up to ``total``; zeros with no path)."""
+    """∂OF/∂WRT split over the first ``limit`` paths from WRT to OF (``count`` is exact)."""
 
     of: str
     wrt: str
@@ -80,9 +79,7 @@ class PathReport:
 
 def path_attribution(graph: Graph, of: Ref, wrt: Ref, *, seed: Any = None,
                      limit: int | None = 1000) -> PathReport:
-    """Split ∂OF/∂WRT into the contribution of each path from WRT to OF: the seed at OF carried
-    back to WRT through the local VJP of each edge.  At most ``limit`` paths are enumerated
-    (None: all); ``count`` is exact."""
+    """Split ∂OF/∂WRT into each path's contribution (the seed carried back along it), at most ``limit``."""
     of_id, wrt_id = graph.id_of(of), graph.id_of(wrt)
     on = graph.between(of_id, wrt_id)
     names = graph.name_of(of_id), graph.name_of(wrt_id)
@@ -100,8 +97,7 @@ def _paths_word(n: int, more: bool = False) -> str:
 
 
 class Step(NamedTuple):
-    """One line of a backward pass: ``node``'s gradient as the sum of the shares its users send it
-    (``parts``: user id, share as shown); ``notes`` mark the shares a cost term sends directly."""
+    """One line of a backward pass: ``node``'s gradient as the shares (user id, text) its users send."""
 
     node: int
     lhs: str
@@ -118,10 +114,8 @@ class Step(NamedTuple):
 
 def backward_steps(graph: Graph, of: Ref, within: Collection[int], *, course: bool = False,
                    style: str = "text", only: int | None = None) -> list[Step]:
-    """The backward pass from OF over the nodes ``within`` (or ``only`` that one), a line per node
-    written from the op table's formulas.  ``course``: dZ, dA are m·∂OF/∂node, dW, db exact; the
-    cost terms send their shares directly (∂OF/∂term = ±1 folded in) and get no line, and
-    A = sigmoid(Z) under a binary cross-entropy sends dZ = A − Y (A's own line is left out)."""
+    """The backward pass from OF over ``within`` (or ``only`` one node), a line per node from the op
+    table's formulas; ``course``: dZ, dA are m·∂OF/∂node, cost terms and a fused sigmoid get no line."""
     nodes, of_id, show, last = graph.nodes, graph.id_of(of), NAME[style], min(within, default=None)
     (over_m, times_m, minus), terms = PREFIX[style], cost_terms(graph, of_id)
     top = set().union(*(graph.between(of_id, t) for t in terms)) if course else {of_id}
@@ -182,12 +176,9 @@ def backward_steps(graph: Graph, of: Ref, within: Collection[int], *, course: bo
 
 def explain(graph: Graph, of: Ref, wrt: Ref, *, format: str = "text", convention: str = "auto",  # noqa: A002
             seed: Any = None, limit: int = 20) -> str:
-    """The chain rule for ∂OF/∂WRT as a sum over paths of products of local derivatives, each path
-    with its contribution (at most ``limit`` paths), then the backward pass along those paths, a
-    line per node (:func:`backward_steps`; ``convention`` course, exact or auto: course when
-    graph.meta has m), as ``"text"``, ``"markdown"`` or ``"latex"`` (an amsmath ``aligned``
-    block).  With no path, one sentence says why, and for a cost term OF what that means for WRT's
-    gradient ("∂L2/∂A2 = 0, so the L2 share of dA2 is 0; dA2 = W3ᵀ·dZ3 exactly as without L2.")."""
+    """The chain rule for ∂OF/∂WRT: a sum over (at most ``limit``) paths of products of local
+    derivatives, then the backward pass along them, as text, markdown or latex; with no path, why
+    and what it means for WRT's gradient ("∂L2/∂A2 = 0, so the L2 share of dA2 is 0; ...")."""
     if format not in NAME or convention not in ("auto", "course", "exact") or limit < 1:
         raise GraphError(f"format must be 'text', 'markdown' or 'latex', convention 'auto', 'course' or "
                          f"'exact' and limit at least 1; got {format!r}, {convention!r} and {limit}")

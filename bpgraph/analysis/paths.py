@@ -1,7 +1,5 @@
-"""Reachability: the paths from WRT to OF, along which ∂OF/∂WRT flows (none: it is zero).
-
-Paths come in one order everywhere: depth-first from OF back to WRT, operands by increasing id.
-"""
+"""Reachability: the paths from WRT to OF along which ∂OF/∂WRT flows (none: it is zero), always in
+one order: depth-first from OF back to WRT, operands by increasing id."""
 
 from __future__ import annotations
 
@@ -47,8 +45,7 @@ def count_paths(graph: Graph, of: Ref, wrt: Ref) -> int:
 
 def walk(graph: Graph, of_id: int, wrt_id: int,
          seed: np.ndarray | None = None) -> Iterator[tuple[list[int], np.ndarray | None]]:
-    """Every path from WRT to OF (ids, WRT first), lazily; with a ``seed``, each with its
-    contribution: the seed carried back through that path's local VJPs."""
+    """Every path from WRT to OF (ids, WRT first), lazily, each with the ``seed`` carried back along it."""
     nodes, on = graph.nodes, graph.between(of_id, wrt_id)
     path: list[int] = []  # from OF down to the node last taken off the stack
     stack: list[tuple[int, int, np.ndarray | None]] = [(of_id, 0, seed)]  # (node, depth, gradient)
@@ -71,9 +68,8 @@ def paths(graph: Graph, of: Ref, wrt: Ref, limit: int | None = 1000) -> list[lis
 
 
 def select(graph: Graph, pattern: Pattern) -> list[int]:
-    """Ids (ascending) of the nodes a pattern names: a name, a glob (``"A*"``), ``"kind:param"``,
-    ``"op:relu"`` or a collection of refs.  Matching nothing is an error, so a typo cannot
-    make a claim pass vacuously."""
+    """Ids of the nodes a pattern names (a name, a glob ``"A*"``, ``"kind:param"``, ``"op:relu"`` or refs);
+    matching nothing is an error, so a typo cannot make a claim pass vacuously."""
     if isinstance(pattern, (Tensor, int, np.integer)):
         return [graph.id_of(pattern)]
     if not isinstance(pattern, str):
@@ -100,8 +96,7 @@ def _first_path(graph: Graph, of_id: int, wrt_id: int) -> list[int]:
 
 def find_path(graph: Graph, of: Ref, wrt: Ref | None = None, *,
               through: Pattern | None = None) -> list[str] | None:
-    """One path to OF (node names), or None: from WRT, through a node matching ``through``
-    strictly between them, or (without ``wrt``) from the first matching node OF depends on."""
+    """One path to OF (names) from WRT, through a node matching ``through`` when given, or None."""
     of_id, wrt_id = graph.id_of(of), None if wrt is None else graph.id_of(wrt)
     if through is None and wrt_id is None:
         raise GraphError("find_path needs wrt=, through= or both")
@@ -116,14 +111,12 @@ def find_path(graph: Graph, of: Ref, wrt: Ref | None = None, *,
 
 
 def through(graph: Graph, of: Ref, wrt: Ref | None, pattern: Pattern) -> bool:
-    """Whether some path from WRT (``None``: from anywhere) to OF passes through a node
-    matching ``pattern`` strictly between them.  See :func:`select` for patterns."""
+    """Whether a path from WRT (None: anywhere) to OF passes through a node matching ``pattern``."""
     return find_path(graph, of, wrt, through=pattern) is not None
 
 
 def no_path_reason(graph: Graph, of: Ref, wrt: Ref) -> str | None:
-    """Why ∂OF/∂WRT is structurally zero, as one sentence ("L2 does not depend on A2; its inputs
-    are W1, W2, W3."); None when OF depends on WRT."""
+    """Why ∂OF/∂WRT is structurally zero ("L2 does not depend on A2; its inputs are W1, W2, W3."), or None."""
     of_id, wrt_id = graph.id_of(of), graph.id_of(wrt)
     if wrt_id in graph.ancestors(of_id):
         return None
@@ -143,8 +136,7 @@ def _claim(graph: Graph, of: Ref, wrt: Ref | None, through: Pattern | None) -> t
 
 def assert_no_path(graph: Graph, of: Ref, wrt: Ref | None = None, *,
                    through: Pattern | None = None) -> None:
-    """Claim there is no path from WRT to OF (through a matching node, when ``through`` is
-    given); a false claim raises ClaimError showing one offending path."""
+    """Claim there is no path from WRT to OF (through ``through``); else ClaimError shows one."""
     found = find_path(graph, of, wrt, through=through)
     if found is not None:
         where, names = _claim(graph, of, wrt, through)
@@ -155,8 +147,7 @@ def assert_no_path(graph: Graph, of: Ref, wrt: Ref | None = None, *,
 
 def assert_path(graph: Graph, of: Ref, wrt: Ref | None = None, *,
                 through: Pattern | None = None) -> list[str]:
-    """Claim there is a path from WRT to OF (through a matching node, when ``through`` is
-    given) and return it; a false claim raises ClaimError saying why."""
+    """Claim there is a path from WRT to OF (through ``through``) and return it; else ClaimError says why."""
     found = find_path(graph, of, wrt, through=through)
     if found is None and wrt is not None and through is None:
         raise ClaimError(f"claim failed: {no_path_reason(graph, of, wrt)}")
@@ -168,9 +159,7 @@ def assert_path(graph: Graph, of: Ref, wrt: Ref | None = None, *,
 
 @dataclass(frozen=True)
 class PathsReport:
-    """What ``bpgraph paths`` prints (see :func:`paths_report`).  ``count`` is exact; ``paths``
-    the first ``limit`` of them, or the one found ``through`` a matching node, or none with
-    ``count_only``.  ``reason`` says why there is no path (None when there is one)."""
+    """What ``bpgraph paths`` prints: the exact ``count``, the paths listed, and ``reason`` when none."""
 
     of: str
     wrt: str
@@ -204,9 +193,8 @@ class PathsReport:
 
 def paths_report(graph: Graph, of: Ref, wrt: Ref, *, through: Pattern | None = None, limit: int = 100,
                  count_only: bool = False) -> PathsReport:
-    """The paths from WRT to OF as a report: the first ``limit`` of them, or with ``through`` one
-    passing through a matching node (see :func:`select`; a string with commas lists names,
-    ``"A1,A2"``), or with ``count_only`` just their exact number (nothing is enumerated)."""
+    """The first ``limit`` paths from WRT to OF, or one ``through`` a match (``"A1,A2"`` lists names),
+    or with ``count_only`` their number alone."""
     pattern, label = through, through
     if isinstance(through, str) and "," in through:  # "A1, A2" names nodes, as --through takes them
         pattern = [part.strip() for part in through.split(",") if part.strip()]

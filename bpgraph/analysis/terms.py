@@ -20,8 +20,7 @@ OTHER = "(other)"
 
 
 def cost_terms(graph: Graph, root: Ref | None = None, terms: Iterable[Ref] | None = None) -> list[int]:
-    """The terms of a root that is a sum, in recording order: the operands of its chain of
-    ``add``/``sub`` ops (a root that is not a sum is its own term), or ``terms`` when given."""
+    """The operands of the root's chain of ``add``/``sub`` ops (or ``terms``), in recording order."""
     if terms is not None:
         return sorted({graph.id_of(t) for t in terms})
     found, stack = set(), [graph.root_id(root)]
@@ -35,10 +34,9 @@ def cost_terms(graph: Graph, root: Ref | None = None, terms: Iterable[Ref] | Non
 
 
 class TermReach(NamedTuple):
-    """Which cost terms each node feeds and is fed by, one bit per term, in read-only arrays
-    indexed by node id (up to the last of the root and its terms; later nodes feed nothing):
-    ``feeds[i]`` has bit k when node i is term k or one of its ancestors, ``fed_by[i]`` when it
-    is term k or depends on it; ``root_side[i]`` says the root depends on node i (or is it)."""
+    """Bit k of ``feeds[i]``: node i is term k or feeds it; of ``fed_by[i]``: it is term k or depends
+    on it; ``root_side[i]``: the root depends on node i.  Read-only arrays by id, up to the last of the
+    root and its terms (later nodes feed nothing)."""
 
     terms: tuple[int, ...]
     feeds: np.ndarray
@@ -47,9 +45,7 @@ class TermReach(NamedTuple):
 
     def mask(self, u: int, v: int) -> int:
         """The terms whose gradient flows back along the edge u -> v (see :func:`term_edges`)."""
-        if v >= len(self.feeds):
-            return 0
-        return int(self.feeds[v] | self.fed_by[u] if self.root_side[v] else self.feeds[v])
+        return int(self.masks(np.array([u]), np.array([v]))[0])
 
     def masks(self, tails: np.ndarray, heads: np.ndarray) -> np.ndarray:
         """:meth:`mask` of every edge ``tails[k] -> heads[k]`` at once."""
@@ -64,14 +60,12 @@ class TermReach(NamedTuple):
 
 
 def term_reach(graph: Graph, root: Ref | None = None, terms: Iterable[Ref] | None = None) -> TermReach:
-    """The :class:`TermReach` of ``root``'s cost terms: linear in the graph size, whatever the
-    number of paths, and remembered until the graph grows."""
+    """The :class:`TermReach` of ``root``'s cost terms, in two linear passes, remembered."""
     root_id = graph.root_id(root)
     term_ids = cost_terms(graph, root_id, terms)
 
     def compute(g: Graph) -> TermReach:
-        # down the ids from the root marking what feeds each term and the root (one more bit),
-        # then up from the first term marking what each term feeds
+        # down from the root: what feeds each term and the root; up from the first term: what each feeds
         nodes, count = g.nodes, len(term_ids)
         top, terms_mask = max([root_id, *term_ids]), (1 << count) - 1
         both = [0] * (top + 1)  # bit k: feeds term k; bit ``count``: feeds the root
@@ -96,8 +90,7 @@ def term_reach(graph: Graph, root: Ref | None = None, terms: Iterable[Ref] | Non
 
 def term_edges(graph: Graph, root: Ref | None = None,
                terms: Iterable[Ref] | None = None) -> dict[tuple[int, int], tuple[str, ...]]:
-    """Edge (u, v) -> names of the terms whose gradient it carries: v is term t or feeds it, or
-    u depends on t and the root on v.  Edges left out carry nothing ("no path")."""
+    """Edge (u, v) -> names of the terms whose gradient it carries; edges left out carry none."""
     reach = term_reach(graph, root, terms)
     edges = [(u, v) for v in range(len(reach.feeds)) for u in dict.fromkeys(graph.nodes[v]["operands"])]
     tails, heads = np.array(edges, dtype=np.int64).reshape(-1, 2).T
@@ -145,9 +138,8 @@ class TermRow:
 
 @dataclass(frozen=True, eq=False)
 class TermReport:
-    """Every node's gradient of ``root`` split by cost term, rows in backward order.  ``terms``
-    end with ``(other)`` only when some gradient reaches the root avoiding every term; ``seeds``
-    holds ∂root/∂term along the add chain (1 for ``+``, -1 for ``-``)."""
+    """Every node's gradient of ``root`` split by cost term, in backward order; ``(other)`` ends the terms
+    when a gradient avoids them all; ``seeds`` are ∂root/∂term (1 for ``+``, -1 for ``-``)."""
 
     root: str
     terms: tuple[str, ...]
@@ -185,10 +177,8 @@ class TermReport:
 
 def term_attribution(graph: Graph, root: Ref | None = None, terms: Iterable[Ref] | None = None, *,
                      seed: Any = None, inputs: bool = False) -> TermReport:
-    """Split every node's gradient of ``root`` into the shares of its cost terms: term t's share is
-    its gradient seeded with ∂root/∂t, so the shares add up (a path through several terms counts for
-    the one nearest the root).  Rows: the nodes that get a gradient, less the add chain above the
-    terms and the terms no other term depends on."""
+    """Split every node's gradient of ``root`` into its cost terms' shares (term t's: seeded with
+    ∂root/∂t, so they add up); the add chain above the terms gets no row."""
     root_id = graph.root_id(root)
     term_ids = cost_terms(graph, root_id, terms)
     if stray := sorted(set(term_ids) - graph.ancestors(root_id)):

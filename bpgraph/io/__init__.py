@@ -1,11 +1,6 @@
-"""Save a graph as JSON that loads back exactly, or as GraphML for other tools.
+"""Save a graph as JSON that loads back exactly (the README shows the format), or as GraphML.
 
-The JSON file is networkx's node-link layout plus ``format``, ``version`` and ``grad_root`` (the
-README shows it): nodes in id order, one per line, keys sorted, so a graph always gives the same
-bytes; ``operands`` keeps repeats, ``edges`` each pair once; arrays are nested lists with NaN and
-infinities as ``"nan"``, ``"inf"``, ``"-inf"``.  Loading never runs code: it checks every field,
-records the leaves and recomputes every op, which must give its stored value, within the limits of
-:mod:`bpgraph.io.limits`.  Modules: ``schema``, ``limits``, ``write``, ``read``.
+Loading never runs code: it checks every field within :mod:`bpgraph.io.limits` and recomputes every op.
 """
 
 from . import limits

@@ -1,8 +1,5 @@
-"""How much a graph file may hold, and how closely a replayed op must match its stored value.
-
-A caller may raise these for files it trusts (``bpgraph.io.limits.MAX_NODES = 10**6``): the
-reader looks them up here at each load.
-"""
+"""How much a graph file may hold, and how closely a replayed op must match; raise them for files
+you trust (``bpgraph.io.limits.MAX_NODES = 10**6``)."""
 
 MAX_FILE_BYTES = 256 * 2**20  # a bigger file is refused before it is parsed
 MAX_NODES = 100_000

@@ -1,10 +1,6 @@
-"""Reading: a JSON file (:func:`load_json`) or its data (:func:`from_dict`), checked completely.
-
-The file is checked as a whole (fields, version, limits), then node by node in file order:
-fields, names, kinds, shapes, arrays.  A leaf is recorded with its stored value; an op (only
-those of :data:`bpgraph.ops.OPS`) is recomputed from its operands and must give the stored value,
-whose shape is checked from the operands' shapes first, so that no work grows past the limits.
-Every problem raises GraphFileError naming the node and field.
+"""Reading a JSON file (:func:`load_json`) or its data (:func:`from_dict`), checked as a whole, then
+node by node: a leaf is recorded, an op recomputed (its shape checked first, so no work grows past
+the limits) and compared with its stored value.  Every problem is a GraphFileError naming the field.
 """
 
 from __future__ import annotations
@@ -62,12 +58,11 @@ def _refuse_constant(token: str) -> NoReturn:
 
 
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    seen: set[str] = set()
-    for key, _ in pairs:
-        if key in seen:
-            raise ValueError(f"the key {key!r} appears twice in one object")
-        seen.add(key)
-    return dict(pairs)
+    obj = dict(pairs)
+    if len(obj) < len(pairs):
+        key = next(key for k, (key, _) in enumerate(pairs) if key in dict(pairs[:k]))
+        raise ValueError(f"the key {key!r} appears twice in one object")
+    return obj
 
 
 def from_dict(data: Any, *, source: str = "<data>") -> Graph:
@@ -206,9 +201,8 @@ class _Reader:
         return tuple(shape)
 
     def _replay_op(self, at: At, node: dict[str, Any], stored: np.ndarray) -> Tensor:
-        """A known op on nodes loaded before it, recomputed: the stored value's shape (checked from the
-        operands' shapes before anything is computed), dtype and NaN/inf, and numbers equal (to REPLAY_RTOL
-        times the largest magnitude, or 100 machine epsilons for float16/32)."""
+        """A known op recomputed from nodes loaded before it: its shape, dtype and NaN/inf must equal the
+        stored value's, its numbers within REPLAY_RTOL (or 100 epsilons) of the largest."""
         op, params = node["op"], node["params"]
         if op not in OPS:
             at.fail("op", f"unknown op {op!r}; known ops: {', '.join(sorted(OPS))}")
@@ -273,9 +267,8 @@ def _check_fields(at: At, obj: dict[str, Any], fields: dict[str, Any]) -> None:
 
 
 def _result_shape(op: str, shapes: list[tuple[int, ...]], params: dict[str, Any]) -> tuple[int, ...] | None:
-    """The shape of ``op``'s result from shapes and params alone (summing away an empty axis, or
-    broadcasting with a list-valued param, can make it larger than the operands); None for reshape and
-    transpose, which keep the size.  Raises ValueError where the op would fail."""
+    """The shape of ``op``'s result from shapes and params alone (None when the size stays); ValueError
+    where the op would fail."""
     if op in ("reshape", "transpose"):
         return None
     if OPS[op].scalar:
@@ -298,8 +291,7 @@ def _result_shape(op: str, shapes: list[tuple[int, ...]], params: dict[str, Any]
 
 
 def _array(at: At, field: str, value: Any, shape: tuple[int, ...], dtype: str) -> np.ndarray:
-    """Nested lists (NaN/inf spelled as in NONFINITE) -> array of ``shape`` and ``dtype``, checked
-    level by level (no recursion)."""
+    """Nested lists (NaN/inf spelled as in NONFINITE) -> array, checked level by level."""
     level = [value]
     for depth, n in enumerate(shape):
         for k, item in enumerate(level):

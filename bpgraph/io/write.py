@@ -19,10 +19,8 @@ from .schema import DTYPES, FORMAT, VERSION, At, GraphFileError, check_meta, che
 
 
 def to_dict(graph: Graph, *, values: bool = True, grads: bool = False) -> dict[str, Any]:
-    """The graph as plain JSON data (the file's content; :func:`from_dict` reads it back).
-
-    ``grads=True`` needs a previous :meth:`Graph.backward`, whose root becomes ``grad_root``; without
-    ``values`` the file documents the graph but cannot be loaded."""
+    """The graph as plain JSON data (the file's content); ``grads`` needs a previous backward, whose root
+    becomes ``grad_root``; without ``values`` the data cannot be loaded."""
     if grads and graph.grad_root is None:
         raise GraphFileError("no gradients to save: call graph.backward() first, or save without grads",
                              source="<graph>", field="grad")
