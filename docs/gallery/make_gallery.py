@@ -87,7 +87,7 @@ def expected_sources() -> dict[str, str]:
     return sources
 
 
-def readme(found: list[Entry], frame_count: int) -> str:
+def readme(found: list[Entry], frame_count: int, page: str) -> str:
     """docs/gallery/README.md: one line per picture."""
     lines = ["# Gallery", "",
              "Every built-in example in every theme, drawn by the code in this commit. Regenerate after any",
@@ -102,9 +102,9 @@ def readme(found: list[Entry], frame_count: int) -> str:
         extra = " ([PNG](" + entry.stem + ".png))" if "png" in entry.formats else ""
         lines.append(f"- ![{entry.stem}]({entry.stem}.svg){extra} {entry.caption}")
     lines += ["", f"The demo's backward pass in {frame_count} frames "
-              f"(`bpgraph render {DEMO} --frames {FRAMES_DIR}/`): open [{FRAMES_DIR}/index.html]"
-              f"({FRAMES_DIR}/index.html) and step with the arrow keys, or see the first and last frame:", "",
-              f"- ![first frame]({FRAMES_DIR}/frame_001.svg) step 1: the root J", 
+              f"(`bpgraph render {DEMO} --frames {FRAMES_DIR}/`): open [{FRAMES_DIR}/{page}]"
+              f"({FRAMES_DIR}/{page}) and step with the arrow keys, or see the first and last frame:", "",
+              f"- ![first frame]({FRAMES_DIR}/frame_001.svg) step 1: the root J",
               f"- ![last frame]({FRAMES_DIR}/frame_{frame_count:03d}.svg) step {frame_count}: "
               "every gradient complete", ""]
     return "\n".join(lines)
@@ -126,10 +126,11 @@ def main(folder: Path = GALLERY) -> None:
         for old in frame_folder.iterdir():
             old.unlink()
     diagrams = frames()
-    write_frames(example_graph(DEMO), frame_folder, engine=ENGINE)
+    written = write_frames(example_graph(DEMO), frame_folder, engine=ENGINE)
     for k, diagram in enumerate(diagrams, 1):
         (frame_folder / f"frame_{k:03d}.gv").write_text(diagram.source, encoding="utf-8")
-    (folder / "README.md").write_text(readme(found, len(diagrams)), encoding="utf-8")
+    page = next(path.name for path in written if path.suffix == ".html")
+    (folder / "README.md").write_text(readme(found, len(diagrams), page), encoding="utf-8")
     print(f"wrote {len(found)} pictures and {len(diagrams)} frames into {folder}")
 
 
