@@ -197,6 +197,11 @@ def test_the_readme_shows_the_committed_demo_picture():
         assert (ROOT / image).is_file(), image
 
 
+def test_no_indented_code_block_escapes_these_checks():
+    prose = re.sub(r"^```.*?^```", "", README.read_text(encoding="utf-8"), flags=re.S | re.M)
+    assert not re.search(r"\n\n {4}\S", prose), "use a fenced block (it is run) or a quote (>)"
+
+
 def test_matches_compares_exactly_or_piece_by_piece():
     assert matches("a\nb\n", "a\nb")
     assert not matches("a\nb", "a\nb\nc")
