@@ -162,11 +162,11 @@ def run_block(block: Block, folder: Path, previous: Block | None) -> str:
 def test_readme_block_runs_as_written(block: Block, tmp_path: Path):
     if is_pending(block):
         pytest.skip("uses a feature landing from the pictures/explorer branches (see PENDING)")
-    if needs_dot(block) and shutil.which("dot") is None:
-        pytest.skip("writes a PDF, which needs Graphviz's `dot` program; not installed here")
     previous = BLOCKS[BLOCKS.index(block) - 1]
+    if (needs_dot(block) or block.lang == "latex" and needs_dot(previous)) and shutil.which("dot") is None:
+        pytest.skip("writes a PDF, which needs Graphviz's `dot` program; not installed here")
     if block.lang == "latex":
-        for tool, package in (("pdflatex", None), ("kpsewhich", "beamer.cls")):
+        for tool in ("pdflatex", "kpsewhich"):
             if shutil.which(tool) is None:
                 pytest.skip(f"needs {tool} (TeX); not installed here")
         found = subprocess.run(["kpsewhich", "beamer.cls"], capture_output=True, text=True).stdout.strip()
