@@ -6,7 +6,10 @@ wrong as well.  bpgraph compares every gradient and names the node where the err
 (A2), listing the rest as its symptoms.
 
     python examples/find_my_mistake.py
+    python examples/find_my_mistake.py --save my_grads.npz    # also write them for `bpgraph compare`
 """
+
+import argparse
 
 import numpy as np
 
@@ -39,8 +42,16 @@ def learners_backward(g, lambd: float, m: int, mistake: bool) -> dict[str, np.nd
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--save", metavar="FILE.npz",
+                        help="write the gradients with the dA2 mistake, for `bpgraph compare l2-mlp --grads`")
+    args = parser.parse_args()
     lambd, m = 0.7, 211
     g = l2_mlp(lambd=lambd, m=m)
+    if args.save:
+        np.savez(args.save, **learners_backward(g, lambd, m, mistake=True))
+        print(f"wrote {args.save}: the hand-written gradients with the dA2 mistake")
+        return
     for mistake in (False, True):
         report = compare_grads(g, "J", learners_backward(g, lambd, m, mistake))
         print("with the dA2 mistake:" if mistake else "a correct hand-written backward pass:")
