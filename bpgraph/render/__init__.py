@@ -13,9 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
 from .collapse import MAX_NODES
-from .diagram import EXTENSIONS, FORMATS, Diagram, format_of
+from .diagram import EXTENSIONS, FORMATS, Diagram, explorer_html, format_of
 from .dot import DEFAULT_SHOW, SHOW_ITEMS, describe_terms, highlight_paths
-from .explorer import explorer_html
 from .frames import backward_steps, frame_diagrams, write_frames
 from .themes import THEMES, RenderOptionError, Theme, get_theme
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from ..files import atomic_write
 from . import backend
 from .dot import build
+from .explorer import explorer_page
 from .themes import RenderOptionError
 
 if TYPE_CHECKING:
@@ -19,8 +20,8 @@ if TYPE_CHECKING:
 
 #: Output formats, and the file extensions that select them; html is the interactive explorer page.
 FORMATS = ("svg", "png", "pdf", "dot", "html")
-EXTENSIONS = {".svg": "svg", ".png": "png", ".pdf": "pdf", ".dot": "dot", ".gv": "dot", ".html": "html",
-              ".htm": "html"}
+EXTENSIONS = {".html": "html", ".htm": "html", ".svg": "svg", ".png": "png", ".pdf": "pdf", ".dot": "dot",
+              ".gv": "dot"}
 
 #: How many times a layout the engine cannot handle (in time) is collapsed further and retried.
 RETRIES = 6
@@ -91,9 +92,15 @@ class Diagram:
             diagram = copy.copy(diagram)
             diagram.notes = (*diagram.notes, *notes)
         if fmt == "html":
-            from .explorer import explorer_page  # the explorer builds on frames, which build on Diagram
             data = explorer_page(diagram, data.decode("utf-8")).encode("utf-8")
         return diagram, data
 
     def _repr_svg_(self) -> str:
         return self.render_bytes("svg").decode("utf-8")
+
+
+def explorer_html(graph: Graph, root: Tensor | int | str | None = None, *, engine: str = "auto",
+                  **options: Any) -> str:
+    """The interactive explorer page of ``graph`` (options as for :func:`bpgraph.render.to_dot`):
+    what ``Diagram.save("x.html")`` and ``bpgraph render MODEL -o x.html`` write."""
+    return Diagram(graph, root, **options).render_bytes("html", engine=engine).decode("utf-8")

@@ -18,20 +18,18 @@ import string
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
-from ..analysis import NO_PATH, ZERO, backward_steps as step_lines, no_path_reason, term_attribution, term_reach
+from ..analysis import NO_PATH, ZERO, backward_steps, no_path_reason, term_attribution, term_reach
 from ..analysis.reports import describe_value
 from ..autodiff import gradients
 from ..ops import OPS
 from ..text import one_line
-from .collapse import MAX_NODES, plan
-from .diagram import Diagram
-from .dot import MAX_TERMS, Frame
-from .frames import backward_steps, frame_caption, inline_svg
+from .collapse import MAX_NODES, Plan, plan
+from .dot import MAX_TERMS, stored_or_computed_grads
 from .themes import KIND_TITLES, get_theme
 
 if TYPE_CHECKING:
     from ..graph import Graph
-    from ..tensor import Tensor
+    from .diagram import Diagram
 
 ASSETS = resources.files("bpgraph.render") / "assets"
 #: The page; its ``$`` fields are filled with escaped text, the JSON data and the shipped assets.
@@ -41,13 +39,6 @@ STYLE = (ASSETS / "explorer.css").read_text("utf-8")
 #: Characters that could end the JSON's script element or a JavaScript string, as JSON escapes.
 JSON_ESCAPES = {ord("<"): "\\u003c", ord(">"): "\\u003e", ord("&"): "\\u0026",
                 0x2028: "\\u2028", 0x2029: "\\u2029"}
-
-
-def explorer_html(graph: Graph, root: Tensor | int | str | None = None, *, engine: str = "auto",
-                  **options: Any) -> str:
-    """The explorer page for ``graph`` (options as for :func:`bpgraph.render.to_dot`): what
-    ``Diagram.save("x.html")`` and ``bpgraph render MODEL -o x.html`` write."""
-    return Diagram(graph, root, **options).render_bytes("html", engine=engine).decode("utf-8")
 
 
 def explorer_page(diagram: Diagram, svg: str) -> str:
@@ -60,7 +51,7 @@ def explorer_page(diagram: Diagram, svg: str) -> str:
     text = json.dumps(data, ensure_ascii=True, separators=(",", ":")).translate(JSON_ESCAPES)
     digest = base64.b64encode(hashlib.sha256(SCRIPT.encode("utf-8")).digest()).decode("ascii")
     return PAGE.substitute(title=html.escape(f"bpgraph explorer: {one_line(data['root'])}"),
-                           script_hash=f"sha256-{digest}", style=STYLE, svg=inline_svg(svg), data=text,
+                           script_hash=f"sha256-{digest}", style=STYLE, svg=svg[svg.find("<svg"):], data=text,
                            script=SCRIPT)
 
 
@@ -74,8 +65,9 @@ def explorer_data(diagram: Diagram) -> dict[str, Any]:
     grads = gradients(graph, root, inputs=True)
     rows = {row.name: row for row in term_attribution(graph, root, inputs=True).rows}
     course = "m" in graph.meta  # as explain's "auto": the course's dZ = m·∂J/∂Z needs m
-    lines = [{s.node: str(s) for s in step_lines(graph, root, set(grads), course=c)}
-             for c in ((False, True) if course else (False,))]
+    exact = backward_steps(graph, root, set(grads))
+    lines = [{s.node: str(s) for s in exact}]
+    lines += [{s.node: str(s) for s in backward_steps(graph, root, set(grads), course=True)}] if course else []
     layout = drawn_plan(diagram, root, reach.terms)
     group_of = layout.group_of.tolist()
     nodes = []
@@ -96,20 +88,20 @@ def explorer_data(diagram: Diagram) -> dict[str, Any]:
             "feeds": bits(feeds), "fedBy": bits(int(reach.fed_by[i]) if on else 0),
             "rootSide": bool(on and reach.root_side[i]),
         })
-    steps = backward_steps(graph, root)
-    captions = [frame_caption(graph, root, Frame(k, len(steps), s.node, frozenset(), frozenset(s.delivered)))
-                for k, s in enumerate(steps, 1)]
+    # the frames' steps (bpgraph.render.frames): the nodes the root's gradient reaches, the root first
+    flow = stored_or_computed_grads(graph, root)
+    steps = [{"node": root, "users": []}] + [{"node": s.node, "users": list(dict.fromkeys(u for u, _ in s.parts))}
+                                             for s in exact if s.node in flow]
     return {"root": graph.name_of(root), "rootId": root, "course": course, "nodes": nodes,
             "terms": [{"name": graph.name_of(t), "id": t, "color": theme.term_color(k)}
                       for k, t in enumerate(reach.terms)],
             "groups": {g.key: {"title": g.title, "members": g.members.tolist(), "ops": list(g.ops)}
                        for g in layout.groups},
-            "steps": [{"node": s.node, "users": [v for _, v in s.delivered], "caption": c}
-                      for s, c in zip(steps, captions)],
+            "steps": steps,
             "notes": list(diagram.notes)}
 
 
-def drawn_plan(diagram: Diagram, root: int, terms: tuple[int, ...]) -> Any:
+def drawn_plan(diagram: Diagram, root: int, terms: tuple[int, ...]) -> Plan:
     """The collapse plan the diagram was drawn with: :func:`bpgraph.render.dot.build`'s call,
     which keeps the root and its terms apart unless there are too many terms to draw alone."""
     options = diagram.options

@@ -283,7 +283,7 @@
   function clear() {
     selected = null;
     step = 0;
-    statusLine.textContent = "";
+    statusLine.textContent = idle;
     render();
   }
 
@@ -293,7 +293,10 @@
     selected = null;
     var s = steps[step - 1];
     showNode(s.node);
-    statusLine.textContent = s.caption;
+    statusLine.textContent = "step " + step + " of " + steps.length + ": " + (step === 1
+      ? "start at the root, ∂" + data.root + "/∂" + data.root + " = 1"
+      : nodes[s.node].lines[0] + " is complete, delivered by " +
+        s.users.map(function (v) { return nodes[v].name; }).join(", "));
     render();
     revealUnit(nodes[s.node].unit);
   }
@@ -447,7 +450,8 @@
     fieldset.append(label);
   });
 
+  var idle = data.notes.length ? data.notes.join("; ") : "Click a node to see the paths of ∂" + data.root + "/∂node";
   fit();
-  render();
+  clear();
   document.body.dataset.ready = (performance.now()).toFixed(1);
 })();
