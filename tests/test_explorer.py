@@ -45,7 +45,7 @@ def hostile_graph(names: dict[str, str] = HOSTILE) -> Graph:
     return g
 
 
-def big_graph(layers: int = 1250) -> Graph:
+def big_graph(layers: int = 1000) -> Graph:
     """About 5,000 nodes: a deep tanh network, a scope per layer, a sum of squares plus L2."""
     rng = np.random.default_rng(0)
     g = Graph()

@@ -36,6 +36,8 @@ ASSETS = resources.files("bpgraph.render") / "assets"
 PAGE = string.Template((ASSETS / "explorer.html").read_text("utf-8"))
 SCRIPT = (ASSETS / "explorer.js").read_text("utf-8")
 STYLE = (ASSETS / "explorer.css").read_text("utf-8")
+#: A no-path reason lists the term's inputs: cut it to this many characters (a page has one per node and term).
+MAX_REASON = 240
 #: Characters that could end the JSON's script element or a JavaScript string, as JSON escapes.
 JSON_ESCAPES = {ord("<"): "\\u003c", ord(">"): "\\u003e", ord("&"): "\\u0026",
                 0x2028: "\\u2028", 0x2029: "\\u2029"}
@@ -121,7 +123,8 @@ def term_cell(graph: Graph, row: Any, term: int, k: int, node: int, feeds: int,
     else:
         cell = None
     if cell is None or cell.status == NO_PATH:
-        return {"status": NO_PATH, "text": no_path_reason(graph, term, node) or "no gradient reaches it"}
+        reason = no_path_reason(graph, term, node) or "no gradient reaches it"
+        return {"status": NO_PATH, "text": reason if len(reason) <= MAX_REASON else reason[:MAX_REASON] + "…"}
     if cell.status == ZERO:
         return {"status": ZERO, "text": "0 (a path exists, the share is zero here)"}
     return {"status": cell.status, "text": describe_value(cell.value)}

@@ -31,7 +31,8 @@
     });
   });
   var edgesFrom = nodes.map(function () { return []; });
-  edges.forEach(function (edge) { edgesFrom[edge.u].push(edge); });
+  var drawnEdges = new Set();  // the titles of the drawing's edges between units (not the legend's)
+  edges.forEach(function (edge) { edgesFrom[edge.u].push(edge); drawnEdges.add(edge.key); });
 
   /* Term k's gradient flows back along u -> v when v is term k or feeds it, or when the root
      depends on v and u depends on term k (the sum above the terms): as TermReach.mask does. */
@@ -136,6 +137,7 @@
       if (units.has(key) && !litUnits.has(key)) el.classList.add("bx-dim");
     });
     edgeEls.forEach(function (el, key) {
+      if (!drawnEdges.has(key)) return;
       if (!litEdges.has(key)) { el.classList.add("bx-dim"); return; }
       el.classList.add("bx-lit");
       if (only >= 0) paint(el, terms[only].color);
@@ -148,7 +150,7 @@
     edges.forEach(function (edge) {
       if (edge.carries.indexOf(only) >= 0) { onFlow.add(edge.key); onFlow.add(nodes[edge.u].unit); onFlow.add(nodes[edge.v].unit); }
     });
-    edgeEls.forEach(function (el, key) { if (!onFlow.has(key)) el.classList.add("bx-off"); });
+    edgeEls.forEach(function (el, key) { if (drawnEdges.has(key) && !onFlow.has(key)) el.classList.add("bx-off"); });
     unitEls.forEach(function (el, key) { if (units.has(key) && !onFlow.has(key)) el.classList.add("bx-off"); });
   }
 
@@ -160,7 +162,7 @@
     var delivered = new Set(current.users.map(function (v) { return nodes[current.node].unit + "->" + nodes[v].unit; }));
     edgeEls.forEach(function (el, key) {
       if (delivered.has(key)) el.classList.add("bx-delivered");
-      else if (!edgeBetween(key, done)) el.classList.add("bx-dim");
+      else if (drawnEdges.has(key) && !edgeBetween(key, done)) el.classList.add("bx-dim");
     });
   }
 
@@ -274,7 +276,8 @@
     step = 0;
     selected = {unit: key, ids: units.get(key)};
     showGroup(key);
-    statusLine.textContent = "";
+    statusLine.textContent = "lit: the paths from every member of " + data.groups[key].title +
+      "; pick one member in the panel to see its own";
     render();
     if (reveal) revealUnit(key);
     document.body.dataset.selectMs = (performance.now() - t0).toFixed(1);
@@ -295,8 +298,8 @@
     showNode(s.node);
     statusLine.textContent = "step " + step + " of " + steps.length + ": " + (step === 1
       ? "start at the root, ∂" + data.root + "/∂" + data.root + " = 1"
-      : nodes[s.node].lines[0] + " is complete, delivered by " +
-        s.users.map(function (v) { return nodes[v].name; }).join(", "));
+      : "∂" + data.root + "/∂" + nodes[s.node].name + " is complete, delivered by " +
+        s.users.map(function (v) { return nodes[v].name; }).join(", ") + ": " + nodes[s.node].lines[0]);
     render();
     revealUnit(nodes[s.node].unit);
   }
@@ -323,25 +326,24 @@
     box = {x: px - (px - box.x) * factor, y: py - (py - box.y) * factor, w: box.w * factor, h: box.h * factor};
     apply();
   }
-  /* Pan so a unit is in view (centred if it was not), zooming in to its natural size on a graph
+  /* Pan just enough to bring a unit into view, zooming in to its natural size first on a graph
      drawn too small to read; the panel sits beside the drawing, so it never covers the unit. */
   function revealUnit(key) {
     var target = unitEls.get(key);
     if (!target) return;
-    var r = view.getBoundingClientRect(), t = target.getBoundingClientRect(), margin = 24;
-    var inside = t.left >= r.left + margin && t.right <= r.right - margin &&
-                 t.top >= r.top + margin && t.bottom <= r.bottom - margin;
-    var s = unitsPerPixel();
-    if (s > 1.5) {  // drawn at less than two thirds of its size: zoom to 1:1 around the unit
-      zoom(1 / s, t.left + t.width / 2, t.top + t.height / 2);
+    var t = target.getBoundingClientRect();
+    if (unitsPerPixel() > 1.5) {  // drawn at less than two thirds of its size: 1:1 around the unit
+      zoom(1 / unitsPerPixel(), t.left + t.width / 2, t.top + t.height / 2);
       t = target.getBoundingClientRect();
-      inside = false;
     }
-    if (inside) return;
-    s = unitsPerPixel();
-    box.x += (t.left + t.width / 2 - (r.left + r.width / 2)) * s;
-    box.y += (t.top + t.height / 2 - (r.top + r.height / 2)) * s;
+    var r = view.getBoundingClientRect(), margin = 40, s = unitsPerPixel();
+    box.x += shift(t.left, t.right, r.left + margin, r.right - margin) * s;
+    box.y += shift(t.top, t.bottom, r.top + margin, r.bottom - margin) * s;
     apply();
+  }
+  function shift(low, high, min, max) {  // how far to move [low, high] into [min, max]; centre if too big
+    if (high - low > max - min) return (low + high) / 2 - (min + max) / 2;
+    return low < min ? low - min : high > max ? high - max : 0;
   }
 
   var drag = null, dragged = false;
@@ -387,9 +389,9 @@
       selectUnit(unit.dataset.unit, true);
     }
   });
-  view.addEventListener("focusin", function (e) {
+  view.addEventListener("focusin", function (e) {  // Tab into a node off screen: bring it in (not on a click)
     var unit = e.target.closest && e.target.closest("g.node");
-    if (unit && unit.dataset.unit) revealUnit(unit.dataset.unit);
+    if (unit && unit.dataset.unit && unit.matches(":focus-visible")) revealUnit(unit.dataset.unit);
   });
   document.addEventListener("keydown", function (e) {
     if (e.target === search || e.altKey || e.ctrlKey || e.metaKey) return;
@@ -427,7 +429,9 @@
     if (e.key === "Enter") { e.preventDefault(); find(); }
     else if (e.key === "Escape") { search.value = ""; clear(); }
   });
-  search.addEventListener("change", find);
+  search.addEventListener("input", function (e) {  // a name picked from the list, not typed
+    if ((!e.inputType || e.inputType === "insertReplacementText") && byName.has(search.value)) find();
+  });
 
   // the cost-term toggles: every term, or one alone
   var fieldset = document.getElementById("bx-terms");
