@@ -18,7 +18,9 @@ import string
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
-from ..analysis import NO_PATH, ZERO, backward_steps, no_path_reason, term_attribution, term_reach
+import numpy as np
+
+from ..analysis import NO_PATH, ZERO, TermRow, backward_steps, no_path_reason, term_attribution, term_reach
 from ..analysis.reports import describe_value
 from ..autodiff import gradients
 from ..ops import OPS
@@ -94,7 +96,7 @@ def explorer_data(diagram: Diagram) -> dict[str, Any]:
     flow = stored_or_computed_grads(graph, root)
     steps = [{"node": root, "users": []}] + [{"node": s.node, "users": list(dict.fromkeys(u for u, _ in s.parts))}
                                              for s in exact if s.node in flow]
-    return {"root": graph.name_of(root), "rootId": root, "course": course, "nodes": nodes,
+    return {"root": graph.name_of(root), "course": course, "nodes": nodes,
             "terms": [{"name": graph.name_of(t), "id": t, "color": theme.term_color(k)}
                       for k, t in enumerate(reach.terms)],
             "groups": {g.key: {"title": g.title, "members": g.members.tolist(), "ops": list(g.ops)}
@@ -112,16 +114,12 @@ def drawn_plan(diagram: Diagram, root: int, terms: tuple[int, ...]) -> Plan:
     return plan(diagram.graph, options.get("collapse", ()), max_nodes, keep={root, *terms} if few else {root})
 
 
-def term_cell(graph: Graph, row: Any, term: int, k: int, node: int, feeds: int,
-              grads: dict[int, Any]) -> dict[str, str]:
-    """One term's share of one node's gradient, for the panel: its norm, 0, or no path and why."""
-    name = graph.name_of(term)
-    if row is not None:
-        cell = row.cell(name)
-    elif feeds >> k & 1 and node in grads:  # the term itself: its share is its seed, ∂root/∂term
+def term_cell(graph: Graph, row: TermRow | None, term: int, k: int, node: int, feeds: int,
+              grads: dict[int, np.ndarray]) -> dict[str, str]:
+    """One term's share of one node's gradient, for the panel: its value, 0, or no path and why."""
+    if row is None and feeds >> k & 1 and node in grads:  # the term itself: its share is ∂root/∂term
         return {"status": "seed", "text": describe_value(grads[node])}
-    else:
-        cell = None
+    cell = None if row is None else row.cell(graph.name_of(term))
     if cell is None or cell.status == NO_PATH:
         reason = no_path_reason(graph, term, node) or "no gradient reaches it"
         return {"status": NO_PATH, "text": reason if len(reason) <= MAX_REASON else reason[:MAX_REASON] + "…"}

@@ -76,13 +76,13 @@
   });
 
   // ---- state ------------------------------------------------------------------------------------
-  var selected = null;  // {unit, ids: the nodes whose paths are lit, node: the one the panel shows}
+  var selected = null;  // {unit: the unit clicked, ids: the nodes whose paths are lit}
   var only = -1;        // -1: every cost term; else the index of the one term shown
   var step = 0;         // backward steps done (0: not stepping)
 
-  /* Every edge on a path from `sources` to the root, with the terms (of those shown) whose gradient
-     it carries to them: forward from the sources over nodes the root depends on; below term k an
-     edge counts when its head feeds k, above it when a source reaches k and the tail depends on k. */
+  /* Every edge on a path from `sources` to the root that carries the gradient of a term shown:
+     forward from the sources over nodes the root depends on; below term k an edge counts when its
+     head feeds k, above it when a source reaches k and the tail depends on k. */
   function pathEdges(sources) {
     var seen = new Set(sources), queue = sources.slice(), lit = [];
     while (queue.length) {
@@ -94,11 +94,11 @@
     seen.forEach(function (u) {
       edgesFrom[u].forEach(function (edge) {
         var v = nodes[edge.v];
-        var ks = edge.carries.filter(function (k) {
+        var on = edge.carries.some(function (k) {
           return (only < 0 || k === only) && (v.feeds.indexOf(k) >= 0 ||
                  (seen.has(terms[k].id) && v.rootSide && nodes[u].fedBy.indexOf(k) >= 0));
         });
-        if (ks.length) lit.push({edge: edge, terms: ks});
+        if (on) lit.push(edge);
       });
     });
     return lit;
@@ -126,12 +126,11 @@
   }
 
   function renderSelection() {
-    var litUnits = new Set([selected.unit]), litEdges = new Map();
-    pathEdges(selected.ids).forEach(function (hit) {
-      var edge = hit.edge;
+    var litUnits = new Set([selected.unit]), litEdges = new Set();
+    pathEdges(selected.ids).forEach(function (edge) {
       litUnits.add(nodes[edge.u].unit);
       litUnits.add(nodes[edge.v].unit);
-      if (edgeEls.has(edge.key)) litEdges.set(edge.key, true);
+      litEdges.add(edge.key);
     });
     unitEls.forEach(function (el, key) {
       if (units.has(key) && !litUnits.has(key)) el.classList.add("bx-dim");
