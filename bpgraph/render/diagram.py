@@ -54,9 +54,10 @@ class Diagram:
         return self.source
 
     def render_bytes(self, fmt: str = "svg", **limits: Any) -> bytes:
-        """Render to ``svg``, ``png``, ``pdf``, ``dot`` or ``html`` (the explorer page), with :func:`backend.render`'s ``dpi``, ``engine``,
-        ``timeout`` (60 s) and ``max_pixels``; a layout too large for the engine (out of stack, or of half the
-        time left) is drawn again with fewer nodes, as its caption says."""
+        """Render to ``svg``, ``png``, ``pdf``, ``dot`` or ``html`` (the explorer page), with
+        :func:`backend.render`'s ``dpi``, ``engine``, ``timeout`` (60 s) and ``max_pixels``; a layout
+        too large for the engine (out of stack, or of half the time left) is drawn again with fewer
+        nodes, as its caption says."""
         return self._render(fmt, **limits)[1]
 
     def save(self, path: str | os.PathLike[str], fmt: str | None = None, **limits: Any) -> Path:

@@ -58,7 +58,9 @@
   titled("g.edge", edgeEls);
   /* Units become focusable buttons; titles (tooltips) show names instead of DOT ids, which stay
      in data-unit and data-edge. */
-  function label(key) { return data.groups[key] ? "collapsed group " + data.groups[key].title : nodes[units.get(key)[0]].name; }
+  function label(key) {
+    return data.groups[key] ? "collapsed group " + data.groups[key].title : nodes[units.get(key)[0]].name;
+  }
   unitEls.forEach(function (el, key) {
     if (!units.has(key)) return;  // the legend's samples
     el.setAttribute("tabindex", "0");
@@ -147,7 +149,10 @@
   function renderTerm() {  // no selection: fade what the shown term's gradient does not reach
     var onFlow = new Set();
     edges.forEach(function (edge) {
-      if (edge.carries.indexOf(only) >= 0) { onFlow.add(edge.key); onFlow.add(nodes[edge.u].unit); onFlow.add(nodes[edge.v].unit); }
+      if (edge.carries.indexOf(only) < 0) return;
+      onFlow.add(edge.key);
+      onFlow.add(nodes[edge.u].unit);
+      onFlow.add(nodes[edge.v].unit);
     });
     edgeEls.forEach(function (el, key) { if (drawnEdges.has(key) && !onFlow.has(key)) el.classList.add("bx-off"); });
     unitEls.forEach(function (el, key) { if (units.has(key) && !onFlow.has(key)) el.classList.add("bx-off"); });
@@ -158,7 +163,9 @@
     steps.slice(0, step).forEach(function (s) { done.add(nodes[s.node].unit); });
     unitEls.forEach(function (el, key) { if (units.has(key)) el.classList.add(done.has(key) ? "bx-done" : "bx-dim"); });
     unitEls.get(nodes[current.node].unit).classList.add("bx-current");
-    var delivered = new Set(current.users.map(function (v) { return nodes[current.node].unit + "->" + nodes[v].unit; }));
+    var delivered = new Set(current.users.map(function (v) {
+      return nodes[current.node].unit + "->" + nodes[v].unit;
+    }));
     edgeEls.forEach(function (el, key) {
       if (delivered.has(key)) el.classList.add("bx-delivered");
       else if (drawnEdges.has(key) && !edgeBetween(key, done)) el.classList.add("bx-dim");
@@ -250,7 +257,9 @@
       list.append(li);
     });
     items.push(list);
-    if (members.length > limit) items.push(el("p", "… and " + (members.length - limit).toLocaleString("en") + " more (find them by name)"));
+    if (members.length > limit) {
+      items.push(el("p", "… and " + (members.length - limit).toLocaleString("en") + " more (find them by name)"));
+    }
     panel.replaceChildren.apply(panel, items);
     panel.scrollTop = 0;
   }
@@ -415,7 +424,11 @@
 
   // the search box: an exact name, else the first name containing the text (ignoring case)
   var names = document.getElementById("bx-names");
-  nodes.forEach(function (node) { var option = document.createElement("option"); option.value = node.name; names.append(option); });
+  nodes.forEach(function (node) {
+    var option = document.createElement("option");
+    option.value = node.name;
+    names.append(option);
+  });
   function find() {
     var text = search.value;
     if (!text) return;
@@ -453,7 +466,8 @@
     fieldset.append(label);
   });
 
-  var idle = data.notes.length ? data.notes.join("; ") : "Click a node to see the paths of ∂" + data.root + "/∂node";
+  var idle = data.notes.length ? data.notes.join("; ")
+    : "Click a node to see the paths of ∂" + data.root + "/∂node";
   fit();
   clear();
   document.body.dataset.ready = (performance.now()).toFixed(1);
