@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
 from .collapse import MAX_NODES
-from .diagram import EXTENSIONS, FORMATS, Diagram, format_of
+from .diagram import EXTENSIONS, FORMATS, Diagram, explorer_html, format_of
 from .dot import DEFAULT_SHOW, SHOW_ITEMS, describe_terms, highlight_paths
 from .frames import backward_steps, frame_diagrams, write_frames
 from .themes import THEMES, RenderOptionError, Theme, get_theme
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from ..tensor import Tensor
 
 __all__ = ["DEFAULT_SHOW", "Diagram", "EXTENSIONS", "FORMATS", "MAX_NODES", "RenderOptionError", "SHOW_ITEMS",
-           "THEMES", "Theme", "backward_steps", "describe_terms", "format_of", "frame_diagrams",
+           "THEMES", "Theme", "backward_steps", "describe_terms", "explorer_html", "format_of", "frame_diagrams",
            "get_theme", "highlight_paths", "render", "repr_svg", "to_dot", "write_frames"]
 
 

@@ -11,15 +11,17 @@ from typing import TYPE_CHECKING, Any
 from ..files import atomic_write
 from . import backend
 from .dot import build
+from .explorer import explorer_page
 from .themes import RenderOptionError
 
 if TYPE_CHECKING:
     from ..graph import Graph
     from ..tensor import Tensor
 
-#: Output formats, and the file extensions that select them.
-FORMATS = ("svg", "png", "pdf", "dot")
-EXTENSIONS = {".svg": "svg", ".png": "png", ".pdf": "pdf", ".dot": "dot", ".gv": "dot"}
+#: Output formats, and the file extensions that select them; html is the interactive explorer page.
+FORMATS = ("svg", "png", "pdf", "dot", "html")
+EXTENSIONS = {".html": "html", ".htm": "html", ".svg": "svg", ".png": "png", ".pdf": "pdf", ".dot": "dot",
+              ".gv": "dot"}
 
 #: How many times a layout the engine cannot handle (in time) is collapsed further and retried.
 RETRIES = 6
@@ -52,9 +54,10 @@ class Diagram:
         return self.source
 
     def render_bytes(self, fmt: str = "svg", **limits: Any) -> bytes:
-        """Render to ``svg``, ``png``, ``pdf`` or ``dot``, with :func:`backend.render`'s ``dpi``, ``engine``,
-        ``timeout`` (60 s) and ``max_pixels``; a layout too large for the engine (out of stack, or of half the
-        time left) is drawn again with fewer nodes, as its caption says."""
+        """Render to ``svg``, ``png``, ``pdf``, ``dot`` or ``html`` (the explorer page), with
+        :func:`backend.render`'s ``dpi``, ``engine``, ``timeout`` (60 s) and ``max_pixels``; a layout
+        too large for the engine (out of stack, or of half the time left) is drawn again with fewer
+        nodes, as its caption says."""
         return self._render(fmt, **limits)[1]
 
     def save(self, path: str | os.PathLike[str], fmt: str | None = None, **limits: Any) -> Path:
@@ -73,7 +76,8 @@ class Diagram:
             last = attempt == RETRIES or diagram.units <= 1  # all the time left, else half of it
             limit = (deadline - time.monotonic()) / (1 if last else 2)
             try:
-                data = backend.render(diagram.source, fmt, timeout=limit, notes=notes, **limits)
+                data = backend.render(diagram.source, "svg" if fmt == "html" else fmt, timeout=limit,
+                                      notes=notes, **limits)
                 break
             except backend.LayoutTooLarge as exc:
                 if last:
@@ -88,7 +92,16 @@ class Diagram:
         if notes:  # what the picture could not show as asked, on a copy (its source is unchanged)
             diagram = copy.copy(diagram)
             diagram.notes = (*diagram.notes, *notes)
+        if fmt == "html":
+            data = explorer_page(diagram, data.decode("utf-8")).encode("utf-8")
         return diagram, data
 
     def _repr_svg_(self) -> str:
         return self.render_bytes("svg").decode("utf-8")
+
+
+def explorer_html(graph: Graph, root: Tensor | int | str | None = None, *, engine: str = "auto",
+                  **options: Any) -> str:
+    """The interactive explorer page of ``graph`` (options as for :func:`bpgraph.render.to_dot`):
+    what ``Diagram.save("x.html")`` and ``bpgraph render MODEL -o x.html`` write."""
+    return Diagram(graph, root, **options).render_bytes("html", engine=engine).decode("utf-8")

@@ -1,0 +1,133 @@
+"""One self-contained HTML page to explore a drawing: click a node to see its gradient's paths.
+
+The page holds the Graphviz SVG of a :class:`~bpgraph.render.Diagram`, the graph's data as JSON
+(names, kinds, values, each cost term's share, the backward pass's lines and steps) and a small
+script written for this project (``assets/explorer.js``).  It loads nothing: no network, no CDN;
+it works from ``file://`` and inside an iframe.  Names reach the page only as escaped SVG text
+(Graphviz, fed by :mod:`bpgraph.text`) and as JSON that cannot close its script element; the
+script puts them into the page as text, never as markup.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import html
+import json
+import string
+from importlib import resources
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..analysis import NO_PATH, ZERO, TermRow, backward_steps, no_path_reason, term_attribution, term_reach
+from ..analysis.reports import describe_value
+from ..autodiff import gradients
+from ..ops import OPS
+from ..text import one_line
+from .collapse import MAX_NODES, Plan, plan
+from .dot import MAX_TERMS, stored_or_computed_grads
+from .themes import KIND_TITLES, get_theme
+
+if TYPE_CHECKING:
+    from ..graph import Graph
+    from .diagram import Diagram
+
+ASSETS = resources.files("bpgraph.render") / "assets"
+#: The page; its ``$`` fields are filled with escaped text, the JSON data and the shipped assets.
+PAGE = string.Template((ASSETS / "explorer.html").read_text("utf-8"))
+SCRIPT = (ASSETS / "explorer.js").read_text("utf-8")
+STYLE = (ASSETS / "explorer.css").read_text("utf-8")
+#: A no-path reason lists the term's inputs: cut it to this many characters (a page has one per node and term).
+MAX_REASON = 240
+#: Characters that could end the JSON's script element or a JavaScript string, as JSON escapes.
+JSON_ESCAPES = {ord("<"): "\\u003c", ord(">"): "\\u003e", ord("&"): "\\u0026",
+                0x2028: "\\u2028", 0x2029: "\\u2029"}
+
+
+def explorer_page(diagram: Diagram, svg: str) -> str:
+    """The page for ``diagram`` (as drawn) around its rendered ``svg``."""
+    theme = get_theme(diagram.options.get("theme", "light"))
+    data = explorer_data(diagram)
+    data["theme"] = {"bg": "white" if theme.background in ("transparent", "none") else theme.background,
+                     "text": theme.text, "accent": theme.accent, "panel": theme.faded_fill,
+                     "border": theme.cluster_border, "muted": theme.faded_text}
+    text = json.dumps(data, ensure_ascii=True, separators=(",", ":")).translate(JSON_ESCAPES)
+    digest = base64.b64encode(hashlib.sha256(SCRIPT.encode("utf-8")).digest()).decode("ascii")
+    return PAGE.substitute(title=html.escape(f"bpgraph explorer: {one_line(data['root'])}"),
+                           script_hash=f"sha256-{digest}", style=STYLE, svg=svg[svg.find("<svg"):], data=text,
+                           script=SCRIPT)
+
+
+def explorer_data(diagram: Diagram) -> dict[str, Any]:
+    """What the page's script needs, JSON-ready: per node its text for the panel and the term bits
+    that trace its paths, the drawing's units, the collapsed groups and the backward steps."""
+    graph = diagram.graph
+    root = graph.root_id(diagram.root)
+    reach = term_reach(graph, root)
+    theme = get_theme(diagram.options.get("theme", "light"))
+    grads = gradients(graph, root, inputs=True)
+    rows = {row.name: row for row in term_attribution(graph, root, inputs=True).rows}
+    course = "m" in graph.meta  # as explain's "auto": the course's dZ = m·∂J/∂Z needs m
+    exact = backward_steps(graph, root, set(grads))
+    lines = [{s.node: str(s) for s in exact}]
+    lines += [{s.node: str(s) for s in backward_steps(graph, root, set(grads), course=True)}] if course else []
+    layout = drawn_plan(diagram, root, reach.terms)
+    group_of = layout.group_of.tolist()
+    nodes = []
+    for i, attrs in graph.nodes.items():
+        kind = "root" if i == root else "term" if i in reach.terms else attrs["kind"]
+        on = i < len(reach.feeds)
+        feeds = int(reach.feeds[i]) if on else 0
+        nodes.append({
+            "name": attrs["name"], "kind": KIND_TITLES.get(kind, kind), "op": attrs["op"] or "",
+            "args": list(attrs["operands"]), "shape": "×".join(map(str, attrs["value"].shape)) or "scalar",
+            "value": describe_value(attrs["value"]),
+            "formula": OPS[attrs["op"]].formula if attrs["op"] else "",
+            "grad": describe_value(grads[i]) if i in grads else None,
+            "terms": [term_cell(graph, rows.get(attrs["name"]), t, k, i, feeds, grads)
+                      for k, t in enumerate(reach.terms)],
+            "lines": list(dict.fromkeys(ls[i] for ls in lines if i in ls)),
+            "unit": layout.groups[group_of[i]].key if group_of[i] >= 0 else str(i),
+            "feeds": bits(feeds), "fedBy": bits(int(reach.fed_by[i]) if on else 0),
+            "rootSide": bool(on and reach.root_side[i]),
+        })
+    # the frames' steps (bpgraph.render.frames): the nodes the root's gradient reaches, the root first
+    flow = stored_or_computed_grads(graph, root)
+    steps = [{"node": root, "users": []}] + [{"node": s.node, "users": list(dict.fromkeys(u for u, _ in s.parts))}
+                                             for s in exact if s.node in flow]
+    return {"root": graph.name_of(root), "course": course, "nodes": nodes,
+            "terms": [{"name": graph.name_of(t), "id": t, "color": theme.term_color(k)}
+                      for k, t in enumerate(reach.terms)],
+            "groups": {g.key: {"title": g.title, "members": g.members.tolist(), "ops": list(g.ops)}
+                       for g in layout.groups},
+            "steps": steps,
+            "notes": list(diagram.notes)}
+
+
+def drawn_plan(diagram: Diagram, root: int, terms: tuple[int, ...]) -> Plan:
+    """The collapse plan the diagram was drawn with: :func:`bpgraph.render.dot.build`'s call,
+    which keeps the root and its terms apart unless there are too many terms to draw alone."""
+    options = diagram.options
+    max_nodes = options.get("max_nodes", MAX_NODES)
+    few = len(terms) <= max(MAX_TERMS, max_nodes // 10)
+    return plan(diagram.graph, options.get("collapse", ()), max_nodes, keep={root, *terms} if few else {root})
+
+
+def term_cell(graph: Graph, row: TermRow | None, term: int, k: int, node: int, feeds: int,
+              grads: dict[int, np.ndarray]) -> dict[str, str]:
+    """One term's share of one node's gradient, for the panel: its value, 0, or no path and why."""
+    if row is None and feeds >> k & 1 and node in grads:  # the term itself: its share is ∂root/∂term
+        return {"status": "seed", "text": describe_value(grads[node])}
+    cell = None if row is None else row.cell(graph.name_of(term))
+    if cell is None or cell.status == NO_PATH:
+        reason = no_path_reason(graph, term, node) or "no gradient reaches it"
+        return {"status": NO_PATH, "text": reason if len(reason) <= MAX_REASON else reason[:MAX_REASON] + "…"}
+    if cell.status == ZERO:
+        return {"status": ZERO, "text": "0 (a path exists, the share is zero here)"}
+    return {"status": cell.status, "text": describe_value(cell.value)}
+
+
+def bits(mask: int) -> list[int]:
+    """The positions of the set bits of ``mask``: which cost terms, by index."""
+    return [k for k in range(mask.bit_length()) if mask >> k & 1]
