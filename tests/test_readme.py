@@ -169,9 +169,10 @@ def test_readme_block_runs_as_written(block: Block, tmp_path: Path):
         for tool in ("pdflatex", "kpsewhich"):
             if shutil.which(tool) is None:
                 pytest.skip(f"needs {tool} (TeX); not installed here")
-        found = subprocess.run(["kpsewhich", "beamer.cls"], capture_output=True, text=True).stdout.strip()
-        if not found:
-            pytest.skip("needs the LaTeX beamer class (texlive-latex-recommended); not installed here")
+        found = subprocess.run(["kpsewhich", "beamer.cls", "pgfmath.sty"], capture_output=True, text=True)
+        if len(found.stdout.split()) < 2:
+            pytest.skip("needs the LaTeX beamer class and pgf (texlive-latex-recommended, texlive-pictures); "
+                        "not installed here")
     printed = run_block(block, fresh_clone(tmp_path), previous)
     if block.output is not None and block.lang != "latex":
         assert matches(block.output, printed), f"README line {block.line} shows:\n{block.output}\nbut it " \
