@@ -4,7 +4,9 @@
 group; ``n<id>`` and ``e<tail>_<head>`` in the SVG), everything in id order, attributes in a fixed
 order.  User text goes through :func:`bpgraph.text.dot_label_text` and every value is a string
 quoted by :func:`bpgraph.text.dot_quote`, never an HTML-like label, so a name cannot end a label
-or reach the SVG as markup.  Edges are coloured by the cost terms whose gradient they carry.
+or reach the SVG as markup.  Edges are coloured by the cost terms whose gradient they carry (a term
+keeps its look whatever the root); arrows point forward, and the legend and caption say that
+gradients flow back against them.  The longest chain into the root is laid on one line (``group``).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from ..analysis import TermReach, term_reach
 from ..autodiff import gradients
 from ..text import dot_label_text, dot_quote
 from .collapse import MAX_NODES, Group, plan
-from .structure import Topology, topology
+from .structure import Topology, op_depths, topology
 from .themes import KIND_TITLES, NODE_KINDS, RenderOptionError, Theme, get_theme
 
 if TYPE_CHECKING:
@@ -35,6 +37,8 @@ RANKDIRS = ("LR", "TB")
 #: MAX_NESTING deep (``dot`` time grows with the cube of their depth), the caption at most MAX_STRING
 #: characters long (Graphviz 2.43 refuses 16,384), describing at most MAX_TERMS cost terms.
 MAX_NAME, MAX_NESTING, MAX_STRING, MAX_TERMS = 2000, 20, 16_000, 12
+DIRECTION = "arrows: the forward pass; gradients flow back against them"
+NO_GRADIENT = "no gradient computed"
 
 
 # --- text -------------------------------------------------------------------------------------
@@ -122,7 +126,8 @@ def _families(names: Sequence[str]) -> str:
 
 def highlight_paths(graph: Graph, pairs: Iterable[tuple[Tensor | int | str, Tensor | int | str]]
                     ) -> tuple[set[int], set[tuple[int, int]], list[str]]:
-    """Nodes and edges on every path carrying ∂OF/∂WRT for the ``(of, wrt)`` pairs, and a note on each."""
+    """Nodes and edges on every path carrying ∂OF/∂WRT for the ``(of, wrt)`` pairs, and a note on each;
+    with no path, the pair's two ends (their ids stay in ``nodes``)."""
     nodes: set[int] = set()
     edges: set[tuple[int, int]] = set()
     notes = []
@@ -131,7 +136,7 @@ def highlight_paths(graph: Graph, pairs: Iterable[tuple[Tensor | int | str, Tens
         of_name, wrt_name = graph.name_of(graph.id_of(of)), graph.name_of(graph.id_of(wrt))
         notes.append(f"highlighted: every path carrying ∂{of_name}/∂{wrt_name}" if between else
                      f"no path from {wrt_name} to {of_name}: ∂{of_name}/∂{wrt_name} = 0 structurally")
-        nodes |= between
+        nodes |= between or {graph.id_of(of), graph.id_of(wrt)}
         edges |= {(u, v) for v in between for u in graph.nodes[v]["operands"] if u in between}
     return nodes, edges, notes
 
@@ -174,6 +179,7 @@ class _Context(NamedTuple):
     lit: set[int] | None
     frame: Frame | None
     pending: set[int]  # in a frame: nodes whose gradient is not complete yet
+    no_path: set[int]  # ends of a highlighted pair with no path between them
 
 
 def _label_lines(ctx: _Context, node_id: int) -> tuple[list[str], list[str]]:
@@ -225,61 +231,85 @@ def _unit_statement(ctx: _Context, node_id: int, kind: str, group: Group | None)
     label, final = _label_lines(ctx, node_id)
     attrs = _node_attrs(ctx.theme, kind, dim=dim, lit=lit is not None,
                         current=ctx.frame is not None and node_id == ctx.frame.current)
+    if node_id in ctx.no_path:
+        attrs.update(color=ctx.theme.text, xlabel="no path", fontcolor=ctx.theme.text)
     if ctx.frame is not None:  # a fixed size that fits the final label: every frame has one layout
         em = ctx.theme.fontsize / 72  # inches
         width = 0.62 * em * max((len(line) for line in final), default=1) + 0.3
         height = 1.3 * em * max(1, len(final)) + 0.15
-        if attrs["shape"] in ("ellipse", "octagon", "doubleoctagon"):
-            width, height = width * 1.3, height * 1.25
+        if attrs["shape"] in ("ellipse", "octagon", "doubleoctagon", "cylinder"):
+            width, height = width * 1.3, height * (1.6 if attrs["shape"] == "cylinder" else 1.25)
         attrs.update(fixedsize="true", width=format(width, ".2f"), height=format(height, ".2f"))
     return statement(str(node_id), attrs, label="\\n".join(label), ident=f"n{node_id}")
 
 
-def _edge_attrs(theme: Theme, terms: Sequence[int], lit: bool | None = None, delivered: bool = False,
-                pending: bool = False) -> dict[str, str]:
-    """Colour by term (parallel colours when several), fade carriers of nothing, then emphasis."""
+def _edge_attrs(theme: Theme, looks: Sequence[int], lit: bool | None = None, delivered: bool = False,
+                pending: bool = False, data: bool = False) -> dict[str, str]:
+    """Colour by term look (parallel colours when several), fade carriers of nothing, dot the edges out
+    of data (no gradient is computed for it), then emphasis."""
     faded_pen = max(1.0, theme.edge_penwidth * 0.55)
-    looks = [theme.term_look(t) for t in terms]
-    colours = list(dict.fromkeys(colour for colour, _ in looks)) or [theme.faded_edge]
-    style = looks[0][1] if len(looks) == 1 else "solid"
-    pen = theme.edge_penwidth if terms else faded_pen
+    pairs = [theme.term_look(k) for k in looks]
+    colours = list(dict.fromkeys(colour for colour, _ in pairs)) or [theme.faded_edge]
+    style = pairs[0][1] if len(pairs) == 1 else "solid"
+    pen = theme.edge_penwidth if looks else faded_pen
+    if data:
+        colours, style = [theme.faded_text], "dotted"
     if lit is True:
-        pen, colours = pen * 1.8, colours if terms else [theme.text]
+        pen, colours = pen * 1.8, colours if looks or data else [theme.text]
     elif lit is False or pending:
         colours, pen = [theme.faded_edge], faded_pen
     if delivered:
-        pen, colours = pen * 2.0, colours if terms else [theme.accent]
+        pen, colours = pen * 2.0, colours if looks else [theme.accent]
     return {"color": ":".join(colours), "style": style, "penwidth": fmt_number(round(pen, 2))}
 
 
-def _legend(theme: Theme, kinds: set[str], term_names: list[str], both: bool, faded: bool,
-            root_name: str) -> list[str]:
-    """A cluster with a sample node per kind drawn and a sample arrow per edge meaning, chained
-    by invisible edges into two rows (columns with ``rankdir=TB``), narrower than the picture."""
+def _legend(theme: Theme, kinds: set[str], samples: list[tuple[str, dict[str, str]]], title: str) -> list[str]:
+    """A cluster holding one row: a sample node per kind drawn, then each edge meaning as a sample arrow
+    into its own text (one rank each, so the row stays about as long as the drawing's)."""
     small = fmt_number(theme.small_fontsize)
-    title = "legend" if len(term_names) <= MAX_TERMS else f"legend: {MAX_TERMS} of {len(term_names):,} terms"
-    attrs = {"id": "legend", "label": title, "style": "rounded", "color": theme.cluster_border,
-             "fontcolor": theme.text, "fontsize": fmt_number(theme.small_fontsize + 1)}
+    attrs = {"id": "legend", "label": label_text(title), "style": "rounded,filled", "color": theme.cluster_border,
+             "fillcolor": theme.cluster_fill, "fontcolor": theme.text, "fontsize": small}
     shown = [kind for kind in NODE_KINDS if kind in kinds]
     lines = [f"\t{attr_text(attrs)}\n"]
     lines += [statement(f"legend_{kind}", {**_node_attrs(theme, kind), "fontsize": small},
                         label=KIND_TITLES[kind]) for kind in shown]
-    samples = [(f"gradient of {name}", [k]) for k, name in enumerate(term_names[:MAX_TERMS])]
-    if both:
-        label = "both terms" if len(term_names) == 2 else "several terms"
-        samples.append((label, list(range(min(len(term_names), MAX_TERMS)))))
-    if faded:
-        samples.append((f"no gradient from {root_name}", []))
-    point = {"shape": "point", "width": "0.06", "color": theme.text}
     plain = {"shape": "plaintext", "fontcolor": theme.text, "fontsize": small}
-    for k, (text, terms) in enumerate(samples):
-        lines += [statement(f"legend_e{k}", point, label=""),
-                  statement(f"legend_t{k}", plain, label=label_text(text)),
-                  statement(f"legend_e{k} -> legend_t{k}", _edge_attrs(theme, terms))]
-    links = [(f"legend_{a}", f"legend_{b}") for a, b in zip(shown, shown[1:])]
-    links += [(f"legend_t{k}", f"legend_e{k + 1}") for k in range(len(samples) - 1)]
-    lines += [statement(f"{a} -> {b}", {"style": "invis"}) for a, b in links]
+    lines += [statement(f"legend_t{k}", plain, label=label_text(text)) for k, (text, _) in enumerate(samples)]
+    row = [f"legend_{kind}" for kind in shown] + [f"legend_t{k}" for k in range(len(samples))]
+    looks = [{"style": "invis"}] * (len(shown) - 1) + [look for _, look in samples]
+    lines += [statement(f"{a} -> {b}", look) for a, b, look in zip(row, row[1:], looks)]
     return ["\tsubgraph cluster_legend {\n", *("\t" + line for line in lines), "\t}\n"]
+
+
+def _samples(theme: Theme, names: list[str], look_of: list[int], meanings: set[tuple[Any, ...]],
+             root_name: str, frame: bool) -> list[tuple[str, dict[str, str]]]:
+    """The legend's edge meanings with their looks: each term's gradient (the first MAX_TERMS), several
+    at once, none from the root, none computed (data); in a frame, the steps' three states instead."""
+    if frame:
+        look = look_of[:1]
+        return [("just delivered", _edge_attrs(theme, look, delivered=True)),
+                ("already delivered", _edge_attrs(theme, look)),
+                ("still pending", _edge_attrs(theme, look, pending=True))]
+    masks = {meaning[0] for meaning in meanings if not meaning[4]}
+    samples = [(f"gradient of {name}", _edge_attrs(theme, [k])) for name, k in zip(names[:MAX_TERMS], look_of)]
+    if any(mask & (mask - 1) for mask in masks):  # two bits or more
+        label = "both terms" if len(names) == 2 else "several terms"
+        samples.append((label, _edge_attrs(theme, look_of[:MAX_TERMS])))
+    if 0 in masks:
+        samples.append((f"no gradient from {root_name}", _edge_attrs(theme, [])))
+    if any(meaning[4] for meaning in meanings):
+        samples.append((NO_GRADIENT, _edge_attrs(theme, [], data=True)))
+    return samples
+
+
+def _spine(graph: Graph, root_id: int) -> list[int]:
+    """The longest chain of ops into the root, from the data (or leaf) that starts it: laid on one line."""
+    depth, chain = op_depths(graph), [root_id]
+    kinds = {"input": 2, "const": 1}
+    while graph.nodes[chain[-1]]["operands"]:
+        operands = graph.nodes[chain[-1]]["operands"]
+        chain.append(max(operands, key=lambda o: (depth[o], kinds.get(graph.nodes[o]["kind"], 0), -o)))
+    return chain
 
 
 # --- building the DOT graph ---------------------------------------------------------------------
@@ -312,7 +342,11 @@ def build(graph: Graph, root: Tensor | int | str | None = None, *, theme: str | 
     pending = set() if frame is None or grads is None else set(grads) - frame.done
     root_side = np.zeros(len(graph), dtype=bool)
     root_side[:len(reach.root_side)] = reach.root_side
-    ctx = _Context(graph, theme, show, root_name, root_side, grads, lit_nodes, frame, pending)
+    no_path = {graph.id_of(end) for of, wrt in pairs if not graph.between(of, wrt) for end in (of, wrt)}
+    ctx = _Context(graph, theme, show, root_name, root_side, grads, lit_nodes, frame, pending, no_path)
+    # each term's look is its place among the last node's terms, so it keeps it whatever the root
+    everyone = term_reach(graph, graph.root_id(None)).terms
+    look_of = [everyone.index(t) if t in everyone else len(everyone) + k for k, t in enumerate(terms)]
 
     # units in id order: a node drawn as itself, or a group drawn at (and named after) its smallest member
     group_of = layout.group_of.tolist()
@@ -323,8 +357,11 @@ def build(graph: Graph, root: Tensor | int | str | None = None, *, theme: str | 
                for i, k in drawn if k < 0}
     body = [_unit_statement(ctx, i, kind_of.get(i, "group"), layout.groups[k] if k >= 0 else None)
             for i, k in drawn]
+    spine = {str(i) for i in _spine(graph, root_id) if group_of[i] < 0}
+    body = [line.replace(" [", " [group=spine ", 1) if line.split(" [", 1)[0].strip() in spine else line
+            for line in body]
     notes = [*layout.notes, *notes]
-    if any(topo.scope_names):  # a group sits in its scope's parent
+    if theme.clusters and any(topo.scope_names):  # a group sits in its scope's parent
         scopes = [layout.groups[k].cluster if k >= 0 else topo.scope(i) for i, k in drawn]
         if max(s.count("/") for s in scopes) >= MAX_NESTING:
             scopes = ["/".join(s.split("/", MAX_NESTING)[:MAX_NESTING]) for s in scopes]
@@ -343,21 +380,25 @@ def build(graph: Graph, root: Tensor | int | str | None = None, *, theme: str | 
     # edges between units; a repeated operand or several edges between two units draw once
     key = {i: layout.groups[k].key if k >= 0 else str(i) for i, k in drawn}
     edges = _merged_edges(topo, at, reach, lit_edges, frame.delivered if frame else frozenset(), pending)
-    looks = {meaning: _edge_attrs(theme, [k for k in range(len(terms)) if meaning[0] >> k & 1], *meaning[1:])
-             for meaning in set(edges.values())}
-    body += [statement(f"{key[t]} -> {key[h]}", looks[meaning], ident=f"e{key[t]}_{key[h]}")
+    looks = {meaning: _edge_attrs(theme, [look_of[k] for k in range(len(terms)) if meaning[0] >> k & 1],
+                                  *meaning[1:]) for meaning in set(edges.values())}
+    loose = {"weight": "0"}  # into a term off the chain: its operands stay beside the layer they feed
+    body += [statement(f"{key[t]} -> {key[h]}", {**looks[meaning], **(loose if h in kept and key[h] not in spine
+                                                                       else {})}, ident=f"e{key[t]}_{key[h]}")
              for (t, h), meaning in edges.items()]
     if legend:
-        masks = {meaning[0] for meaning in edges.values()}
-        several = any(mask & (mask - 1) for mask in masks)  # two bits or more
-        body += _legend(theme, set(kind_of.values()) | ({"group"} if layout.groups else set()),
-                        [graph.name_of(t) for t in terms], several, 0 in masks, root_name)
+        kinds = set(kind_of.values()) | ({"group"} if layout.groups else set())
+        samples = _samples(theme, [graph.name_of(t) for t in terms], look_of, set(edges.values()), root_name,
+                           frame is not None)
+        some = f" ({MAX_TERMS} of {len(terms):,} terms)" if len(terms) > MAX_TERMS else ""
+        body += _legend(theme, kinds, samples, f"legend{some} · {DIRECTION}")
 
     graph_attrs = {"rankdir": rankdir, "bgcolor": theme.background, "fontname": theme.fontname,
                    "fontsize": fmt_number(theme.fontsize), "fontcolor": theme.text,
                    "labelloc": "t", "labeljust": "l", "nodesep": "0.25", "ranksep": "0.4",
-                   "pad": "0.2", "outputorder": "edgesfirst", **theme.graph_attrs}
-    lines = describe_terms(graph, root_id) if caption is None or caption is True else \
+                   "pad": "0.2", "outputorder": "edgesfirst", **theme.graph_attrs,
+                   **({"id": "slide"} if frame else {})}
+    lines = [*describe_terms(graph, root_id), DIRECTION] if caption is None or caption is True else \
         [] if caption is False or caption == "" else [str(caption)]
     # every caption line left-justified (names holding newlines split too), as many as MAX_STRING holds
     parts = [label_text(part) + "\\l" for line in lines + path_notes + notes for part in line.split("\n")]
@@ -368,24 +409,26 @@ def build(graph: Graph, root: Tensor | int | str | None = None, *, theme: str | 
     node_attrs = {"fontname": theme.fontname, "fontsize": fmt_number(theme.fontsize), "fontcolor": theme.text,
                   "margin": "0.1,0.04", "height": "0.3"}
     head = [statement("graph", graph_attrs), statement("node", node_attrs),
-            statement("edge", {"arrowsize": "0.7", "color": theme.text})]
+            statement("edge", {"arrowsize": fmt_number(theme.arrowsize), "color": theme.text})]
     return "".join(["digraph bpgraph {\n", *head, *body, "}\n"]), layout.units, tuple(notes)
 
 
 def _merged_edges(topo: Topology, at: list[int], reach: TermReach, lit_edges: set[tuple[int, int]] | None,
                   delivered: frozenset[tuple[int, int]], pending: set[int]
-                  ) -> dict[tuple[int, int], tuple[int, bool | None, bool, bool]]:
+                  ) -> dict[tuple[int, int], tuple[int, bool | None, bool, bool, bool]]:
     """Per pair of units joined by an edge (``at``: where each node is drawn), in drawing order:
-    ``(terms mask, lit, delivered, pending head)``, or'ed over the pair's edges (lit None: no highlight)."""
-    merged: dict[tuple[int, int], tuple[int, bool | None, bool, bool]] = {}
+    ``(terms mask, lit, delivered, pending head, out of data)``, or'ed over the pair's edges (lit None:
+    no highlight; out of data: every edge leaves data or a constant, which gets no gradient)."""
+    merged: dict[tuple[int, int], tuple[int, bool | None, bool, bool, bool]] = {}
     masks = reach.masks(topo.tails, topo.heads).tolist()
-    first = (0, None if lit_edges is None else False, False, False)
+    first = (0, None if lit_edges is None else False, False, False, True)
+    leaf_data = (topo.is_kind("input") | topo.is_kind("const")).tolist()
     for u, v, mask in zip(topo.tails.tolist(), topo.heads.tolist(), masks):
         pair = (at[u], at[v])
         if pair[0] != pair[1]:
-            terms, lit, sent, waiting = merged.get(pair, first)
+            terms, lit, sent, waiting, data = merged.get(pair, first)
             merged[pair] = (terms | mask, None if lit_edges is None else lit or (u, v) in lit_edges,
-                            sent or (u, v) in delivered, waiting or v in pending)
+                            sent or (u, v) in delivered, waiting or v in pending, data and leaf_data[u])
     return dict(sorted(merged.items()))
 
 

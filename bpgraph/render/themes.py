@@ -1,13 +1,16 @@
 """Drawing themes: every colour, shape, font and line width a picture uses, as plain data.
 
-``light`` (default): white, pastel fills.  ``dark``: light text on dark.  ``slides``: transparent,
-large text, thick edges, a 16:9 page (``size="13.33,7.5"`` inches).  ``print``: grayscale only,
-kinds told apart by shape.  Terms take the Okabe-Ito palette (readable with every common
-colour-vision deficiency) and each its own line style too, so a picture survives grayscale.
+``light`` (default): white, pastel fills.  ``dark``: light text on dark.  ``slides`` and
+``slides-dark``: a 16:9 drawing (``ratio``) with text that stays at least 24 px on a 1920×1080 slide,
+the forward chain on one line and no scope boxes.  ``print``: grayscale only, kinds told apart by
+shape.  Terms take the Okabe-Ito palette (readable with every common colour-vision deficiency) and
+each its own line style too, so a picture survives grayscale; ``accent`` (the current frame's node)
+is none of them.  The font falls back to any sans-serif where DejaVu Sans is missing.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, replace
 
 from ..errors import BpgraphError
@@ -57,6 +60,8 @@ class Theme:
     cluster_border: str
     cluster_fill: str
     graph_attrs: dict[str, str] = field(default_factory=dict)
+    arrowsize: float = 0.7
+    clusters: bool = True  # scopes as boxes (they bend a straight forward chain into a staircase)
 
     def term_look(self, index: int) -> tuple[str, str]:
         """Edge colour and line style of the ``index``-th cost term: each colour with the next style after
@@ -94,12 +99,12 @@ def _nodes(param: str, input_: str, const: str, op: str, term: str, root: str, g
 
 
 LIGHT = Theme(
-    name="light", background="white", fontname="DejaVu Sans", fontsize=12, small_fontsize=10,
+    name="light", background="white", fontname="DejaVu Sans,sans-serif", fontsize=12, small_fontsize=10,
     text="#222222",
     nodes=_nodes("#FBE3C4", "#D6EAF8", "#FFFFFF", "#F2F2F2", "#FCF3B0", "#F9D98C", "#E5E5E5",
                  border="#333333", font="#222222"),
     term_colors=OKABE_ITO, term_styles=TERM_STYLES, edge_penwidth=1.8,
-    faded_edge="#C8C8C8", faded_fill="#FAFAFA", faded_text="#A0A0A0", accent="#E69F00",
+    faded_edge="#C8C8C8", faded_fill="#FAFAFA", faded_text="#A0A0A0", accent="#F0E442",
     cluster_border="#B0B0B0", cluster_fill="#FCFCFC",
 )
 
@@ -108,30 +113,38 @@ DARK = replace(
     nodes=_nodes("#5A3E1B", "#1F3A52", "#2A2A2A", "#333333", "#4D4715", "#6B4B12", "#3A3A3A",
                  border="#C8C8C8", font="#F0F0F0"),
     term_colors=("#56B4E9", "#E69F00", "#009E73", "#CC79A7", "#F0E442", "#D55E00"),
-    faded_edge="#4A4A4A", faded_fill="#242424", faded_text="#6E6E6E", accent="#F0E442",
+    faded_edge="#4A4A4A", faded_fill="#242424", faded_text="#6E6E6E", accent="#8B1E6B",
     cluster_border="#5A5A5A", cluster_fill="#232323",
 )
 
-SLIDES = replace(
-    LIGHT, name="slides", background="transparent", fontsize=20, small_fontsize=17, edge_penwidth=3.5,
-    faded_edge="#C0C0C0", faded_text="#9A9A9A", cluster_fill="none",
-    graph_attrs={"size": "13.33,7.5", "ratio": "compress", "nodesep": "0.25", "ranksep": "0.45"},
-)
+#: Slides: no ``size`` (it would shrink the text); the graph id ``slide`` has :func:`finish_svg` pad the
+#: picture to 16:9 with the background.
+#: Intermediates are boxes there, narrower than ellipses, so the chain's text can be larger.
+SLIDE_LAYOUT = {"id": "slide", "nodesep": "0.3", "ranksep": "0.12", "pad": "0.2"}
+
+
+def _slides(theme: Theme, name: str) -> Theme:
+    op = replace(theme.nodes["op"], shape="box", margin="0.03,0.02")
+    return replace(theme, name=name, fontsize=34, small_fontsize=25, edge_penwidth=3.0, graph_attrs=SLIDE_LAYOUT,
+                   arrowsize=1.3, clusters=False, nodes={**theme.nodes, "op": op})
+
+
+SLIDES, SLIDES_DARK = _slides(LIGHT, "slides"), _slides(DARK, "slides-dark")
 
 PRINT = replace(
     LIGHT, name="print", text="#000000",
     nodes=_nodes("#D9D9D9", "#F0F0F0", "#FFFFFF", "#FFFFFF", "#BFBFBF", "#A6A6A6", "#E6E6E6",
                  border="#000000", font="#000000"),
     term_colors=("#000000", "#555555", "#000000", "#555555"), faded_edge="#CCCCCC",
-    faded_fill="#FFFFFF", faded_text="#999999", accent="#000000", cluster_border="#999999",
+    faded_fill="#FFFFFF", faded_text="#999999", accent="#8C8C8C", cluster_border="#999999",
     cluster_fill="#FFFFFF",
 )
 
-THEMES: dict[str, Theme] = {t.name: t for t in (LIGHT, DARK, SLIDES, PRINT)}
+THEMES: dict[str, Theme] = {t.name: t for t in (LIGHT, DARK, SLIDES, SLIDES_DARK, PRINT)}
 
 
 def get_theme(theme: str | Theme) -> Theme:
-    """Resolve a theme name (``light``, ``dark``, ``slides``, ``print``) or pass a Theme through."""
+    """Resolve a theme name (one of :data:`THEMES`) or pass a Theme through."""
     if isinstance(theme, Theme):
         return theme
     try:
@@ -139,3 +152,49 @@ def get_theme(theme: str | Theme) -> Theme:
     except (KeyError, TypeError):
         raise RenderOptionError(f"unknown theme {theme!r}; choose one of: "
                                 f"{', '.join(THEMES)}") from None
+
+
+def finish_svg(svg: bytes) -> bytes:
+    """Graphviz SVG made to read at any scale: dash patterns grow with the line width (Graphviz's fixed
+    ``5,2`` looks solid on a thick line), and on a transparent background every text gets a halo of
+    the opposite lightness, so it stays readable on a light or a dark slide."""
+    def dashes(m: re.Match[bytes]) -> bytes:
+        width = re.search(rb'stroke-width="([\d.]+)"', m[0])
+        scale = max(1.0, float(width[1]) / 1.5) if width else 1.0
+        dash, gap = {b"5,2": (4.0, 3.0), b"1,5": (1.0, 2.5)}.get(m[1], (0.0, 0.0))
+        wider = b'stroke-dasharray="%g,%g"' % (dash * scale, gap * scale)
+        return m[0].replace(b'stroke-dasharray="' + m[1] + b'"', wider) if dash and scale > 1 else m[0]
+
+    svg = re.sub(rb'<path\b[^>]*?stroke-dasharray="([\d.,]+)"[^>]*>', dashes, svg)
+    svg = _pad_to_slide(svg) if b'<g id="slide" class="graph"' in svg else svg
+    graph = re.search(rb'class="graph"[^>]*>\s*<title>[^<]*</title>\s*<polygon fill="([^"]*)"', svg)
+    if graph is None or graph[1] not in (b"transparent", b"none"):
+        return svg
+
+    def halo(m: re.Match[bytes]) -> bytes:
+        fill = re.search(rb'fill="#([0-9a-fA-F]{6})"', m[0])
+        light = fill is not None and sum(int(fill[1][k:k + 2], 16) for k in (0, 2, 4)) > 384
+        colour = b"#000000" if light else b"#FFFFFF"
+        return m[0][:-1] + b' stroke="%s" stroke-width="3" stroke-opacity="0.8" paint-order="stroke">' % colour
+
+    return re.sub(rb"<text\b[^>]*>", halo, svg)
+
+
+def _pad_to_slide(svg: bytes) -> bytes:
+    """The picture widened or heightened to 16:9, centred: the view box grows, and the background
+    (Graphviz's polygon under the drawing) is laid over the whole of it."""
+    head = re.search(rb'<svg\b[^>]*?width="([\d.]+)pt" height="([\d.]+)pt"[^>]*?viewBox="([-\d. ]+)"', svg)
+    background = re.search(rb'(class="graph"[^>]*>\s*<title>[^<]*</title>\s*<polygon fill="([^"]*)")', svg)
+    if head is None or background is None:
+        return svg
+    width, height = float(head[1]), float(head[2])
+    new_width, new_height = max(width, height * 16 / 9), max(height, width * 9 / 16)
+    x, y = (width - new_width) / 2, (height - new_height) / 2
+    box = b'width="%.2fpt" height="%.2fpt"' % (new_width, new_height)
+    view = b'viewBox="%.2f %.2f %.2f %.2f"' % (x, y, new_width, new_height)
+    fill = b'<rect x="%.2f" y="%.2f" width="%.2f" height="%.2f" fill="%s"/>\n' % (
+        x, y, new_width, new_height, background[2])
+    start = head.end() + svg[head.end():].index(b">") + 1
+    svg = svg[:head.start()] + head[0].replace(b'width="%spt" height="%spt"' % (head[1], head[2]), box) \
+        .replace(b'viewBox="' + head[3] + b'"', view) + svg[head.end():start] + b"\n" + fill + svg[start:]
+    return svg
