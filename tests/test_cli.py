@@ -295,7 +295,7 @@ def test_render_passes_dpi_engine_and_frame_options_on(tmp_path, monkeypatch):
     result = run("render", "l2-mlp", "-o", str(tmp_path / "s.png"), "--dpi", "200", "--engine", "wasm",
                  "--theme", "slides", "--rankdir", "TB", "--frames", str(tmp_path / "frames"))
     assert result.exit_code == 0, result.output
-    assert calls == [("png", 200.0, "wasm"), {"theme": "slides", "rankdir": "TB", "engine": "wasm"}]
+    assert calls == [("png", 200.0, "wasm"), {"theme": "slides", "rankdir": "TB", "engine": "wasm", "fmt": "svg"}]
     assert (tmp_path / "s.png").read_bytes() == b"picture"
 
 
@@ -313,16 +313,26 @@ def test_render_frames_writes_one_svg_per_step_and_an_index(tmp_path):
     frames = tmp_path / "frames"
     result = run("render", "logistic", "-o", str(tmp_path / "l.svg"), "--frames", str(frames))
     assert result.exit_code == 0
-    html = (frames / "index.html").read_text(encoding="utf-8")
+    html = (frames / "slides.html").read_text(encoding="utf-8")
     assert "keydown" in html and "http://" not in html.replace("http://www.w3.org", "")
     assert len(list(frames.glob("frame_*.svg"))) >= 3
+    assert "slides.html" in result.output
+
+
+def test_render_frames_as_png(tmp_path):
+    frames = tmp_path / "frames"
+    result = run("render", "logistic", "--frames", str(frames), "--frames-format", "png")
+    assert result.exit_code == 0, result.output
+    pngs = sorted(frames.glob("frame_*.png"))
+    assert len(pngs) >= 3 and not list(frames.glob("frame_*.svg"))
+    assert all(p.read_bytes()[:4] == b"\x89PNG" for p in pngs)
 
 
 def test_a_failed_render_keeps_the_existing_file(tmp_path):
     target = tmp_path / "keep.svg"
     target.write_text("precious")
     result = CliRunner().invoke(cli, ["render", "l2-mlp", "-o", str(target), "--theme", "neon"])
-    assert result.exit_code == 2 and "'neon' is not one of 'light', 'dark', 'slides', 'print'" in result.output
+    assert result.exit_code == 2 and "'neon' is not one of 'light', 'dark', 'slides', 'slides-dark', 'print'" in result.output
     assert target.read_text() == "precious"
     bad_highlight = CliRunner().invoke(cli, ["render", "l2-mlp", "-o", str(target), "--highlight", "J"])
     assert bad_highlight.exit_code == 2 and "--highlight expects OF:WRT" in bad_highlight.output

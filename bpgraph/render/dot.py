@@ -39,6 +39,7 @@ RANKDIRS = ("LR", "TB")
 MAX_NAME, MAX_NESTING, MAX_STRING, MAX_TERMS = 2000, 20, 16_000, 12
 DIRECTION = "arrows: the forward pass; gradients flow back against them"
 NO_GRADIENT = "no gradient computed"
+SMALL_GRAPH = 8  # units below which the legend shows the edge meanings only
 
 
 # --- text -------------------------------------------------------------------------------------
@@ -180,6 +181,7 @@ class _Context(NamedTuple):
     frame: Frame | None
     pending: set[int]  # in a frame: nodes whose gradient is not complete yet
     no_path: set[int]  # ends of a highlighted pair with no path between them
+    spine: set[int]  # the chain laid on one line
 
 
 def _label_lines(ctx: _Context, node_id: int) -> tuple[list[str], list[str]]:
@@ -231,6 +233,8 @@ def _unit_statement(ctx: _Context, node_id: int, kind: str, group: Group | None)
     label, final = _label_lines(ctx, node_id)
     attrs = _node_attrs(ctx.theme, kind, dim=dim, lit=lit is not None,
                         current=ctx.frame is not None and node_id == ctx.frame.current)
+    if node_id in ctx.spine:
+        attrs["group"] = "spine"
     if node_id in ctx.no_path:
         attrs.update(color=ctx.theme.text, xlabel="no path", fontcolor=ctx.theme.text)
     if ctx.frame is not None:  # a fixed size that fits the final label: every frame has one layout
@@ -273,6 +277,8 @@ def _legend(theme: Theme, kinds: set[str], samples: list[tuple[str, dict[str, st
     lines = [f"\t{attr_text(attrs)}\n"]
     lines += [statement(f"legend_{kind}", {**_node_attrs(theme, kind), "fontsize": small},
                         label=KIND_TITLES[kind]) for kind in shown]
+    if not shown:  # the first sample arrow starts at a dot
+        shown, lines = ["start"], [*lines, statement("legend_start", {"shape": "point", "width": "0.06", "color": theme.text})]
     plain = {"shape": "plaintext", "fontcolor": theme.text, "fontsize": small}
     lines += [statement(f"legend_t{k}", plain, label=label_text(text)) for k, (text, _) in enumerate(samples)]
     row = [f"legend_{kind}" for kind in shown] + [f"legend_t{k}" for k in range(len(samples))]
@@ -343,7 +349,8 @@ def build(graph: Graph, root: Tensor | int | str | None = None, *, theme: str | 
     root_side = np.zeros(len(graph), dtype=bool)
     root_side[:len(reach.root_side)] = reach.root_side
     no_path = {graph.id_of(end) for of, wrt in pairs if not graph.between(of, wrt) for end in (of, wrt)}
-    ctx = _Context(graph, theme, show, root_name, root_side, grads, lit_nodes, frame, pending, no_path)
+    ctx = _Context(graph, theme, show, root_name, root_side, grads, lit_nodes, frame, pending, no_path,
+                   set(_spine(graph, root_id)))
     # each term's look is its place among the last node's terms, so it keeps it whatever the root
     everyone = term_reach(graph, graph.root_id(None)).terms
     look_of = [everyone.index(t) if t in everyone else len(everyone) + k for k, t in enumerate(terms)]
@@ -357,9 +364,6 @@ def build(graph: Graph, root: Tensor | int | str | None = None, *, theme: str | 
                for i, k in drawn if k < 0}
     body = [_unit_statement(ctx, i, kind_of.get(i, "group"), layout.groups[k] if k >= 0 else None)
             for i, k in drawn]
-    spine = {str(i) for i in _spine(graph, root_id) if group_of[i] < 0}
-    body = [line.replace(" [", " [group=spine ", 1) if line.split(" [", 1)[0].strip() in spine else line
-            for line in body]
     notes = [*layout.notes, *notes]
     if theme.clusters and any(topo.scope_names):  # a group sits in its scope's parent
         scopes = [layout.groups[k].cluster if k >= 0 else topo.scope(i) for i, k in drawn]
@@ -383,7 +387,7 @@ def build(graph: Graph, root: Tensor | int | str | None = None, *, theme: str | 
     looks = {meaning: _edge_attrs(theme, [look_of[k] for k in range(len(terms)) if meaning[0] >> k & 1],
                                   *meaning[1:]) for meaning in set(edges.values())}
     loose = {"weight": "0"}  # into a term off the chain: its operands stay beside the layer they feed
-    body += [statement(f"{key[t]} -> {key[h]}", {**looks[meaning], **(loose if h in kept and key[h] not in spine
+    body += [statement(f"{key[t]} -> {key[h]}", {**looks[meaning], **(loose if h in kept and h not in ctx.spine
                                                                        else {})}, ident=f"e{key[t]}_{key[h]}")
              for (t, h), meaning in edges.items()]
     if legend:
@@ -391,7 +395,9 @@ def build(graph: Graph, root: Tensor | int | str | None = None, *, theme: str | 
         samples = _samples(theme, [graph.name_of(t) for t in terms], look_of, set(edges.values()), root_name,
                            frame is not None)
         some = f" ({MAX_TERMS} of {len(terms):,} terms)" if len(terms) > MAX_TERMS else ""
-        body += _legend(theme, kinds, samples, f"legend{some} · {DIRECTION}")
+        small = layout.units < SMALL_GRAPH  # a few nodes: their names and the caption say enough
+        title = "" if small else f"legend{some} · gradients flow against the arrows"
+        body += _legend(theme, set() if small else kinds, samples, title)
 
     graph_attrs = {"rankdir": rankdir, "bgcolor": theme.background, "fontname": theme.fontname,
                    "fontsize": fmt_number(theme.fontsize), "fontcolor": theme.text,
