@@ -123,7 +123,7 @@ SMALL_DOT = r"""digraph bpgraph {
 	}
 	0 -> 3 [id=e0_3 color="#A0A0A0" penwidth=1.8 style=dotted]
 	1 -> 3 [id=e1_3 color="#0072B2" penwidth=1.8 style=solid]
-	1 -> 4 [id=e1_4 color="#D55E00" penwidth=1.8 style=dashed weight=0]
+	1 -> 4 [id=e1_4 color="#D55E00" penwidth=1.8 style=dashed]
 	2 -> 3 [id=e2_3 color="#0072B2" penwidth=1.8 style=solid]
 	3 -> 5 [id=e3_5 color="#0072B2" penwidth=1.8 style=solid]
 	4 -> 5 [id=e4_5 color="#D55E00" penwidth=1.8 style=dashed]

@@ -386,7 +386,8 @@ def build(graph: Graph, root: Tensor | int | str | None = None, *, theme: str | 
     edges = _merged_edges(topo, at, reach, lit_edges, frame.delivered if frame else frozenset(), pending)
     looks = {meaning: _edge_attrs(theme, [look_of[k] for k in range(len(terms)) if meaning[0] >> k & 1],
                                   *meaning[1:]) for meaning in set(edges.values())}
-    loose = {"weight": "0"}  # into a term off the chain: its operands stay beside the layer they feed
+    # without scope boxes, a term off the chain pulls nothing: its operands stay beside the layer they feed
+    loose = {"weight": "0"} if not theme.clusters else {}
     body += [statement(f"{key[t]} -> {key[h]}", {**looks[meaning], **(loose if h in kept and h not in ctx.spine
                                                                        else {})}, ident=f"e{key[t]}_{key[h]}")
              for (t, h), meaning in edges.items()]

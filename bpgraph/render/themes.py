@@ -181,15 +181,16 @@ def finish_svg(svg: bytes) -> bytes:
 
 
 def _pad_to_slide(svg: bytes) -> bytes:
-    """The picture widened or heightened to 16:9, centred: the view box grows, and the background
-    (Graphviz's polygon under the drawing) is laid over the whole of it."""
+    """The picture widened (centred) or heightened (room for a title strip at the top) to 16:9: the
+    view box grows, and a rect of the background (Graphviz's polygon's colour) is laid under it all."""
     head = re.search(rb'<svg\b[^>]*?width="([\d.]+)pt" height="([\d.]+)pt"[^>]*?viewBox="([-\d. ]+)"', svg)
     background = re.search(rb'(class="graph"[^>]*>\s*<title>[^<]*</title>\s*<polygon fill="([^"]*)")', svg)
     if head is None or background is None:
         return svg
     width, height = float(head[1]), float(head[2])
     new_width, new_height = max(width, height * 16 / 9), max(height, width * 9 / 16)
-    x, y = (width - new_width) / 2, (height - new_height) / 2
+    x, y = (width - new_width) / 2, height - new_height  # a title strip's room above, the rest below
+    y = max(y, -0.18 * new_height)
     box = b'width="%.2fpt" height="%.2fpt"' % (new_width, new_height)
     view = b'viewBox="%.2f %.2f %.2f %.2f"' % (x, y, new_width, new_height)
     fill = b'<rect x="%.2f" y="%.2f" width="%.2f" height="%.2f" fill="%s"/>\n' % (
