@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any, Iterable
 
 from .collapse import MAX_NODES
 from .diagram import EXTENSIONS, FORMATS, Diagram, format_of
-from .dot import DEFAULT_SHOW, SHOW_ITEMS, describe_terms, highlight_paths
+from .caption import describe_terms, highlight_paths
+from .dot import DEFAULT_SHOW, SHOW_ITEMS
 from .frames import backward_steps, frame_diagrams, write_frames
 from .themes import THEMES, RenderOptionError, Theme, get_theme
 

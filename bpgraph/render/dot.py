@@ -12,7 +12,6 @@ gradients flow back against them.  The longest chain into the root is laid on on
 from __future__ import annotations
 
 import itertools
-import re
 from typing import TYPE_CHECKING, Any, Iterable, NamedTuple, Sequence
 
 import numpy as np
@@ -20,6 +19,7 @@ import numpy as np
 from ..analysis import TermReach, term_reach
 from ..autodiff import gradients
 from ..text import dot_label_text, dot_quote
+from .caption import MAX_TERMS, describe_terms, highlight_paths, parse_highlight
 from .collapse import MAX_NODES, Group, plan
 from .structure import Topology, op_depths, topology
 from .themes import KIND_TITLES, NODE_KINDS, RenderOptionError, Theme, get_theme
@@ -35,8 +35,8 @@ SMALL = 6
 RANKDIRS = ("LR", "TB")
 #: Names are drawn cut to MAX_NAME escaped characters (ending in …), clusters nested at most
 #: MAX_NESTING deep (``dot`` time grows with the cube of their depth), the caption at most MAX_STRING
-#: characters long (Graphviz 2.43 refuses 16,384), describing at most MAX_TERMS cost terms.
-MAX_NAME, MAX_NESTING, MAX_STRING, MAX_TERMS = 2000, 20, 16_000, 12
+#: characters long (Graphviz 2.43 refuses 16,384).
+MAX_NAME, MAX_NESTING, MAX_STRING = 2000, 20, 16_000
 DIRECTION = "arrows: the forward pass; gradients flow back against them"
 NO_GRADIENT = "no gradient computed"
 SMALL_GRAPH = 8  # units below which the legend shows the edge meanings only
@@ -81,77 +81,7 @@ def fmt_array(a: np.ndarray) -> str | None:
     return nested(a.reshape(-1, a.shape[-1]).tolist() if a.ndim > 2 else a.tolist())
 
 
-# --- what the drawing says ----------------------------------------------------------------------
-def describe_terms(graph: Graph, root: Tensor | int | str | None = None, limit: int = MAX_TERMS) -> list[str]:
-    """A line per cost term (the first ``limit``, then a count) saying which parameters its gradient reaches,
-    and through what: ``L2's gradient reaches only W1, W2, W3: no path from L2 through any Z or A``."""
-    nodes = graph.nodes
-    reach = term_reach(graph, graph.root_id(root))
-    terms, reached = reach.terms, len(reach.feeds)  # nodes past the root and terms feed nothing
-    topo = topology(graph)
-    is_param, is_op = topo.is_kind("param")[:reached], topo.is_op[:reached]
-    all_params = np.count_nonzero(reach.root_side & is_param)
-    lines = []
-    for k, term in enumerate(terms[:limit]):
-        name = nodes[term]["name"]
-        into = (reach.feeds >> k & 1).astype(bool)  # term k and its ancestors
-        params = np.flatnonzero(into & is_param).tolist()
-        between = np.count_nonzero(into & is_op) - bool(is_op[term])
-        names = [nodes[i]["name"] for i in params]
-        names = names[:6] + [f"… ({len(names)} in all)"] if len(names) > 8 else names
-        reach_text = ("only " if len(params) < all_params else "") + ", ".join(names)
-        if not params:
-            lines.append(f"{name}'s gradient reaches no parameter")
-        elif between:
-            lines.append(f"{name}'s gradient reaches {reach_text} through {between} intermediate result"
-                         + ("" if between == 1 else "s"))
-        else:  # name the ops it does not pass through: neither its ancestors nor after it
-            unrelated = np.zeros(topo.size, dtype=bool)
-            unrelated[:reached] = into
-            unrelated[[*graph.descendants(term), *terms]] = True
-            others = [nodes[i]["name"] for i in np.flatnonzero(topo.is_op & ~unrelated).tolist()]
-            lines.append(f"{name}'s gradient reaches {reach_text}"
-                         + (f": no path from {name} through {_families(others)}" if others else ""))
-    return lines + ([f"… and {len(terms) - limit:,} more cost terms"] if len(terms) > limit else [])
-
-
-def _families(names: Sequence[str]) -> str:
-    """``Z1, A1, Z2, cross_entropy`` -> ``any Z or A, or cross_entropy``; many -> a count."""
-    matches = [re.fullmatch(r"([A-Za-z]+)\d+", n) for n in names]
-    prefixes = list(dict.fromkeys(m.group(1) for m in matches if m))
-    others = [n for n, m in zip(names, matches) if not m]
-    if len(prefixes) + len(others) > 4:
-        return f"any of {len(names)} intermediate results"
-    return ", or ".join((["any " + " or ".join(prefixes)] if prefixes else []) + others)
-
-
-def highlight_paths(graph: Graph, pairs: Iterable[tuple[Tensor | int | str, Tensor | int | str]]
-                    ) -> tuple[set[int], set[tuple[int, int]], list[str]]:
-    """Nodes and edges on every path carrying ∂OF/∂WRT for the ``(of, wrt)`` pairs, and a note on each;
-    with no path, the pair's two ends (their ids stay in ``nodes``)."""
-    nodes: set[int] = set()
-    edges: set[tuple[int, int]] = set()
-    notes = []
-    for of, wrt in pairs:
-        between = graph.between(of, wrt)
-        of_name, wrt_name = graph.name_of(graph.id_of(of)), graph.name_of(graph.id_of(wrt))
-        notes.append(f"highlighted: every path carrying ∂{of_name}/∂{wrt_name}" if between else
-                     f"no path from {wrt_name} to {of_name}: ∂{of_name}/∂{wrt_name} = 0 structurally")
-        nodes |= between or {graph.id_of(of), graph.id_of(wrt)}
-        edges |= {(u, v) for v in between for u in graph.nodes[v]["operands"] if u in between}
-    return nodes, edges, notes
-
-
-def parse_highlight(highlight: Any) -> list[tuple[Any, Any]]:
-    """Check the ``highlight`` option: one ``(of, wrt)`` pair, several, or None."""
-    items = [] if highlight is None else list(highlight)
-    items = [tuple(items)] if len(items) == 2 and not isinstance(items[0], (tuple, list)) else items
-    for item in items:
-        if not isinstance(item, (tuple, list)) or len(item) != 2:
-            raise RenderOptionError(f"highlight takes (of, wrt) pairs such as ('J', 'W1'), got {item!r}")
-    return [tuple(item) for item in items]
-
-
+# --- what the drawing shows ---------------------------------------------------------------------
 def stored_or_computed_grads(graph: Graph, root_id: int) -> dict[int, np.ndarray]:
     """∂root/∂node for labels: the stored gradients if they are for this root, else computed."""
     if graph.grad_root == root_id:

@@ -82,6 +82,12 @@ def frame_caption(graph: Graph, root_id: int, frame: Frame) -> str:
     return head + f"∂{root}/∂{current} is complete, delivered by {users}\n{formula}"
 
 
+def slide_dpi(svg: str) -> float:
+    """The resolution that makes a frame 1920 pixels wide: a full-HD slide, whatever the graph's size."""
+    width = re.search(r'<svg\b[^>]*?\bwidth="([\d.]+)pt"', svg)
+    return 1920 * 72 / float(width[1]) if width else 150.0
+
+
 def inline_svg(svg: str) -> str:
     """An SVG file's text fit for HTML, which needs no XML prolog, comments or namespace URLs."""
     svg = re.sub(r"\A.*?(?=<svg\b)", "", svg, count=1, flags=re.DOTALL)
@@ -121,7 +127,8 @@ def write_frames(graph: Graph, folder: str | os.PathLike[str], root: Tensor | in
     diagrams = frame_diagrams(graph, root, theme=theme_obj, rankdir=rankdir, show=show,
                               max_frames=max_frames)
     svgs = [d.render_bytes("svg", engine=engine).decode("utf-8") for d in diagrams]
-    pngs = [d.render_bytes("png", engine=engine) for d in diagrams] if fmt == "png" else svgs
+    pngs = [d.render_bytes("png", engine=engine, dpi=slide_dpi(svg)) for d, svg in zip(diagrams, svgs)] \
+        if fmt == "png" else svgs
     width = max(3, len(str(len(svgs))))
     names = [f"frame_{k:0{width}d}.{fmt}" for k in range(1, len(svgs) + 1)]
     captions = [d.options["caption"] for d in diagrams]

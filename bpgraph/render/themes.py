@@ -71,12 +71,6 @@ class Theme:
                                    for shift in range(len(styles)) for c in range(len(colors))))
         return looks[index % len(looks)]
 
-    def term_color(self, index: int) -> str:
-        return self.term_look(index)[0]
-
-    def term_style(self, index: int) -> str:
-        return self.term_look(index)[1]
-
 
 # Okabe & Ito (2008), "Color Universal Design": blue, vermillion, bluish green, reddish purple,
 # orange, sky blue.  The first two carry the seed example's cross_entropy and L2.
@@ -166,36 +160,31 @@ def finish_svg(svg: bytes) -> bytes:
         return m[0].replace(b'stroke-dasharray="' + m[1] + b'"', wider) if dash and scale > 1 else m[0]
 
     svg = re.sub(rb'<path\b[^>]*?stroke-dasharray="([\d.,]+)"[^>]*>', dashes, svg)
-    svg = _pad_to_slide(svg) if b'<g id="slide" class="graph"' in svg else svg
-    graph = re.search(rb'class="graph"[^>]*>\s*<title>[^<]*</title>\s*<polygon fill="([^"]*)"', svg)
-    if graph is None or graph[1] not in (b"transparent", b"none"):
+    background = re.search(rb'class="graph"[^>]*>\s*<title>[^<]*</title>\s*(?:<polygon fill="([^"]*)")?', svg)
+    fill = background[1] if background and background[1] else b"none"  # Graphviz draws none if transparent
+    svg = _pad_to_slide(svg, fill) if b'<g id="slide" class="graph"' in svg else svg
+    if fill not in (b"transparent", b"none"):
         return svg
 
     def halo(m: re.Match[bytes]) -> bytes:
-        fill = re.search(rb'fill="#([0-9a-fA-F]{6})"', m[0])
-        light = fill is not None and sum(int(fill[1][k:k + 2], 16) for k in (0, 2, 4)) > 384
-        colour = b"#000000" if light else b"#FFFFFF"
-        return m[0][:-1] + b' stroke="%s" stroke-width="3" stroke-opacity="0.8" paint-order="stroke">' % colour
+        rgb = re.search(rb'fill="#(\w\w)(\w\w)(\w\w)"', m[0])
+        dark = rgb is None or sum(int(c, 16) for c in rgb.groups()) <= 384
+        return m[0][:-1] + b' stroke="%s" stroke-width="3" stroke-opacity="0.8" paint-order="stroke">' % (
+            b"#FFFFFF" if dark else b"#000000")
 
     return re.sub(rb"<text\b[^>]*>", halo, svg)
 
 
-def _pad_to_slide(svg: bytes) -> bytes:
+def _pad_to_slide(svg: bytes, fill: bytes) -> bytes:
     """The picture widened (centred) or heightened (room for a title strip at the top) to 16:9: the
-    view box grows, and a rect of the background (Graphviz's polygon's colour) is laid under it all."""
-    head = re.search(rb'<svg\b[^>]*?width="([\d.]+)pt" height="([\d.]+)pt"[^>]*?viewBox="([-\d. ]+)"', svg)
-    background = re.search(rb'(class="graph"[^>]*>\s*<title>[^<]*</title>\s*<polygon fill="([^"]*)")', svg)
-    if head is None or background is None:
+    view box grows, and a rect of the background colour is laid under it all."""
+    head = re.search(rb'<svg\b[^>]*?width="([\d.]+)pt" height="([\d.]+)pt"[^>]*>', svg)
+    if head is None:
         return svg
     width, height = float(head[1]), float(head[2])
-    new_width, new_height = max(width, height * 16 / 9), max(height, width * 9 / 16)
-    x, y = (width - new_width) / 2, height - new_height  # a title strip's room above, the rest below
-    y = max(y, -0.18 * new_height)
-    box = b'width="%.2fpt" height="%.2fpt"' % (new_width, new_height)
-    view = b'viewBox="%.2f %.2f %.2f %.2f"' % (x, y, new_width, new_height)
-    fill = b'<rect x="%.2f" y="%.2f" width="%.2f" height="%.2f" fill="%s"/>\n' % (
-        x, y, new_width, new_height, background[2])
-    start = head.end() + svg[head.end():].index(b">") + 1
-    svg = svg[:head.start()] + head[0].replace(b'width="%spt" height="%spt"' % (head[1], head[2]), box) \
-        .replace(b'viewBox="' + head[3] + b'"', view) + svg[head.end():start] + b"\n" + fill + svg[start:]
-    return svg
+    new_w, new_h = max(width, height * 16 / 9), max(height, width * 9 / 16)
+    x, y = (width - new_w) / 2, max(height - new_h, -0.18 * new_h)  # a title strip's room above, the rest below
+    box = b'width="%.2fpt" height="%.2fpt" viewBox="%.2f %.2f %.2f %.2f"' % (new_w, new_h, x, y, new_w, new_h)
+    tag = re.sub(rb'width="[^"]*" height="[^"]*"\s+viewBox="[^"]*"', box, head[0])
+    rect = b'\n<rect x="%.2f" y="%.2f" width="%.2f" height="%.2f" fill="%s"/>' % (x, y, new_w, new_h, fill)
+    return svg[:head.start()] + tag + rect + svg[head.end():]
