@@ -230,8 +230,12 @@ def test_demo_answers_the_seed_question_and_writes_the_svg(tmp_path, monkeypatch
     assert "∂L2/∂A2 = 0: L2 does not depend on A2; its inputs are W1, W2, W3." in result.output
     assert "changed:   dW3, dW2, dW1, each by exactly λ/m·W" in result.output
     assert "unchanged: dA3, dZ3, db3, dA2, dZ2, db2, dA1, dZ1, db1" in result.output
+    assert "Arrows point forward; gradients flow back against them" in result.output
+    assert "no gradient is computed" in result.output
     svg = (tmp_path / "bpgraph-demo.svg").read_text(encoding="utf-8")
     assert "<svg" in svg and ">L2<" in svg and ">W1<" in svg
+    assert ">arrows: the forward pass; gradients flow back against them<" in svg  # the caption
+    assert ">legend · gradients flow against the arrows<" in svg and ">no gradient computed<" in svg
 
 
 def test_demo_with_lambda_zero_says_nothing_changes(tmp_path, monkeypatch):

@@ -208,7 +208,8 @@ def _legend(theme: Theme, kinds: set[str], samples: list[tuple[str, dict[str, st
     lines += [statement(f"legend_{kind}", {**_node_attrs(theme, kind), "fontsize": small},
                         label=KIND_TITLES[kind]) for kind in shown]
     if not shown:  # the first sample arrow starts at a dot
-        shown, lines = ["start"], [*lines, statement("legend_start", {"shape": "point", "width": "0.06", "color": theme.text})]
+        dot = {"shape": "point", "width": "0.06", "color": theme.text}
+        shown, lines = ["start"], [*lines, statement("legend_start", dot)]
     plain = {"shape": "plaintext", "fontcolor": theme.text, "fontsize": small}
     lines += [statement(f"legend_t{k}", plain, label=label_text(text)) for k, (text, _) in enumerate(samples)]
     row = [f"legend_{kind}" for kind in shown] + [f"legend_t{k}" for k in range(len(samples))]
