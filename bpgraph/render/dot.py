@@ -169,10 +169,10 @@ def _unit_statement(ctx: _Context, node_id: int, kind: str, group: Group | None)
         attrs.update(color=ctx.theme.text, xlabel="no path", fontcolor=ctx.theme.text)
     if ctx.frame is not None:  # a fixed size that fits the final label: every frame has one layout
         em = ctx.theme.fontsize / 72  # inches
-        width = 0.62 * em * max((len(line) for line in final), default=1) + 0.3
+        width = 0.56 * em * max((len(line) for line in final), default=1) + 0.2
         height = 1.3 * em * max(1, len(final)) + 0.15
         if attrs["shape"] in ("ellipse", "octagon", "doubleoctagon", "cylinder"):
-            width, height = width * 1.3, height * (1.6 if attrs["shape"] == "cylinder" else 1.25)
+            width, height = width * 1.15, height * (1.6 if attrs["shape"] == "cylinder" else 1.25)
         attrs.update(fixedsize="true", width=format(width, ".2f"), height=format(height, ".2f"))
     return statement(str(node_id), attrs, label="\\n".join(label), ident=f"n{node_id}")
 
