@@ -109,8 +109,8 @@ def png_size(png: bytes) -> tuple[int, int]:
 # --- exact DOT and stable ids ------------------------------------------------------------------------
 # Node and edge statements: label, then id, then the styling sorted (bpgraph.render.dot.node_statement).
 SMALL_DOT = r"""digraph bpgraph {
-	graph [bgcolor=white fontcolor="#222222" fontname="DejaVu Sans,sans-serif" fontsize=12 label="fit's gradient reaches w, b\lreg's gradient reaches only w\larrows: the forward pass; gradients flow back against them\l" labeljust=l labelloc=t nodesep=0.25 outputorder=edgesfirst pad=0.2 rankdir=LR ranksep=0.4]
-	node [fontcolor="#222222" fontname="DejaVu Sans,sans-serif" fontsize=12 height=0.3 margin="0.1,0.04"]
+	graph [bgcolor=white fontcolor="#222222" fontname="DejaVu Sans" fontsize=12 label="fit's gradient reaches w, b\lreg's gradient reaches only w\larrows: the forward pass; gradients flow back against them\l" labeljust=l labelloc=t nodesep=0.25 outputorder=edgesfirst pad=0.2 rankdir=LR ranksep=0.4]
+	node [fontcolor="#222222" fontname="DejaVu Sans" fontsize=12 height=0.3 margin="0.1,0.04"]
 	edge [arrowsize=0.7 color="#222222"]
 	0 [label="x\n1×1" id=n0 color="#333333" fillcolor="#D6EAF8" fontcolor="#222222" group=spine margin="0.1,0.12" penwidth=1 shape=cylinder style=filled]
 	4 [label="reg\n1×1" id=n4 color="#333333" fillcolor="#FCF3B0" fontcolor="#222222" penwidth=1.6 shape=octagon style=filled]

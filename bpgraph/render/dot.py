@@ -239,6 +239,14 @@ def _samples(theme: Theme, names: list[str], look_of: list[int], meanings: set[t
     return samples
 
 
+def _weight(ctx: _Context, tail: int, head: int, kept: set[int]) -> dict[str, str]:
+    """Without scope boxes: operands held beside the chain node they feed, and a term off the chain
+    pulling nothing, so it takes its own row next to its operands."""
+    if ctx.theme.clusters or tail in ctx.spine:
+        return {}
+    return {"weight": "0"} if tail in kept else {"weight": "4"} if head in ctx.spine else {}
+
+
 def _spine(graph: Graph, root_id: int) -> list[int]:
     """The longest chain of ops into the root, from the data (or leaf) that starts it: laid on one line."""
     depth, chain = op_depths(graph), [root_id]
@@ -317,11 +325,8 @@ def build(graph: Graph, root: Tensor | int | str | None = None, *, theme: str | 
     edges = _merged_edges(topo, at, reach, lit_edges, frame.delivered if frame else frozenset(), pending)
     looks = {meaning: _edge_attrs(theme, [look_of[k] for k in range(len(terms)) if meaning[0] >> k & 1],
                                   *meaning[1:]) for meaning in set(edges.values())}
-    # without scope boxes, a term off the chain pulls nothing: its operands stay beside the layer they feed
-    loose = {"weight": "0"} if not theme.clusters else {}
-    body += [statement(f"{key[t]} -> {key[h]}", {**looks[meaning], **(loose if h in kept and h not in ctx.spine
-                                                                       else {})}, ident=f"e{key[t]}_{key[h]}")
-             for (t, h), meaning in edges.items()]
+    body += [statement(f"{key[t]} -> {key[h]}", {**looks[meaning], **_weight(ctx, t, h, kept)},
+                       ident=f"e{key[t]}_{key[h]}") for (t, h), meaning in edges.items()]
     if legend:
         kinds = set(kind_of.values()) | ({"group"} if layout.groups else set())
         samples = _samples(theme, [graph.name_of(t) for t in terms], look_of, set(edges.values()), root_name,

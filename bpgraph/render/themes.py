@@ -5,7 +5,8 @@
 the forward chain on one line and no scope boxes.  ``print``: grayscale only, kinds told apart by
 shape.  Terms take the Okabe-Ito palette (readable with every common colour-vision deficiency) and
 each its own line style too, so a picture survives grayscale; ``accent`` (the current frame's node)
-is none of them.  The font falls back to any sans-serif where DejaVu Sans is missing.
+is none of them.  DOT names one font (a list would lose the embedded Graphviz's metrics for it);
+:func:`finish_svg` adds the generic family, so a browser without DejaVu Sans picks a similar one.
 """
 
 from __future__ import annotations
@@ -93,7 +94,7 @@ def _nodes(param: str, input_: str, const: str, op: str, term: str, root: str, g
 
 
 LIGHT = Theme(
-    name="light", background="white", fontname="DejaVu Sans,sans-serif", fontsize=12, small_fontsize=10,
+    name="light", background="white", fontname="DejaVu Sans", fontsize=12, small_fontsize=10,
     text="#222222",
     nodes=_nodes("#FBE3C4", "#D6EAF8", "#FFFFFF", "#F2F2F2", "#FCF3B0", "#F9D98C", "#E5E5E5",
                  border="#333333", font="#222222"),
@@ -149,9 +150,9 @@ def get_theme(theme: str | Theme) -> Theme:
 
 
 def finish_svg(svg: bytes) -> bytes:
-    """Graphviz SVG made to read at any scale: dash patterns grow with the line width (Graphviz's fixed
-    ``5,2`` looks solid on a thick line), and on a transparent background every text gets a halo of
-    the opposite lightness, so it stays readable on a light or a dark slide."""
+    """Graphviz SVG made to read anywhere: every font falls back to sans-serif, dash patterns grow with
+    the line width (Graphviz's fixed ``5,2`` looks solid on a thick line), and on a transparent background
+    every text gets a halo of the opposite lightness, so it stays readable on a light or a dark slide."""
     def dashes(m: re.Match[bytes]) -> bytes:
         width = re.search(rb'stroke-width="([\d.]+)"', m[0])
         scale = max(1.0, float(width[1]) / 1.5) if width else 1.0
@@ -160,6 +161,7 @@ def finish_svg(svg: bytes) -> bytes:
         return m[0].replace(b'stroke-dasharray="' + m[1] + b'"', wider) if dash and scale > 1 else m[0]
 
     svg = re.sub(rb'<path\b[^>]*?stroke-dasharray="([\d.,]+)"[^>]*>', dashes, svg)
+    svg = re.sub(rb'font-family="([^",]+)"', rb'font-family="\1,sans-serif"', svg)
     background = re.search(rb'class="graph"[^>]*>\s*<title>[^<]*</title>\s*(?:<polygon fill="([^"]*)")?', svg)
     fill = background[1] if background and background[1] else b"none"  # Graphviz draws none if transparent
     svg = _pad_to_slide(svg, fill) if b'<g id="slide" class="graph"' in svg else svg
