@@ -112,14 +112,14 @@ SMALL_DOT = r"""digraph bpgraph {
 	graph [bgcolor=white fontcolor="#222222" fontname="DejaVu Sans" fontsize=12 label="fit's gradient reaches w, b\lreg's gradient reaches only w\larrows: the forward pass; gradients flow back against them\l" labeljust=l labelloc=t nodesep=0.25 outputorder=edgesfirst pad=0.2 rankdir=LR ranksep=0.4]
 	node [fontcolor="#222222" fontname="DejaVu Sans" fontsize=12 height=0.3 margin="0.1,0.04"]
 	edge [arrowsize=0.7 color="#222222"]
-	0 [label="x\n1×1" id=n0 color="#333333" fillcolor="#D6EAF8" fontcolor="#222222" group=spine margin="0.1,0.12" penwidth=1 shape=cylinder style=filled]
+	0 [label="x\n1×1" id=n0 color="#333333" fillcolor="#D6EAF8" fontcolor="#222222" margin="0.1,0.12" penwidth=1 shape=cylinder style=filled]
 	4 [label="reg\n1×1" id=n4 color="#333333" fillcolor="#FCF3B0" fontcolor="#222222" penwidth=1.6 shape=octagon style=filled]
-	5 [label="J\n1×1" id=n5 color="#333333" fillcolor="#F9D98C" fontcolor="#222222" group=spine penwidth=2 shape=doubleoctagon style=filled]
+	5 [label="J\n1×1" id=n5 color="#333333" fillcolor="#F9D98C" fontcolor="#222222" penwidth=2 shape=doubleoctagon style=filled]
 	subgraph cluster_0 {
 		color="#B0B0B0" fillcolor="#FCFCFC" fontcolor="#222222" fontsize=11 id=cluster0 label=model labeljust=r style="rounded,filled"
 		1 [label="w\n1×1" id=n1 color="#333333" fillcolor="#FBE3C4" fontcolor="#222222" penwidth=1.6 shape=box style="rounded,filled"]
 		2 [label="b\n1×1" id=n2 color="#333333" fillcolor="#FBE3C4" fontcolor="#222222" penwidth=1.6 shape=box style="rounded,filled"]
-		3 [label="fit\n1×1" id=n3 color="#333333" fillcolor="#FCF3B0" fontcolor="#222222" group=spine penwidth=1.6 shape=octagon style=filled]
+		3 [label="fit\n1×1" id=n3 color="#333333" fillcolor="#FCF3B0" fontcolor="#222222" penwidth=1.6 shape=octagon style=filled]
 	}
 	0 -> 3 [id=e0_3 color="#A0A0A0" penwidth=1.8 style=dotted]
 	1 -> 3 [id=e1_3 color="#0072B2" penwidth=1.8 style=solid]

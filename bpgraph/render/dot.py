@@ -6,7 +6,8 @@ order.  User text goes through :func:`bpgraph.text.dot_label_text` and every val
 quoted by :func:`bpgraph.text.dot_quote`, never an HTML-like label, so a name cannot end a label
 or reach the SVG as markup.  Edges are coloured by the cost terms whose gradient they carry (a term
 keeps its look whatever the root); arrows point forward, and the legend and caption say that
-gradients flow back against them.  The longest chain into the root is laid on one line (``group``).
+gradients flow back against them.  Without scope boxes, the longest chain into the last node is laid
+on one line (``group``), its operands beside it and a term off it in its own row.
 """
 
 from __future__ import annotations
@@ -242,7 +243,7 @@ def _samples(theme: Theme, names: list[str], look_of: list[int], meanings: set[t
 def _weight(ctx: _Context, tail: int, head: int, kept: set[int]) -> dict[str, str]:
     """Without scope boxes: operands held beside the chain node they feed, and a term off the chain
     pulling nothing, so it takes its own row next to its operands."""
-    if ctx.theme.clusters or tail in ctx.spine:
+    if not ctx.spine or tail in ctx.spine:
         return {}
     return {"weight": "0"} if tail in kept else {"weight": "4"} if head in ctx.spine else {}
 
@@ -288,8 +289,9 @@ def build(graph: Graph, root: Tensor | int | str | None = None, *, theme: str | 
     root_side = np.zeros(len(graph), dtype=bool)
     root_side[:len(reach.root_side)] = reach.root_side
     no_path = {graph.id_of(end) for of, wrt in pairs if not graph.between(of, wrt) for end in (of, wrt)}
-    ctx = _Context(graph, theme, show, root_name, root_side, grads, lit_nodes, frame, pending, no_path,
-                   set(_spine(graph, root_id)))
+    # without scope boxes, the last node's longest chain is laid on one line, whatever the root
+    spine = set() if theme.clusters else set(_spine(graph, graph.root_id(None)))
+    ctx = _Context(graph, theme, show, root_name, root_side, grads, lit_nodes, frame, pending, no_path, spine)
     # each term's look is its place among the last node's terms, so it keeps it whatever the root
     everyone = term_reach(graph, graph.root_id(None)).terms
     look_of = [everyone.index(t) if t in everyone else len(everyone) + k for k, t in enumerate(terms)]
