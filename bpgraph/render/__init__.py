@@ -33,7 +33,7 @@ def to_dot(graph: Graph, root: Tensor | int | str | None = None, *, theme: str |
            collapse: str | Iterable[str] = (), max_nodes: int = MAX_NODES,
            caption: str | bool | None = None, legend: bool = True) -> Diagram:
     """A :class:`Diagram` of ``graph``, edges coloured by the cost terms of ``root`` (default: the
-    last node).  ``theme``: light, dark, slides, print or a :class:`Theme`; ``rankdir``: LR or TB;
+    last node).  ``theme``: light, dark, slides, slides-dark, print or a :class:`Theme`; ``rankdir``: LR or TB;
     ``show``: label items of ``name shape op value grad gradvalue`` (values of at most 6 elements,
     ``grad`` the norm of ∂root/∂node); ``highlight``: ``(of, wrt)`` pairs whose paths stay bright;
     ``collapse``: scopes drawn as one node each; ``max_nodes``: above it, scopes or depth bands

@@ -185,7 +185,8 @@ def _pad_to_slide(svg: bytes, fill: bytes) -> bytes:
         return svg
     width, height = float(head[1]), float(head[2])
     new_w, new_h = max(width, height * 16 / 9), max(height, width * 9 / 16)
-    x, y = (width - new_w) / 2, max(height - new_h, -0.18 * new_h)  # a title strip's room above, the rest below
+    extra = new_h - height  # room for a title strip above (up to 18%), centred when there is more
+    x, y = (width - new_w) / 2, -max(extra / 2, min(extra, 0.18 * new_h))
     box = b'width="%.2fpt" height="%.2fpt" viewBox="%.2f %.2f %.2f %.2f"' % (new_w, new_h, x, y, new_w, new_h)
     tag = re.sub(rb'width="[^"]*" height="[^"]*"\s+viewBox="[^"]*"', box, head[0])
     rect = b'\n<rect x="%.2f" y="%.2f" width="%.2f" height="%.2f" fill="%s"/>' % (x, y, new_w, new_h, fill)
