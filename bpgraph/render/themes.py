@@ -112,13 +112,13 @@ DARK = replace(
     cluster_border="#5A5A5A", cluster_fill="#232323",
 )
 
-#: Slides: no ``size`` (it would shrink the text); the graph id ``slide`` has :func:`finish_svg` pad the
-#: picture to 16:9 with the background.
-#: Intermediates are boxes there, narrower than ellipses, so the chain's text can be larger.
+#: Slides: no ``size`` (it would shrink the text): the graph id ``slide`` has :func:`finish_svg` pad the
+#: picture to 16:9; intermediates are boxes, narrower than ellipses, so the chain's text can be larger.
 SLIDE_LAYOUT = {"id": "slide", "nodesep": "0.3", "ranksep": "0.12", "pad": "0.2"}
 
 
 def _slides(theme: Theme, name: str) -> Theme:
+    """``theme`` for a 1920×1080 slide: no text under 24 px there, thick lines, no scope boxes."""
     op = replace(theme.nodes["op"], shape="box", margin="0.03,0.02")
     return replace(theme, name=name, fontsize=34, small_fontsize=25, edge_penwidth=3.0, graph_attrs=SLIDE_LAYOUT,
                    arrowsize=1.3, clusters=False, nodes={**theme.nodes, "op": op})
