@@ -29,7 +29,7 @@ MODEL_HELP = """MODEL is one of:
   graph.json                a graph saved by `bpgraph export` (data only)
 """
 #: The drawing themes (bpgraph.render.THEMES; repeated here so --help needs no numpy).
-THEMES = ("light", "dark", "slides", "print")
+THEMES = ("light", "dark", "slides", "slides-dark", "print")
 #: What ``export`` writes: io's data formats and render's DOT.
 EXPORT_FORMATS = ("json", "graphml", "dot")
 
@@ -266,7 +266,8 @@ def compare(model: Any, grads_file: str, of: str | None, convention: str, rtol: 
 @click.option("--format", "fmt", type=click.Choice(["svg", "png", "pdf", "dot"]), default=None,
               help="Output format when the file name does not say it.")
 @click.option("--theme", type=click.Choice(THEMES), default="light", show_default=True,
-              help="light, dark, slides (16:9, large text, transparent) or print (grayscale).")
+              help="light, dark, slides and slides-dark (16:9, text of 24 px or more on a 1920×1080 slide) "
+                   "or print (grayscale).")
 @click.option("--rankdir", type=click.Choice(["LR", "TB"]), default="LR", show_default=True,
               help="Draw left to right or top to bottom.")
 @click.option("--show", multiple=True, metavar="ITEMS",
@@ -277,15 +278,17 @@ def compare(model: Any, grads_file: str, of: str | None, convention: str, rtol: 
               help="Keep the paths carrying ∂OF/∂WRT bright and dim the rest (repeatable), e.g. J:W1.")
 @click.option("--collapse", multiple=True, metavar="SCOPE", help="Draw a scope as one node (repeatable).")
 @click.option("--frames", "frames_dir", type=click.Path(file_okay=False), default=None,
-              help="Write one SVG per backward step and an index.html that steps through them "
+              help="Write one picture per backward step and slides.html, a deck that steps through them "
                    "(with -o, the drawing as well).")
+@click.option("--frames-format", type=click.Choice(["svg", "png"]), default="svg", show_default=True,
+              help="The frames' format (the deck shows them as SVG either way).")
 @click.option("--dpi", type=click.FloatRange(min=10, max=2400), default=None,
               help="PNG resolution (default 150).")
 @click.option("--engine", type=click.Choice(["auto", "system", "wasm"]), default="auto", show_default=True,
               help="system: the installed `dot`; wasm: the embedded Graphviz; auto: system if present.")
 def render(model: Any, output: str | None, fmt: str | None, theme: str, rankdir: str, show: tuple[str, ...],
            of: str | None, highlight: tuple[str, ...], collapse: tuple[str, ...], frames_dir: str | None,
-           dpi: float | None, engine: str) -> None:
+           frames_format: str, dpi: float | None, engine: str) -> None:
     """Draw MODEL with Graphviz, edges coloured by the cost term whose gradient they carry.
 
     \b
@@ -294,7 +297,7 @@ def render(model: Any, output: str | None, fmt: str | None, theme: str, rankdir:
       bpgraph render l2-mlp -o slide.png --theme slides --dpi 200
       bpgraph render l2-mlp -o paper.pdf --theme print --rankdir TB
       bpgraph render l2-mlp --highlight J:W1 --show name,shape,grad
-      bpgraph render l2-mlp --frames backward/       then open backward/index.html
+      bpgraph render l2-mlp --frames backward/       then open backward/slides.html
     """
     from .render import to_dot, write_frames
     graph, root = model.graph, model.root_id(of)
@@ -319,8 +322,9 @@ def render(model: Any, output: str | None, fmt: str | None, theme: str, rankdir:
         echo_wrote(target)
     if frames_dir:
         with progress("rendering one frame per backward step..."):
-            files = write_frames(graph, frames_dir, root, theme=theme, rankdir=rankdir, engine=engine)
-        click.echo(f"wrote {len(files) - 1} frames and {Path(frames_dir) / 'index.html'}")
+            files = write_frames(graph, frames_dir, root, theme=theme, rankdir=rankdir, engine=engine,
+                                 fmt=frames_format)
+        click.echo(f"wrote {len(files) - 1} frames and {Path(frames_dir) / 'slides.html'}")
 
 
 @cli.command(epilog=MODEL_HELP, short_help='Save the graph as JSON, GraphML or DOT.')
@@ -370,7 +374,7 @@ def export(model: Any, output: str, fmt: str | None, grads: bool, values: bool) 
               type=click.Path(dir_okay=False),
               help="Where to draw the seed network; the extension picks svg, png, pdf or dot.")
 @click.option("--theme", type=click.Choice(THEMES), default="light", show_default=True,
-              help="light, dark, slides or print.")
+              help="light, dark, slides, slides-dark or print.")
 @click.option("--lambd", default=0.7, show_default=True, type=float, help="The regularisation strength λ.")
 def demo(output: str, theme: str, lambd: float) -> None:
     """Answer the seed question on the built-in l2-mlp network, and draw it.
@@ -386,8 +390,9 @@ def demo(output: str, theme: str, lambd: float) -> None:
     graph.backward("J")
     to_dot(graph, "J", theme=theme).save(output)  # first: a file that cannot be written fails at once
     click.echo(seed_answer(lambd))
-    click.echo(f"\nDiagram: {output} (solid blue edges carry cross_entropy's gradient, "
-               "dashed orange ones L2's: only to W1, W2, W3)")
+    click.echo(f"\nDiagram: {output}. Arrows point forward; gradients flow back against them: the solid "
+               "blue edges carry cross_entropy's gradient, the dashed orange ones L2's (only to W1, W2, W3), "
+               "the dotted gray ones leave data, for which no gradient is computed.")
 
 
 def echo_wrote(path: str | Path) -> None:

@@ -3,11 +3,13 @@
 Writes into FOLDER (default: a new temporary folder):
 
 * ``l2-mlp-slides.svg``: for reveal.js, Marp or any HTML deck (it scales: it keeps its viewBox);
-* ``l2-mlp-slides.png``: for PowerPoint, Google Slides or Keynote (200 dpi, and says so, so it
-  arrives at its drawn size, about 13 x 7 inches at most);
+* ``l2-mlp-slides.png``: for PowerPoint, Google Slides or Keynote (16:9, sharp on a 4K projector;
+  fit it to the slide);
 * ``dJ-dW1-slides.svg``: the same network with only the paths of ∂J/∂W1 bright;
 * ``dJ-dW1.tex``: the chain rule for ∂J/∂W1 as a LaTeX block, for Beamer (needs amsmath);
-* ``backward/``: one frame per backward step and ``index.html`` stepping through them.
+* ``l2-mlp.html``: the interactive explorer, for an iframe in reveal.js or Marp;
+* ``backward/``: one 16:9 frame per backward step and ``slides.html``, a deck of them (arrow keys,
+  ``f`` for full screen), also an iframe for HTML slides.
 
     python examples/make_slides.py [FOLDER]
 """
@@ -36,7 +38,7 @@ def make_slides(folder: Path) -> list[Path]:
     written = [whole.save(folder / "l2-mlp-slides.svg"),
                whole.save(folder / "l2-mlp-slides.png", dpi=DPI),
                to_dot(g, "J", theme="slides", highlight=[("J", "W1")]).save(folder / "dJ-dW1-slides.svg"),
-               tex]
+               tex, whole.save(folder / "l2-mlp.html")]
     return written + write_frames(g, folder / "backward", "J", theme="slides")
 
 

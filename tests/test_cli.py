@@ -230,8 +230,12 @@ def test_demo_answers_the_seed_question_and_writes_the_svg(tmp_path, monkeypatch
     assert "∂L2/∂A2 = 0: L2 does not depend on A2; its inputs are W1, W2, W3." in result.output
     assert "changed:   dW3, dW2, dW1, each by exactly λ/m·W" in result.output
     assert "unchanged: dA3, dZ3, db3, dA2, dZ2, db2, dA1, dZ1, db1" in result.output
+    assert "Arrows point forward; gradients flow back against them" in result.output
+    assert "no gradient is computed" in result.output
     svg = (tmp_path / "bpgraph-demo.svg").read_text(encoding="utf-8")
     assert "<svg" in svg and ">L2<" in svg and ">W1<" in svg
+    assert ">arrows: the forward pass; gradients flow back against them<" in svg  # the caption
+    assert ">legend · gradients flow against the arrows<" in svg and ">no gradient computed<" in svg
 
 
 def test_demo_with_lambda_zero_says_nothing_changes(tmp_path, monkeypatch):
@@ -295,7 +299,7 @@ def test_render_passes_dpi_engine_and_frame_options_on(tmp_path, monkeypatch):
     result = run("render", "l2-mlp", "-o", str(tmp_path / "s.png"), "--dpi", "200", "--engine", "wasm",
                  "--theme", "slides", "--rankdir", "TB", "--frames", str(tmp_path / "frames"))
     assert result.exit_code == 0, result.output
-    assert calls == [("png", 200.0, "wasm"), {"theme": "slides", "rankdir": "TB", "engine": "wasm"}]
+    assert calls == [("png", 200.0, "wasm"), {"theme": "slides", "rankdir": "TB", "engine": "wasm", "fmt": "svg"}]
     assert (tmp_path / "s.png").read_bytes() == b"picture"
 
 
@@ -313,16 +317,26 @@ def test_render_frames_writes_one_svg_per_step_and_an_index(tmp_path):
     frames = tmp_path / "frames"
     result = run("render", "logistic", "-o", str(tmp_path / "l.svg"), "--frames", str(frames))
     assert result.exit_code == 0
-    html = (frames / "index.html").read_text(encoding="utf-8")
+    html = (frames / "slides.html").read_text(encoding="utf-8")
     assert "keydown" in html and "http://" not in html.replace("http://www.w3.org", "")
     assert len(list(frames.glob("frame_*.svg"))) >= 3
+    assert "slides.html" in result.output
+
+
+def test_render_frames_as_png(tmp_path):
+    frames = tmp_path / "frames"
+    result = run("render", "logistic", "--frames", str(frames), "--frames-format", "png")
+    assert result.exit_code == 0, result.output
+    pngs = sorted(frames.glob("frame_*.png"))
+    assert len(pngs) >= 3 and not list(frames.glob("frame_*.svg"))
+    assert all(p.read_bytes()[:4] == b"\x89PNG" for p in pngs)
 
 
 def test_a_failed_render_keeps_the_existing_file(tmp_path):
     target = tmp_path / "keep.svg"
     target.write_text("precious")
     result = CliRunner().invoke(cli, ["render", "l2-mlp", "-o", str(target), "--theme", "neon"])
-    assert result.exit_code == 2 and "'neon' is not one of 'light', 'dark', 'slides', 'print'" in result.output
+    assert result.exit_code == 2 and "'neon' is not one of 'light', 'dark', 'slides', 'slides-dark', 'print'" in result.output
     assert target.read_text() == "precious"
     bad_highlight = CliRunner().invoke(cli, ["render", "l2-mlp", "-o", str(target), "--highlight", "J"])
     assert bad_highlight.exit_code == 2 and "--highlight expects OF:WRT" in bad_highlight.output

@@ -64,15 +64,16 @@ def test_make_slides_writes_slide_ready_pictures(tmp_path):
     names = {Path(line).relative_to(deck).as_posix() for line in out.splitlines()}
     frames = {f"backward/frame_{k:03d}.svg" for k in range(1, 16)}
     assert names == {"l2-mlp-slides.svg", "l2-mlp-slides.png", "dJ-dW1-slides.svg", "dJ-dW1.tex",
-                     "backward/index.html"} | frames
+                     "l2-mlp.html", "backward/slides.html"} | frames
     width, height, dpi = png_size_and_dpi(deck / "l2-mlp-slides.png")
     assert round(dpi) == 200
-    assert width <= 13.34 * 200 and height <= 7.5 * 200 + 1  # the slides theme's 16:9 page
-    assert width > 1500 and height > 800
+    assert abs(width / height - 16 / 9) < 0.01 and width >= 3840  # a 16:9 slide, sharp on a 4K projector
     svg = (deck / "l2-mlp-slides.svg").read_text(encoding="utf-8")
     assert "viewBox" in svg
-    # transparent: no background polygon before the caption (the light theme draws a white one)
-    assert re.search(r'class="graph"[^>]*>\s*<title>bpgraph</title>\s*<text', svg)
+    # opaque: a white background polygon right after the title (a transparent one would be text first)
+    assert re.search(r'class="graph"[^>]*>\s*<title>bpgraph</title>\s*<polygon fill="(white|#ffffff)"', svg)
+    assert "<script" in (deck / "l2-mlp.html").read_text(encoding="utf-8")
+    assert "frame_015.svg" in (deck / "backward" / "slides.html").read_text(encoding="utf-8")
     assert "L2&#39;s gradient reaches only W1, W2, W3" in svg or "L2's gradient reaches only W1, W2, W3" in svg
     tex = (deck / "dJ-dW1.tex").read_text(encoding="utf-8")
     assert tex.startswith("\\begin{gathered}") and "\\lambda / m" in tex

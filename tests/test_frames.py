@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import struct
 import xml.etree.ElementTree as ET
 from html.parser import HTMLParser
 from pathlib import Path
@@ -72,7 +73,7 @@ def node_positions(svg: str) -> dict[str, tuple[str, str]]:
     root = ET.fromstring(svg)
     positions = {}
     for g in root.iter(f"{SVG}g"):
-        if g.get("class") == "node":
+        if g.get("class") == "node" and re.fullmatch(r"n\d+", g.get("id") or ""):
             text = g.find(f"{SVG}text")
             positions[g.get("id")] = (text.get("x"), text.get("y"))
     return positions
@@ -110,8 +111,8 @@ def frames_folder(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[
 def test_write_frames_writes_numbered_svgs_and_an_index(frames_folder):
     folder, written = frames_folder
     names = [f"frame_{k:03d}.svg" for k in range(1, 6)]
-    assert [p.name for p in written] == names + ["index.html"]
-    assert sorted(p.name for p in folder.iterdir()) == names + ["index.html"]
+    assert [p.name for p in written] == names + ["slides.html"]
+    assert sorted(p.name for p in folder.iterdir()) == names + ["index.html", "slides.html"]
     for k, name in enumerate(names, 1):
         root = ET.fromstring((folder / name).read_bytes())
         caption = "".join(next(root.iter(f"{SVG}text")).itertext())
@@ -143,7 +144,7 @@ def test_stale_frames_from_an_earlier_run_are_removed(tmp_path):
     write_frames(small_graph(), tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "frame_001.svg", "frame_002.svg", "frame_003.svg", "frame_004.svg", "frame_005.svg",
-        "index.html", "notes.txt"]
+        "index.html", "notes.txt", "slides.html"]
 
 
 def test_a_failed_frame_render_changes_nothing(tmp_path, monkeypatch):
@@ -170,9 +171,63 @@ def test_hostile_names_are_escaped_in_the_frames_page(tmp_path):
     assert len(page.attrs_of("script")) == 1 and page.attrs_of("img") == []
     assert not [(tag, a) for tag, attrs in page.tags for a in attrs if a.lower().startswith("on")]
     captions = [attrs["data-caption"] for attrs in page.attrs_of("template")]
-    assert f"step 2 of {len(captions)}: ∂J/∂add_5 is complete, delivered by J" in captions
+    assert f"step 2 of {len(captions)}: ∂J/∂add_5 is complete, delivered by J␊∂J/∂add_5 = 1" in captions
     assert any(f"∂J/∂{HOSTILE[1]} is complete" in c for c in captions)
     assert any(f"∂J/∂{HOSTILE[0]} is complete" in c for c in captions)
     for name in HOSTILE:
         assert any(name in "".join(t.itertext()) for t in ET.fromstring(
             (tmp_path / "frame_001.svg").read_bytes()).iter(f"{SVG}text"))
+
+
+# --- frames for teaching: 16:9, a legend, the formula, PNG, the deck ---------------------------------
+def svg_aspect(svg: bytes) -> float:
+    box = [float(v) for v in ET.fromstring(svg).get("viewBox").split()]
+    return box[2] / box[3]
+
+
+def test_every_frame_is_16_9_with_its_legend_and_the_formula_of_the_node_completed(frames_folder):
+    folder, written = frames_folder
+    for path in written[:-1]:
+        svg = path.read_bytes()
+        assert abs(svg_aspect(svg) - 16 / 9) < 0.01
+        legend = [g for g in ET.fromstring(svg).iter(f"{SVG}g") if g.get("id") == "legend"]
+        assert len(legend) == 1
+        text = ["".join(t.itertext()) for t in ET.fromstring(svg).iter(f"{SVG}text")]
+        assert {"just delivered", "already delivered", "still pending"} <= set(text)
+    captions = ["".join(t.itertext()) for t in ET.fromstring(written[2].read_bytes()).iter(f"{SVG}text")][:2]
+    assert captions == ["step 3 of 5: ∂J/∂fit is complete, delivered by J", "∂J/∂fit = 1"]
+
+
+def test_the_current_node_takes_the_accent_which_is_no_terms_colour():
+    from bpgraph.render import THEMES
+
+    for theme in THEMES.values():
+        looks = {theme.term_look(k)[0].lower() for k in range(18)}
+        assert theme.accent.lower() not in looks
+    diagram = frame_diagrams(l2_mlp(), "J")[4]
+    current = diagram.options["frame"].current
+    line = next(line for line in diagram.source.splitlines() if line.lstrip("\t").startswith(f"{current} ["))
+    assert f'fillcolor="{THEMES["light"].accent}"' in line
+
+
+def test_frames_as_png_and_a_deck_that_lists_every_frame_with_no_external_reference(tmp_path):
+    written = write_frames(small_graph(), tmp_path, fmt="png", theme="slides")
+    names = [f"frame_{k:03d}.png" for k in range(1, 6)]
+    assert [p.name for p in written] == names + ["slides.html"]
+    assert (tmp_path / "index.html").read_text("utf-8") == (tmp_path / "slides.html").read_text("utf-8")
+    sizes = [struct.unpack(">II", (tmp_path / name).read_bytes()[16:24]) for name in names]
+    assert all(abs(w - 1920) <= 2 and abs(h - 1080) <= 2 for w, h in sizes), sizes  # a full-HD slide each
+    text = (tmp_path / "slides.html").read_text("utf-8")
+    page = Page(text)
+    assert not re.search(r"""(?:src|href)\s*=\s*["']?https?://""", text)
+    assert [a["href"] for a in page.attrs_of("a")] == names
+    assert len(page.attrs_of("template")) == 5
+    script = "".join(page.scripts)
+    assert "requestFullscreen" in script and '"ArrowRight"' in script
+
+
+def test_data_labels_get_room_inside_the_cylinder():
+    diagram = frame_diagrams(l2_mlp(), "J")[0]
+    x_line = next(line for line in diagram.source.splitlines() if line.startswith("\t0 ["))
+    attrs = dict(re.findall(r'(\w+)="?([^" ]+)"?', x_line))
+    assert attrs["shape"] == "cylinder" and float(attrs["height"]) >= 0.6

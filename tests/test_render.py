@@ -109,7 +109,7 @@ def png_size(png: bytes) -> tuple[int, int]:
 # --- exact DOT and stable ids ------------------------------------------------------------------------
 # Node and edge statements: label, then id, then the styling sorted (bpgraph.render.dot.node_statement).
 SMALL_DOT = r"""digraph bpgraph {
-	graph [bgcolor=white fontcolor="#222222" fontname="DejaVu Sans" fontsize=12 label="fit's gradient reaches w, b\lreg's gradient reaches only w\l" labeljust=l labelloc=t nodesep=0.25 outputorder=edgesfirst pad=0.2 rankdir=LR ranksep=0.4]
+	graph [bgcolor=white fontcolor="#222222" fontname="DejaVu Sans" fontsize=12 label="fit's gradient reaches w, b\lreg's gradient reaches only w\larrows: the forward pass; gradients flow back against them\l" labeljust=l labelloc=t nodesep=0.25 outputorder=edgesfirst pad=0.2 rankdir=LR ranksep=0.4]
 	node [fontcolor="#222222" fontname="DejaVu Sans" fontsize=12 height=0.3 margin="0.1,0.04"]
 	edge [arrowsize=0.7 color="#222222"]
 	0 [label="x\n1×1" id=n0 color="#333333" fillcolor="#D6EAF8" fontcolor="#222222" margin="0.1,0.12" penwidth=1 shape=cylinder style=filled]
@@ -121,28 +121,21 @@ SMALL_DOT = r"""digraph bpgraph {
 		2 [label="b\n1×1" id=n2 color="#333333" fillcolor="#FBE3C4" fontcolor="#222222" penwidth=1.6 shape=box style="rounded,filled"]
 		3 [label="fit\n1×1" id=n3 color="#333333" fillcolor="#FCF3B0" fontcolor="#222222" penwidth=1.6 shape=octagon style=filled]
 	}
-	0 -> 3 [id=e0_3 color="#0072B2" penwidth=1.8 style=solid]
+	0 -> 3 [id=e0_3 color="#A0A0A0" penwidth=1.8 style=dotted]
 	1 -> 3 [id=e1_3 color="#0072B2" penwidth=1.8 style=solid]
 	1 -> 4 [id=e1_4 color="#D55E00" penwidth=1.8 style=dashed]
 	2 -> 3 [id=e2_3 color="#0072B2" penwidth=1.8 style=solid]
 	3 -> 5 [id=e3_5 color="#0072B2" penwidth=1.8 style=solid]
 	4 -> 5 [id=e4_5 color="#D55E00" penwidth=1.8 style=dashed]
 	subgraph cluster_legend {
-		color="#B0B0B0" fontcolor="#222222" fontsize=11 id=legend label=legend style=rounded
-		legend_param [label=parameter color="#333333" fillcolor="#FBE3C4" fontcolor="#222222" fontsize=10 penwidth=1.6 shape=box style="rounded,filled"]
-		legend_input [label=data color="#333333" fillcolor="#D6EAF8" fontcolor="#222222" fontsize=10 margin="0.1,0.12" penwidth=1 shape=cylinder style=filled]
-		legend_term [label="cost term" color="#333333" fillcolor="#FCF3B0" fontcolor="#222222" fontsize=10 penwidth=1.6 shape=octagon style=filled]
-		legend_root [label=root color="#333333" fillcolor="#F9D98C" fontcolor="#222222" fontsize=10 penwidth=2 shape=doubleoctagon style=filled]
-		legend_e0 [label="" color="#222222" shape=point width=0.06]
+		color="#B0B0B0" fillcolor="#FCFCFC" fontcolor="#222222" fontsize=10 id=legend label="" style="rounded,filled"
+		legend_start [color="#222222" shape=point width=0.06]
 		legend_t0 [label="gradient of fit" fontcolor="#222222" fontsize=10 shape=plaintext]
-		legend_e0 -> legend_t0 [color="#0072B2" penwidth=1.8 style=solid]
-		legend_e1 [label="" color="#222222" shape=point width=0.06]
 		legend_t1 [label="gradient of reg" fontcolor="#222222" fontsize=10 shape=plaintext]
-		legend_e1 -> legend_t1 [color="#D55E00" penwidth=1.8 style=dashed]
-		legend_param -> legend_input [style=invis]
-		legend_input -> legend_term [style=invis]
-		legend_term -> legend_root [style=invis]
-		legend_t0 -> legend_e1 [style=invis]
+		legend_t2 [label="no gradient computed" fontcolor="#222222" fontsize=10 shape=plaintext]
+		legend_start -> legend_t0 [color="#0072B2" penwidth=1.8 style=solid]
+		legend_t0 -> legend_t1 [color="#D55E00" penwidth=1.8 style=dashed]
+		legend_t1 -> legend_t2 [color="#A0A0A0" penwidth=1 style=dotted]
 	}
 }
 """
@@ -178,7 +171,10 @@ def test_demo_dot_colours_exactly_the_l2_edges_with_l2s_colour_and_dashes():
     assert l2_edges == {(ids["W1"], ids["L2"]), (ids["W2"], ids["L2"]), (ids["W3"], ids["L2"]),
                         (ids["L2"], ids["J"])}
     assert all(edges[e]["style"] == "dashed" for e in l2_edges)
-    assert {edges[e]["style"] for e in edges.keys() - l2_edges} == {"solid"}
+    data_edges = {(ids["X"], ids["Z1"]), (ids["Y"], ids["cross_entropy"])}  # no gradient computed for data
+    assert {e for e, attrs in edges.items() if attrs["style"] == "dotted"} == data_edges
+    assert {edges[e]["color"] for e in data_edges} == {THEMES["light"].faded_text}
+    assert {edges[e]["style"] for e in edges.keys() - l2_edges - data_edges} == {"solid"}
 
 
 @pytest.mark.parametrize("engine", ENGINES)
@@ -196,17 +192,11 @@ def test_demo_svg_has_every_node_the_l2_edges_a_legend_and_the_caption(engine):
     ids = {name: g.id_of(name) for name in ("W1", "W2", "W3", "L2", "J")}
     assert dashed_l2 == {f"e{ids[w]}_{ids['L2']}" for w in ("W1", "W2", "W3")} | {f"e{ids['L2']}_{ids['J']}"}
 
-    assert legend_texts(svg) == ["legend", "parameter", "data", "intermediate", "cost term", "root",
-                                 "gradient of cross_entropy", "gradient of L2"]
-    assert "L2's gradient reaches only W1, W2, W3: no path from L2 through any Z or A" in caption_texts(svg)
-
-
-@pytest.mark.parametrize("engine", ENGINES)
-def test_slides_png_fills_a_16_9_slide_at_150_dpi(engine):
-    png = to_dot(l2_mlp(), "J", theme="slides").render_bytes("png", dpi=150, engine=engine)
-    width, height = png_size(png)
-    assert width <= 2001 and height <= 1126
-    assert width >= 1998 or height >= 1123  # scaled until one side meets the slide's edge
+    assert legend_texts(svg) == ["legend · gradients flow against the arrows",
+                                 "parameter", "data", "intermediate", "cost term", "root",
+                                 "gradient of cross_entropy", "gradient of L2", "no gradient computed"]
+    assert caption_texts(svg)[1:] == ["L2's gradient reaches only W1, W2, W3: no path from L2 through any Z or A",
+                                      "arrows: the forward pass; gradients flow back against them"]
 
 
 # --- names that try to break out --------------------------------------------------------------
@@ -287,10 +277,10 @@ def test_every_theme_renders_the_demo_and_keeps_the_viewbox(theme, engine):
     svg = render_svg(to_dot(l2_mlp(), "J", theme=theme), engine)
     nodes = [k for k in groups(svg, "node") if re.fullmatch(r"n\d+", k or "")]
     assert len(nodes) == len(DEMO_NAMES)
-    # the one family resvg is told to resolve: any other would rasterise as blank labels
-    assert {t.get("font-family") for t in svg.iter(f"{SVG}text")} == {backend.FONT}
+    # the family resvg is told to resolve (any other would rasterise as blank labels), then any sans-serif
+    assert {t.get("font-family") for t in svg.iter(f"{SVG}text")} == {f"{backend.FONT},sans-serif"}
     box = [float(v) for v in svg.get("viewBox").split()]
-    assert box[:2] == [0, 0]
+    assert box[:2] == [0, 0] or theme.startswith("slides")  # slides are padded to 16:9 around the drawing
     assert abs(box[2] - float(svg.get("width").removesuffix("pt"))) < 1
     assert abs(box[3] - float(svg.get("height").removesuffix("pt"))) < 1
 
@@ -304,18 +294,6 @@ def test_print_theme_uses_only_grays(engine):
     svg = render_svg(diagram, engine)
     svg_colours = {e.get(a) for e in svg.iter() for a in _SVG_COLOUR_ATTRS if e.get(a)}
     assert all(map(is_gray, svg_colours)), sorted(svg_colours)
-
-
-@pytest.mark.parametrize("engine", ENGINES)
-def test_slides_theme_is_transparent_and_fits_a_16_9_slide(engine):
-    diagram = to_dot(l2_mlp(), "J", theme="slides")
-    graph_line = diagram.source.splitlines()[1]
-    assert "bgcolor=transparent" in graph_line and 'size="13.33,7.5"' in graph_line
-    svg = render_svg(diagram, engine)
-    width, height = (float(svg.get(k).removesuffix("pt")) for k in ("width", "height"))
-    assert width <= 960 and height <= 540 and max(width / 960, height / 540) > 0.99
-    background = next(g for g in svg.iter(f"{SVG}g") if g.get("class") == "graph").find(f"{SVG}polygon")
-    assert background is None or background.get("fill") in ("transparent", "none")
 
 
 @pytest.mark.parametrize("theme", list(THEMES))
@@ -467,7 +445,7 @@ def test_a_theme_made_with_lists_draws():
     theme = dataclasses.replace(THEMES["light"], term_colors=["red", "blue"], term_styles=["solid"])
     _, edges = dot_statements(to_dot(small_graph(), theme=theme).source)
     drawn = {attrs["color"] for (tail, _), attrs in edges.items() if not tail.startswith("legend")}
-    assert drawn == {"red", "blue"}  # fit's edges red, reg's blue (the 2 terms)
+    assert drawn == {"red", "blue", theme.faded_text}  # fit's edges red, reg's blue, x's (data) gray
 
 
 def test_a_100000_node_chain_renders_collapsed_within_a_minute():

@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
 from .collapse import MAX_NODES
+from .caption import describe_terms, highlight_paths
 from .diagram import EXTENSIONS, FORMATS, Diagram, explorer_html, format_of
-from .dot import DEFAULT_SHOW, SHOW_ITEMS, describe_terms, highlight_paths
+from .dot import DEFAULT_SHOW, SHOW_ITEMS
 from .frames import backward_steps, frame_diagrams, write_frames
 from .themes import THEMES, RenderOptionError, Theme, get_theme
 
@@ -32,7 +33,7 @@ def to_dot(graph: Graph, root: Tensor | int | str | None = None, *, theme: str |
            collapse: str | Iterable[str] = (), max_nodes: int = MAX_NODES,
            caption: str | bool | None = None, legend: bool = True) -> Diagram:
     """A :class:`Diagram` of ``graph``, edges coloured by the cost terms of ``root`` (default: the
-    last node).  ``theme``: light, dark, slides, print or a :class:`Theme`; ``rankdir``: LR or TB;
+    last node).  ``theme``: light, dark, slides, slides-dark, print or a :class:`Theme`; ``rankdir``: LR or TB;
     ``show``: label items of ``name shape op value grad gradvalue`` (values of at most 6 elements,
     ``grad`` the norm of ∂root/∂node); ``highlight``: ``(of, wrt)`` pairs whose paths stay bright;
     ``collapse``: scopes drawn as one node each; ``max_nodes``: above it, scopes or depth bands

@@ -27,6 +27,7 @@ from pathlib import Path
 
 from ..errors import BpgraphError
 from ..files import atomic_write
+from .themes import finish_svg
 
 #: Formats this module can produce.
 FORMATS = ("svg", "png", "pdf")
@@ -97,7 +98,10 @@ def render(source: str, fmt: str, *, dpi: float | None = None, engine: str = "au
         svg = _run(["dot", "-Tpdf" if fmt == "pdf" else "-Tsvg"], source.encode("utf-8"), timeout, "Graphviz")
     else:
         svg = _render_wasm(source, timeout)
-    if fmt != "png":
+    if fmt == "pdf":
+        return svg
+    svg = finish_svg(svg)
+    if fmt == "svg":
         return svg
     dpi = dpi or DEFAULT_DPI
     fitted = fit_dpi(svg, dpi, max_pixels)

@@ -4,13 +4,15 @@
 group; ``n<id>`` and ``e<tail>_<head>`` in the SVG), everything in id order, attributes in a fixed
 order.  User text goes through :func:`bpgraph.text.dot_label_text` and every value is a string
 quoted by :func:`bpgraph.text.dot_quote`, never an HTML-like label, so a name cannot end a label
-or reach the SVG as markup.  Edges are coloured by the cost terms whose gradient they carry.
+or reach the SVG as markup.  Edges are coloured by the cost terms whose gradient they carry (a term
+keeps its look whatever the root); arrows point forward, and the legend and caption say that
+gradients flow back against them.  Without scope boxes, the longest chain into the last node is laid
+on one line (``group``), its operands beside it and a term off it in its own row.
 """
 
 from __future__ import annotations
 
 import itertools
-import re
 from typing import TYPE_CHECKING, Any, Iterable, NamedTuple, Sequence
 
 import numpy as np
@@ -18,8 +20,9 @@ import numpy as np
 from ..analysis import TermReach, term_reach
 from ..autodiff import gradients
 from ..text import dot_label_text, dot_quote
+from .caption import MAX_TERMS, describe_terms, highlight_paths, parse_highlight
 from .collapse import MAX_NODES, Group, plan
-from .structure import Topology, topology
+from .structure import Topology, op_depths, topology
 from .themes import KIND_TITLES, NODE_KINDS, RenderOptionError, Theme, get_theme
 
 if TYPE_CHECKING:
@@ -33,8 +36,11 @@ SMALL = 6
 RANKDIRS = ("LR", "TB")
 #: Names are drawn cut to MAX_NAME escaped characters (ending in …), clusters nested at most
 #: MAX_NESTING deep (``dot`` time grows with the cube of their depth), the caption at most MAX_STRING
-#: characters long (Graphviz 2.43 refuses 16,384), describing at most MAX_TERMS cost terms.
-MAX_NAME, MAX_NESTING, MAX_STRING, MAX_TERMS = 2000, 20, 16_000, 12
+#: characters long (Graphviz 2.43 refuses 16,384).
+MAX_NAME, MAX_NESTING, MAX_STRING = 2000, 20, 16_000
+DIRECTION = "arrows: the forward pass; gradients flow back against them"
+NO_GRADIENT = "no gradient computed"
+SMALL_GRAPH = 8  # units below which the legend shows the edge meanings only
 
 
 # --- text -------------------------------------------------------------------------------------
@@ -76,74 +82,12 @@ def fmt_array(a: np.ndarray) -> str | None:
     return nested(a.reshape(-1, a.shape[-1]).tolist() if a.ndim > 2 else a.tolist())
 
 
-# --- what the drawing says ----------------------------------------------------------------------
-def describe_terms(graph: Graph, root: Tensor | int | str | None = None, limit: int = MAX_TERMS) -> list[str]:
-    """A line per cost term (the first ``limit``, then a count) saying which parameters its gradient reaches,
-    and through what: ``L2's gradient reaches only W1, W2, W3: no path from L2 through any Z or A``."""
-    nodes = graph.nodes
-    reach = term_reach(graph, graph.root_id(root))
-    terms, reached = reach.terms, len(reach.feeds)  # nodes past the root and terms feed nothing
-    topo = topology(graph)
-    is_param, is_op = topo.is_kind("param")[:reached], topo.is_op[:reached]
-    all_params = np.count_nonzero(reach.root_side & is_param)
-    lines = []
-    for k, term in enumerate(terms[:limit]):
-        name = nodes[term]["name"]
-        into = (reach.feeds >> k & 1).astype(bool)  # term k and its ancestors
-        params = np.flatnonzero(into & is_param).tolist()
-        between = np.count_nonzero(into & is_op) - bool(is_op[term])
-        names = [nodes[i]["name"] for i in params]
-        names = names[:6] + [f"… ({len(names)} in all)"] if len(names) > 8 else names
-        reach_text = ("only " if len(params) < all_params else "") + ", ".join(names)
-        if not params:
-            lines.append(f"{name}'s gradient reaches no parameter")
-        elif between:
-            lines.append(f"{name}'s gradient reaches {reach_text} through {between} intermediate result"
-                         + ("" if between == 1 else "s"))
-        else:  # name the ops it does not pass through: neither its ancestors nor after it
-            unrelated = np.zeros(topo.size, dtype=bool)
-            unrelated[:reached] = into
-            unrelated[[*graph.descendants(term), *terms]] = True
-            others = [nodes[i]["name"] for i in np.flatnonzero(topo.is_op & ~unrelated).tolist()]
-            lines.append(f"{name}'s gradient reaches {reach_text}"
-                         + (f": no path from {name} through {_families(others)}" if others else ""))
-    return lines + ([f"… and {len(terms) - limit:,} more cost terms"] if len(terms) > limit else [])
-
-
-def _families(names: Sequence[str]) -> str:
-    """``Z1, A1, Z2, cross_entropy`` -> ``any Z or A, or cross_entropy``; many -> a count."""
-    matches = [re.fullmatch(r"([A-Za-z]+)\d+", n) for n in names]
-    prefixes = list(dict.fromkeys(m.group(1) for m in matches if m))
-    others = [n for n, m in zip(names, matches) if not m]
-    if len(prefixes) + len(others) > 4:
-        return f"any of {len(names)} intermediate results"
-    return ", or ".join((["any " + " or ".join(prefixes)] if prefixes else []) + others)
-
-
-def highlight_paths(graph: Graph, pairs: Iterable[tuple[Tensor | int | str, Tensor | int | str]]
-                    ) -> tuple[set[int], set[tuple[int, int]], list[str]]:
-    """Nodes and edges on every path carrying ∂OF/∂WRT for the ``(of, wrt)`` pairs, and a note on each."""
-    nodes: set[int] = set()
-    edges: set[tuple[int, int]] = set()
-    notes = []
-    for of, wrt in pairs:
-        between = graph.between(of, wrt)
-        of_name, wrt_name = graph.name_of(graph.id_of(of)), graph.name_of(graph.id_of(wrt))
-        notes.append(f"highlighted: every path carrying ∂{of_name}/∂{wrt_name}" if between else
-                     f"no path from {wrt_name} to {of_name}: ∂{of_name}/∂{wrt_name} = 0 structurally")
-        nodes |= between
-        edges |= {(u, v) for v in between for u in graph.nodes[v]["operands"] if u in between}
-    return nodes, edges, notes
-
-
-def parse_highlight(highlight: Any) -> list[tuple[Any, Any]]:
-    """Check the ``highlight`` option: one ``(of, wrt)`` pair, several, or None."""
-    items = [] if highlight is None else list(highlight)
-    items = [tuple(items)] if len(items) == 2 and not isinstance(items[0], (tuple, list)) else items
-    for item in items:
-        if not isinstance(item, (tuple, list)) or len(item) != 2:
-            raise RenderOptionError(f"highlight takes (of, wrt) pairs such as ('J', 'W1'), got {item!r}")
-    return [tuple(item) for item in items]
+# --- what the drawing shows ---------------------------------------------------------------------
+def term_looks(graph: Graph, terms: Sequence[int]) -> list[int]:
+    """Each term's look (:meth:`Theme.term_look`): its place among the last node's cost terms, so a term
+    keeps its colour whatever the root."""
+    everyone = term_reach(graph, graph.root_id(None)).terms
+    return [everyone.index(t) if t in everyone else len(everyone) + k for k, t in enumerate(terms)]
 
 
 def stored_or_computed_grads(graph: Graph, root_id: int) -> dict[int, np.ndarray]:
@@ -174,6 +118,8 @@ class _Context(NamedTuple):
     lit: set[int] | None
     frame: Frame | None
     pending: set[int]  # in a frame: nodes whose gradient is not complete yet
+    no_path: set[int]  # ends of a highlighted pair with no path between them
+    spine: set[int]  # the chain laid on one line
 
 
 def _label_lines(ctx: _Context, node_id: int) -> tuple[list[str], list[str]]:
@@ -225,61 +171,98 @@ def _unit_statement(ctx: _Context, node_id: int, kind: str, group: Group | None)
     label, final = _label_lines(ctx, node_id)
     attrs = _node_attrs(ctx.theme, kind, dim=dim, lit=lit is not None,
                         current=ctx.frame is not None and node_id == ctx.frame.current)
+    if node_id in ctx.spine:
+        attrs["group"] = "spine"
+    if node_id in ctx.no_path:
+        attrs.update(color=ctx.theme.text, xlabel="no path", fontcolor=ctx.theme.text)
     if ctx.frame is not None:  # a fixed size that fits the final label: every frame has one layout
         em = ctx.theme.fontsize / 72  # inches
-        width = 0.62 * em * max((len(line) for line in final), default=1) + 0.3
+        width = 0.56 * em * max((len(line) for line in final), default=1) + 0.2
         height = 1.3 * em * max(1, len(final)) + 0.15
-        if attrs["shape"] in ("ellipse", "octagon", "doubleoctagon"):
-            width, height = width * 1.3, height * 1.25
+        if attrs["shape"] in ("ellipse", "octagon", "doubleoctagon", "cylinder"):
+            width, height = width * 1.15, height * (1.6 if attrs["shape"] == "cylinder" else 1.25)
         attrs.update(fixedsize="true", width=format(width, ".2f"), height=format(height, ".2f"))
     return statement(str(node_id), attrs, label="\\n".join(label), ident=f"n{node_id}")
 
 
-def _edge_attrs(theme: Theme, terms: Sequence[int], lit: bool | None = None, delivered: bool = False,
-                pending: bool = False) -> dict[str, str]:
-    """Colour by term (parallel colours when several), fade carriers of nothing, then emphasis."""
+def _edge_attrs(theme: Theme, looks: Sequence[int], lit: bool | None = None, delivered: bool = False,
+                pending: bool = False, data: bool = False) -> dict[str, str]:
+    """Colour by term look (parallel colours when several), fade carriers of nothing, dot the edges out
+    of data (no gradient is computed for it), then emphasis."""
     faded_pen = max(1.0, theme.edge_penwidth * 0.55)
-    looks = [theme.term_look(t) for t in terms]
-    colours = list(dict.fromkeys(colour for colour, _ in looks)) or [theme.faded_edge]
-    style = looks[0][1] if len(looks) == 1 else "solid"
-    pen = theme.edge_penwidth if terms else faded_pen
+    pairs = [theme.term_look(k) for k in looks]
+    colours = list(dict.fromkeys(colour for colour, _ in pairs)) or [theme.faded_edge]
+    style = pairs[0][1] if len(pairs) == 1 else "solid"
+    pen = theme.edge_penwidth if looks else faded_pen
+    if data:
+        colours, style = [theme.faded_text], "dotted"
     if lit is True:
-        pen, colours = pen * 1.8, colours if terms else [theme.text]
+        pen, colours = pen * 1.8, colours if looks or data else [theme.text]
     elif lit is False or pending:
         colours, pen = [theme.faded_edge], faded_pen
     if delivered:
-        pen, colours = pen * 2.0, colours if terms else [theme.accent]
+        pen, colours = pen * 2.0, colours if looks else [theme.accent]
     return {"color": ":".join(colours), "style": style, "penwidth": fmt_number(round(pen, 2))}
 
 
-def _legend(theme: Theme, kinds: set[str], term_names: list[str], both: bool, faded: bool,
-            root_name: str) -> list[str]:
-    """A cluster with a sample node per kind drawn and a sample arrow per edge meaning, chained
-    by invisible edges into two rows (columns with ``rankdir=TB``), narrower than the picture."""
+def _legend(theme: Theme, kinds: set[str], samples: list[tuple[str, dict[str, str]]], title: str) -> list[str]:
+    """A cluster holding one row: a sample node per kind drawn, then each edge meaning as a sample arrow
+    into its own text (one rank each, so the row stays about as long as the drawing's)."""
     small = fmt_number(theme.small_fontsize)
-    title = "legend" if len(term_names) <= MAX_TERMS else f"legend: {MAX_TERMS} of {len(term_names):,} terms"
-    attrs = {"id": "legend", "label": title, "style": "rounded", "color": theme.cluster_border,
-             "fontcolor": theme.text, "fontsize": fmt_number(theme.small_fontsize + 1)}
+    attrs = {"id": "legend", "label": label_text(title), "style": "rounded,filled", "color": theme.cluster_border,
+             "fillcolor": theme.cluster_fill, "fontcolor": theme.text, "fontsize": small}
     shown = [kind for kind in NODE_KINDS if kind in kinds]
     lines = [f"\t{attr_text(attrs)}\n"]
     lines += [statement(f"legend_{kind}", {**_node_attrs(theme, kind), "fontsize": small},
                         label=KIND_TITLES[kind]) for kind in shown]
-    samples = [(f"gradient of {name}", [k]) for k, name in enumerate(term_names[:MAX_TERMS])]
-    if both:
-        label = "both terms" if len(term_names) == 2 else "several terms"
-        samples.append((label, list(range(min(len(term_names), MAX_TERMS)))))
-    if faded:
-        samples.append((f"no gradient from {root_name}", []))
-    point = {"shape": "point", "width": "0.06", "color": theme.text}
+    if not shown:  # the first sample arrow starts at a dot
+        dot = {"shape": "point", "width": "0.06", "color": theme.text}
+        shown, lines = ["start"], [*lines, statement("legend_start", dot)]
     plain = {"shape": "plaintext", "fontcolor": theme.text, "fontsize": small}
-    for k, (text, terms) in enumerate(samples):
-        lines += [statement(f"legend_e{k}", point, label=""),
-                  statement(f"legend_t{k}", plain, label=label_text(text)),
-                  statement(f"legend_e{k} -> legend_t{k}", _edge_attrs(theme, terms))]
-    links = [(f"legend_{a}", f"legend_{b}") for a, b in zip(shown, shown[1:])]
-    links += [(f"legend_t{k}", f"legend_e{k + 1}") for k in range(len(samples) - 1)]
-    lines += [statement(f"{a} -> {b}", {"style": "invis"}) for a, b in links]
+    lines += [statement(f"legend_t{k}", plain, label=label_text(text)) for k, (text, _) in enumerate(samples)]
+    row = [f"legend_{kind}" for kind in shown] + [f"legend_t{k}" for k in range(len(samples))]
+    looks = [{"style": "invis"}] * (len(shown) - 1) + [look for _, look in samples]
+    lines += [statement(f"{a} -> {b}", look) for a, b, look in zip(row, row[1:], looks)]
     return ["\tsubgraph cluster_legend {\n", *("\t" + line for line in lines), "\t}\n"]
+
+
+def _samples(theme: Theme, names: list[str], look_of: list[int], meanings: set[tuple[Any, ...]],
+             root_name: str, frame: bool) -> list[tuple[str, dict[str, str]]]:
+    """The legend's edge meanings with their looks: each term's gradient (the first MAX_TERMS), several
+    at once, none from the root, none computed (data); in a frame, the steps' three states instead."""
+    if frame:
+        look = look_of[:1]
+        return [("just delivered", _edge_attrs(theme, look, delivered=True)),
+                ("already delivered", _edge_attrs(theme, look)),
+                ("still pending", _edge_attrs(theme, look, pending=True))]
+    masks = {meaning[0] for meaning in meanings if not meaning[4]}
+    samples = [(f"gradient of {name}", _edge_attrs(theme, [k])) for name, k in zip(names[:MAX_TERMS], look_of)]
+    if any(mask & (mask - 1) for mask in masks):  # two bits or more
+        label = "both terms" if len(names) == 2 else "several terms"
+        samples.append((label, _edge_attrs(theme, look_of[:MAX_TERMS])))
+    if 0 in masks:
+        samples.append((f"no gradient from {root_name}", _edge_attrs(theme, [])))
+    if any(meaning[4] for meaning in meanings):
+        samples.append((NO_GRADIENT, _edge_attrs(theme, [], data=True)))
+    return samples
+
+
+def _weight(ctx: _Context, tail: int, head: int, kept: set[int]) -> dict[str, str]:
+    """Without scope boxes: operands held beside the chain node they feed, and a term off the chain
+    pulling nothing, so it takes its own row next to its operands."""
+    if not ctx.spine or tail in ctx.spine:
+        return {}
+    return {"weight": "0"} if tail in kept else {"weight": "4"} if head in ctx.spine else {}
+
+
+def _spine(graph: Graph, root_id: int) -> list[int]:
+    """The longest chain of ops into the root, from the data (or leaf) that starts it: laid on one line."""
+    depth, chain = op_depths(graph), [root_id]
+    kinds = {"input": 2, "const": 1}
+    while graph.nodes[chain[-1]]["operands"]:
+        operands = graph.nodes[chain[-1]]["operands"]
+        chain.append(max(operands, key=lambda o: (depth[o], kinds.get(graph.nodes[o]["kind"], 0), -o)))
+    return chain
 
 
 # --- building the DOT graph ---------------------------------------------------------------------
@@ -312,7 +295,11 @@ def build(graph: Graph, root: Tensor | int | str | None = None, *, theme: str | 
     pending = set() if frame is None or grads is None else set(grads) - frame.done
     root_side = np.zeros(len(graph), dtype=bool)
     root_side[:len(reach.root_side)] = reach.root_side
-    ctx = _Context(graph, theme, show, root_name, root_side, grads, lit_nodes, frame, pending)
+    no_path = {graph.id_of(end) for of, wrt in pairs if not graph.between(of, wrt) for end in (of, wrt)}
+    # without scope boxes, the last node's longest chain is laid on one line, whatever the root
+    spine = set() if theme.clusters else set(_spine(graph, graph.root_id(None)))
+    ctx = _Context(graph, theme, show, root_name, root_side, grads, lit_nodes, frame, pending, no_path, spine)
+    look_of = term_looks(graph, terms)
 
     # units in id order: a node drawn as itself, or a group drawn at (and named after) its smallest member
     group_of = layout.group_of.tolist()
@@ -324,7 +311,7 @@ def build(graph: Graph, root: Tensor | int | str | None = None, *, theme: str | 
     body = [_unit_statement(ctx, i, kind_of.get(i, "group"), layout.groups[k] if k >= 0 else None)
             for i, k in drawn]
     notes = [*layout.notes, *notes]
-    if any(topo.scope_names):  # a group sits in its scope's parent
+    if theme.clusters and any(topo.scope_names):  # a group sits in its scope's parent
         scopes = [layout.groups[k].cluster if k >= 0 else topo.scope(i) for i, k in drawn]
         if max(s.count("/") for s in scopes) >= MAX_NESTING:
             scopes = ["/".join(s.split("/", MAX_NESTING)[:MAX_NESTING]) for s in scopes]
@@ -343,21 +330,25 @@ def build(graph: Graph, root: Tensor | int | str | None = None, *, theme: str | 
     # edges between units; a repeated operand or several edges between two units draw once
     key = {i: layout.groups[k].key if k >= 0 else str(i) for i, k in drawn}
     edges = _merged_edges(topo, at, reach, lit_edges, frame.delivered if frame else frozenset(), pending)
-    looks = {meaning: _edge_attrs(theme, [k for k in range(len(terms)) if meaning[0] >> k & 1], *meaning[1:])
-             for meaning in set(edges.values())}
-    body += [statement(f"{key[t]} -> {key[h]}", looks[meaning], ident=f"e{key[t]}_{key[h]}")
-             for (t, h), meaning in edges.items()]
+    looks = {meaning: _edge_attrs(theme, [look_of[k] for k in range(len(terms)) if meaning[0] >> k & 1],
+                                  *meaning[1:]) for meaning in set(edges.values())}
+    body += [statement(f"{key[t]} -> {key[h]}", {**looks[meaning], **_weight(ctx, t, h, kept)},
+                       ident=f"e{key[t]}_{key[h]}") for (t, h), meaning in edges.items()]
     if legend:
-        masks = {meaning[0] for meaning in edges.values()}
-        several = any(mask & (mask - 1) for mask in masks)  # two bits or more
-        body += _legend(theme, set(kind_of.values()) | ({"group"} if layout.groups else set()),
-                        [graph.name_of(t) for t in terms], several, 0 in masks, root_name)
+        kinds = set(kind_of.values()) | ({"group"} if layout.groups else set())
+        samples = _samples(theme, [graph.name_of(t) for t in terms], look_of, set(edges.values()), root_name,
+                           frame is not None)
+        some = f" ({MAX_TERMS} of {len(terms):,} terms)" if len(terms) > MAX_TERMS else ""
+        small = layout.units < SMALL_GRAPH  # a few nodes: their names and the caption say enough
+        title = "" if small else f"legend{some} · gradients flow against the arrows"
+        body += _legend(theme, set() if small else kinds, samples, title)
 
     graph_attrs = {"rankdir": rankdir, "bgcolor": theme.background, "fontname": theme.fontname,
                    "fontsize": fmt_number(theme.fontsize), "fontcolor": theme.text,
                    "labelloc": "t", "labeljust": "l", "nodesep": "0.25", "ranksep": "0.4",
-                   "pad": "0.2", "outputorder": "edgesfirst", **theme.graph_attrs}
-    lines = describe_terms(graph, root_id) if caption is None or caption is True else \
+                   "pad": "0.2", "outputorder": "edgesfirst", **theme.graph_attrs,
+                   **({"id": "slide"} if frame else {})}
+    lines = [*describe_terms(graph, root_id), DIRECTION] if caption is None or caption is True else \
         [] if caption is False or caption == "" else [str(caption)]
     # every caption line left-justified (names holding newlines split too), as many as MAX_STRING holds
     parts = [label_text(part) + "\\l" for line in lines + path_notes + notes for part in line.split("\n")]
@@ -368,24 +359,26 @@ def build(graph: Graph, root: Tensor | int | str | None = None, *, theme: str | 
     node_attrs = {"fontname": theme.fontname, "fontsize": fmt_number(theme.fontsize), "fontcolor": theme.text,
                   "margin": "0.1,0.04", "height": "0.3"}
     head = [statement("graph", graph_attrs), statement("node", node_attrs),
-            statement("edge", {"arrowsize": "0.7", "color": theme.text})]
+            statement("edge", {"arrowsize": fmt_number(theme.arrowsize), "color": theme.text})]
     return "".join(["digraph bpgraph {\n", *head, *body, "}\n"]), layout.units, tuple(notes)
 
 
 def _merged_edges(topo: Topology, at: list[int], reach: TermReach, lit_edges: set[tuple[int, int]] | None,
                   delivered: frozenset[tuple[int, int]], pending: set[int]
-                  ) -> dict[tuple[int, int], tuple[int, bool | None, bool, bool]]:
+                  ) -> dict[tuple[int, int], tuple[int, bool | None, bool, bool, bool]]:
     """Per pair of units joined by an edge (``at``: where each node is drawn), in drawing order:
-    ``(terms mask, lit, delivered, pending head)``, or'ed over the pair's edges (lit None: no highlight)."""
-    merged: dict[tuple[int, int], tuple[int, bool | None, bool, bool]] = {}
+    ``(terms mask, lit, delivered, pending head, out of data)``, or'ed over the pair's edges (lit None:
+    no highlight; out of data: every edge leaves data or a constant, which gets no gradient)."""
+    merged: dict[tuple[int, int], tuple[int, bool | None, bool, bool, bool]] = {}
     masks = reach.masks(topo.tails, topo.heads).tolist()
-    first = (0, None if lit_edges is None else False, False, False)
+    first = (0, None if lit_edges is None else False, False, False, True)
+    leaf_data = (topo.is_kind("input") | topo.is_kind("const")).tolist()
     for u, v, mask in zip(topo.tails.tolist(), topo.heads.tolist(), masks):
         pair = (at[u], at[v])
         if pair[0] != pair[1]:
-            terms, lit, sent, waiting = merged.get(pair, first)
+            terms, lit, sent, waiting, data = merged.get(pair, first)
             merged[pair] = (terms | mask, None if lit_edges is None else lit or (u, v) in lit_edges,
-                            sent or (u, v) in delivered, waiting or v in pending)
+                            sent or (u, v) in delivered, waiting or v in pending, data and leaf_data[u])
     return dict(sorted(merged.items()))
 
 

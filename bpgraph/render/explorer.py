@@ -26,7 +26,8 @@ from ..autodiff import gradients
 from ..ops import OPS
 from ..text import one_line
 from .collapse import MAX_NODES, Plan, plan
-from .dot import MAX_TERMS, stored_or_computed_grads
+from .caption import MAX_TERMS
+from .dot import stored_or_computed_grads, term_looks
 from .themes import KIND_TITLES, get_theme
 
 if TYPE_CHECKING:
@@ -97,8 +98,8 @@ def explorer_data(diagram: Diagram) -> dict[str, Any]:
     steps = [{"node": root, "users": []}] + [{"node": s.node, "users": list(dict.fromkeys(u for u, _ in s.parts))}
                                              for s in exact if s.node in flow]
     return {"root": graph.name_of(root), "course": course, "nodes": nodes,
-            "terms": [{"name": graph.name_of(t), "id": t, "color": theme.term_color(k)}
-                      for k, t in enumerate(reach.terms)],
+            "terms": [{"name": graph.name_of(t), "id": t, "color": theme.term_look(look)[0]}
+                      for t, look in zip(reach.terms, term_looks(graph, reach.terms))],
             "groups": {g.key: {"title": g.title, "members": g.members.tolist(), "ops": list(g.ops)}
                        for g in layout.groups},
             "steps": steps,

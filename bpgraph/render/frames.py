@@ -1,9 +1,11 @@
 """Backward-pass frames for teaching: one picture per step of reverse-mode differentiation.
 
 The backward pass visits the root's ancestors in decreasing id order, so when it reaches a node
-every user has sent its share.  Frame k shows that moment: the node just completed (accent),
-the edges that delivered its gradient (thick), and what is still pending (faded, ``= ?``); nodes
-keep one size, so their places never move.  :func:`write_frames` adds a self-contained page.
+every user has sent its share.  Frame k shows that moment, on a 16:9 page with its legend: the node
+just completed (the accent, no term's colour), the edges that delivered its gradient (thick), what
+is still pending (faded, ``= ?``), and the caption gives the gradient's formula from the op table.
+Nodes keep one size, so their places never move.  :func:`write_frames` adds ``slides.html``, a
+self-contained deck (arrow keys, ``f`` for full screen, no network) that also works in an iframe.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, NamedTuple
 
+from .. import analysis
 from ..files import atomic_write
 from ..text import one_line
 from .diagram import Diagram
@@ -60,19 +63,29 @@ def frame_diagrams(graph: Graph, root: Tensor | int | str | None = None, *,
     frames = [Frame(k, len(steps), step.node, frozenset(s.node for s in steps[:k]), frozenset(step.delivered))
               for k, step in enumerate(steps, 1)]
     return [Diagram(graph, root_id, theme=theme, rankdir=rankdir, show=show, max_nodes=max(len(graph), 1),
-                    legend=False, frame=frame, caption=frame_caption(graph, root_id, frame))
-            for frame in frames]
+                    frame=frame, caption=frame_caption(graph, root_id, frame)) for frame in frames]
 
 
 def frame_caption(graph: Graph, root_id: int, frame: Frame) -> str:
-    """What one backward step does: whose gradient it completes, and which users delivered it."""
+    """What one backward step does: whose gradient it completes, which users delivered it, and how
+    (the op table's formula, on a second line)."""
     nodes = graph.nodes
     root, current = nodes[root_id]["name"], nodes[frame.current]["name"]
     head = f"step {frame.step} of {frame.total}: "
     if frame.current == root_id:
         return head + f"start at the root, ∂{root}/∂{root} = 1"
     users = ", ".join(nodes[v]["name"] for _, v in sorted(frame.delivered))
-    return head + f"∂{root}/∂{current} is complete, delivered by {users}"
+    within = set(stored_or_computed_grads(graph, root_id))
+    lines = analysis.backward_steps(graph, root_id, within, only=frame.current)
+    ops = ", ".join(dict.fromkeys(str(nodes[v]["op"]) for _, v in sorted(frame.delivered)))
+    formula = str(lines[0]) if lines and lines[0].rhs else f"through {ops}"
+    return head + f"∂{root}/∂{current} is complete, delivered by {users}\n{formula}"
+
+
+def slide_dpi(svg: str) -> float:
+    """The resolution that makes a frame 1920 pixels wide: a full-HD slide, whatever the graph's size."""
+    width = re.search(r'<svg\b[^>]*?\bwidth="([\d.]+)pt"', svg)
+    return 1920 * 72 / float(width[1]) if width else 150.0
 
 
 def inline_svg(svg: str) -> str:
@@ -102,25 +115,32 @@ def index_html(svgs: list[str], captions: list[str], files: list[str], title: st
 def write_frames(graph: Graph, folder: str | os.PathLike[str], root: Tensor | int | str | None = None,
                  *, theme: str | Theme = "light", rankdir: str = "LR",
                  show: str | Iterable[str] = FRAME_SHOW, engine: str = "auto",
-                 max_frames: int = MAX_FRAMES) -> list[Path]:
-    """Write ``frame_001.svg``... and ``index.html`` into ``folder``; returns the paths.  Frames are
-    all rendered first and written atomically, so a failure leaves the folder as it was."""
+                 max_frames: int = MAX_FRAMES, fmt: str = "svg") -> list[Path]:
+    """Write ``frame_001.svg`` (or ``.png`` with ``fmt="png"``)... and the deck ``slides.html`` into
+    ``folder`` (``index.html`` holds the same page, for a folder opened in a browser); returns the frames'
+    paths and the deck's.  Frames are all rendered first and written atomically, so a failure leaves
+    the folder as it was."""
+    if fmt not in ("svg", "png"):
+        raise RenderOptionError(f"frames are written as svg or png, not {fmt!r}")
     folder = Path(folder)
     theme_obj = get_theme(theme)
     diagrams = frame_diagrams(graph, root, theme=theme_obj, rankdir=rankdir, show=show,
                               max_frames=max_frames)
     svgs = [d.render_bytes("svg", engine=engine).decode("utf-8") for d in diagrams]
+    pngs = [d.render_bytes("png", engine=engine, dpi=slide_dpi(svg)) for d, svg in zip(diagrams, svgs)] \
+        if fmt == "png" else svgs
     width = max(3, len(str(len(svgs))))
-    names = [f"frame_{k:0{width}d}.svg" for k in range(1, len(svgs) + 1)]
+    names = [f"frame_{k:0{width}d}.{fmt}" for k in range(1, len(svgs) + 1)]
     captions = [d.options["caption"] for d in diagrams]
     root_name = graph.name_of(diagrams[0].root) if diagrams else ""
     folder.mkdir(parents=True, exist_ok=True)
-    written = [atomic_write(folder / name, svg) for name, svg in zip(names, svgs)]
+    written = [atomic_write(folder / name, data) for name, data in zip(names, pngs)]
     page = index_html(svgs, captions, names, f"bpgraph: backward pass of {root_name}",
                       theme_obj.background)
-    written.append(atomic_write(folder / "index.html", page))
+    atomic_write(folder / "index.html", page)
+    written.append(atomic_write(folder / "slides.html", page))
     for old in folder.iterdir():
-        if re.fullmatch(r"frame_\d+\.svg", old.name) and old.name not in names:
+        if re.fullmatch(r"frame_\d+\.(svg|png)", old.name) and old.name not in names:
             old.unlink()
     return written
 
