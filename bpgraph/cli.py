@@ -18,6 +18,7 @@ import click
 
 from . import __version__
 from .cli_support import DEBUG_OPTION, Group, UserError, progress
+from .render import FORMATS, THEMES
 
 MODEL_HELP = """MODEL is one of:
 
@@ -28,8 +29,6 @@ MODEL_HELP = """MODEL is one of:
                             as `python net.py` would.
   graph.json                a graph saved by `bpgraph export` (data only)
 """
-#: The drawing themes (bpgraph.render.THEMES; repeated here so --help needs no numpy).
-THEMES = ("light", "dark", "slides", "slides-dark", "print")
 #: What ``export`` writes: io's data formats and render's DOT.
 EXPORT_FORMATS = ("json", "graphml", "dot")
 
@@ -258,12 +257,12 @@ def compare(model: Any, grads_file: str, of: str | None, convention: str, rtol: 
         sys.exit(1)
 
 
-@cli.command(epilog=MODEL_HELP, short_help='Draw the graph: SVG, PNG, PDF or DOT.')
+@cli.command(epilog=MODEL_HELP, short_help='Draw the graph: SVG, PNG, PDF, DOT or an interactive HTML page.')
 @model_argument
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
               help="Output file; its extension picks the format (default: MODEL.svg here; "
                    "- writes to standard output, SVG unless --format says otherwise).")
-@click.option("--format", "fmt", type=click.Choice(["svg", "png", "pdf", "dot"]), default=None,
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default=None,
               help="Output format when the file name does not say it.")
 @click.option("--theme", type=click.Choice(THEMES), default="light", show_default=True,
               help="light, dark, slides and slides-dark (16:9, text of 24 px or more on a 1920×1080 slide) "
@@ -294,6 +293,7 @@ def render(model: Any, output: str | None, fmt: str | None, theme: str, rankdir:
     \b
     Examples:
       bpgraph render l2-mlp -o l2.svg
+      bpgraph render l2-mlp -o l2.html               click a node to see its paths
       bpgraph render l2-mlp -o slide.png --theme slides --dpi 200
       bpgraph render l2-mlp -o paper.pdf --theme print --rankdir TB
       bpgraph render l2-mlp --highlight J:W1 --show name,shape,grad

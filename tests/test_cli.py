@@ -358,13 +358,6 @@ def test_a_render_that_fails_inside_graphviz_keeps_the_existing_file(tmp_path, m
     assert [p.name for p in tmp_path.iterdir()] == ["keep.png"]  # no temporary left behind
 
 
-def test_the_cli_theme_list_matches_the_library():
-    from bpgraph.cli import THEMES
-    from bpgraph.render import THEMES as LIBRARY_THEMES
-
-    assert THEMES == tuple(LIBRARY_THEMES)
-
-
 def test_command_list_shows_whole_one_line_summaries():
     out = run("--help").output
     commands = out.split("Commands:")[1].strip().splitlines()

@@ -35,9 +35,6 @@ DEMO_COMMAND = "python3 -m venv .venv && . .venv/bin/activate && pip install -e 
 # Features landing from the pictures/explorer branches (slides-dark theme, --frames-format png with
 # slides.html, the HTML explorer): their blocks cannot pass on this branch yet.  The lead removes
 # this set after merging; a block is pending when it contains one of these strings.
-PENDING = {"slides-dark", "--frames-format png", "-o graph.html", 'save("graph.html")'}
-
-
 class Block(NamedTuple):
     line: int        # 1-based line of the opening fence
     lang: str
@@ -80,17 +77,6 @@ def test_the_first_two_blocks_are_the_demo_and_the_ci_test_command():
     assert TESTS.code.strip() == ci_command()
     assert ci_command() == ("python3 -m venv .venv && . .venv/bin/activate && pip install -q -e '.[test]' "
                             "&& python -m pytest -q")
-
-
-def test_pending_blocks_are_few_and_still_present():
-    pending = [b for b in RUN if is_pending(b)]
-    assert 1 <= len(pending) <= 6
-    for marker in PENDING:
-        assert any(marker in b.code for b in pending), f"no README block holds {marker!r} any more"
-
-
-def is_pending(block: Block) -> bool:
-    return any(marker in block.code for marker in PENDING)
 
 
 def needs_dot(block: Block) -> bool:
@@ -160,8 +146,6 @@ def run_block(block: Block, folder: Path, previous: Block | None) -> str:
 
 @pytest.mark.parametrize("block", RUN, ids=[f"line{b.line}-{b.lang}" for b in RUN])
 def test_readme_block_runs_as_written(block: Block, tmp_path: Path):
-    if is_pending(block):
-        pytest.skip("uses a feature landing from the pictures/explorer branches (see PENDING)")
     previous = BLOCKS[BLOCKS.index(block) - 1]
     if (needs_dot(block) or block.lang == "latex" and needs_dot(previous)) and shutil.which("dot") is None:
         pytest.skip("writes a PDF, which needs Graphviz's `dot` program; not installed here")

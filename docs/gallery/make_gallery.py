@@ -16,13 +16,12 @@ from pathlib import Path
 
 from bpgraph.examples import EXAMPLES
 from bpgraph.graph import Graph
-from bpgraph.render import THEMES, Diagram, RenderOptionError, format_of, frame_diagrams, to_dot, write_frames
+from bpgraph.render import THEMES, Diagram, frame_diagrams, to_dot, write_frames
 
 GALLERY = Path(__file__).resolve().parent
 ENGINE = "wasm"
 PNG_DPI = 100
-#: The themes drawn, and those that also get a PNG (the ones meant for slide software).
-THEME_ORDER = ("light", "dark", "slides", "slides-dark", "print")
+#: The themes that also get a PNG (the ones meant for slide software); every theme gets an SVG.
 PNG_THEMES = ("slides", "slides-dark")
 #: The demo's network, drawn as backward-pass frames and as the explorer page.
 DEMO = "l2-mlp"
@@ -46,31 +45,17 @@ def example_graph(name: str) -> Graph:
     return graph
 
 
-def themes() -> list[str]:
-    """The gallery's themes that this version of bpgraph has (``slides-dark`` is newer)."""
-    return [theme for theme in THEME_ORDER if theme in THEMES]
-
-
-def explorer_available() -> bool:
-    """Whether ``Diagram.save("x.html")`` writes the interactive explorer in this version."""
-    try:
-        return format_of("x.html") == "html"
-    except RenderOptionError:
-        return False
-
-
 def entries() -> list[Entry]:
     """Every picture of the gallery, in README order."""
     found = []
     for name, example in EXAMPLES.items():
         graph = example_graph(name)
-        for theme in themes():
+        for theme in THEMES:
             formats = ("svg", "png") if theme in PNG_THEMES else ("svg",)
             found.append(Entry(f"{name}-{theme}", to_dot(graph, theme=theme), formats,
                                f"`bpgraph render {name} --theme {theme}`: {example.summary}"))
-    if explorer_available():
-        found.append(Entry(f"{DEMO}-explorer", to_dot(example_graph(DEMO)), ("html",),
-                           f"`bpgraph render {DEMO} -o graph.html`: the interactive explorer"))
+    found.append(Entry(f"{DEMO}-explorer", to_dot(example_graph(DEMO)), ("html",),
+                       f"`bpgraph render {DEMO} -o graph.html`: the interactive explorer"))
     return found
 
 
