@@ -86,4 +86,4 @@ def test_the_gallery_readme_lists_every_picture(script):
 
 def test_the_gallery_stays_small():
     total = sum(p.stat().st_size for p in GALLERY.rglob("*") if p.is_file())
-    assert total < 3_000_000
+    assert total < 4_000_000  # every theme, slides PNGs, 15 frames, the deck and the explorer
