@@ -129,13 +129,16 @@ SMALL_DOT = r"""digraph bpgraph {
 	4 -> 5 [id=e4_5 color="#D55E00" penwidth=1.8 style=dashed]
 	subgraph cluster_legend {
 		color="#B0B0B0" fillcolor="#FCFCFC" fontcolor="#222222" fontsize=10 id=legend label="" style="rounded,filled"
-		legend_start [color="#222222" shape=point width=0.06]
-		legend_t0 [label="gradient of fit" fontcolor="#222222" fontsize=10 shape=plaintext]
-		legend_t1 [label="gradient of reg" fontcolor="#222222" fontsize=10 shape=plaintext]
-		legend_t2 [label="no gradient computed" fontcolor="#222222" fontsize=10 shape=plaintext]
-		legend_start -> legend_t0 [color="#0072B2" penwidth=1.8 style=solid]
-		legend_t0 -> legend_t1 [color="#D55E00" penwidth=1.8 style=dashed]
-		legend_t1 -> legend_t2 [color="#A0A0A0" penwidth=1 style=dotted]
+		legend_t0 [label="gradient of fit" fontcolor="#222222" fontsize=10 group=legend0 shape=plaintext]
+		legend_t1 [label="gradient of reg" fontcolor="#222222" fontsize=10 group=legend1 shape=plaintext]
+		legend_t2 [label="no gradient computed" fontcolor="#222222" fontsize=10 group=legend2 shape=plaintext]
+		legend_s0 [label="" fixedsize=true group=legend0 height=0.01 shape=none width=0.09]
+		legend_s1 [label="" fixedsize=true group=legend1 height=0.01 shape=none width=0.09]
+		legend_s2 [label="" fixedsize=true group=legend2 height=0.01 shape=none width=0.09]
+		{rank=same; legend_s2 -> legend_s1 -> legend_s0 [style=invis]}
+		legend_s0 -> legend_t0 [color="#0072B2" penwidth=1.8 style=solid tailclip=false]
+		legend_s1 -> legend_t1 [color="#D55E00" penwidth=1.8 style=dashed tailclip=false]
+		legend_s2 -> legend_t2 [color="#A0A0A0" penwidth=1 style=dotted tailclip=false]
 	}
 }
 """

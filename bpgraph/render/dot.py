@@ -34,6 +34,7 @@ SHOW_ITEMS = ("name", "op", "shape", "value", "grad", "gradvalue")
 DEFAULT_SHOW = ("name", "shape")
 SMALL = 6
 RANKDIRS = ("LR", "TB")
+RANKSEP = "0.4"  # inches; a theme may set its own
 #: Names are drawn cut to MAX_NAME escaped characters (ending in …), clusters nested at most
 #: MAX_NESTING deep (``dot`` time grows with the cube of their depth), the caption at most MAX_STRING
 #: characters long (Graphviz 2.43 refuses 16,384).
@@ -205,24 +206,33 @@ def _edge_attrs(theme: Theme, looks: Sequence[int], lit: bool | None = None, del
     return {"color": ":".join(colours), "style": style, "penwidth": fmt_number(round(pen, 2))}
 
 
-def _legend(theme: Theme, kinds: set[str], samples: list[tuple[str, dict[str, str]]], title: str) -> list[str]:
-    """A cluster holding one row: a sample node per kind drawn, then each edge meaning as a sample arrow
-    into its own text (one rank each, so the row stays about as long as the drawing's)."""
+def _legend(theme: Theme, kinds: set[str], samples: list[tuple[str, dict[str, str]]], title: str,
+            rankdir: str, ranksep: float) -> list[str]:
+    """A cluster holding a row of sample nodes, one per kind drawn, then a column of the edge meanings,
+    each a sample arrow into its text: the texts share one rank, so the row stays about as long as the
+    drawing's, and each arrow starts inside an invisible node long enough to show three dash periods."""
     small = fmt_number(theme.small_fontsize)
     attrs = {"id": "legend", "label": label_text(title), "style": "rounded,filled", "color": theme.cluster_border,
              "fillcolor": theme.cluster_fill, "fontcolor": theme.text, "fontsize": small}
     shown = [kind for kind in NODE_KINDS if kind in kinds]
+    row, starts = [f"legend_{kind}" for kind in shown], [f"legend_s{k}" for k in range(len(samples))]
     lines = [f"\t{attr_text(attrs)}\n"]
     lines += [statement(f"legend_{kind}", {**_node_attrs(theme, kind), "fontsize": small},
                         label=KIND_TITLES[kind]) for kind in shown]
-    if not shown:  # the first sample arrow starts at a dot
-        dot = {"shape": "point", "width": "0.06", "color": theme.text}
-        shown, lines = ["start"], [*lines, statement("legend_start", dot)]
     plain = {"shape": "plaintext", "fontcolor": theme.text, "fontsize": small}
-    lines += [statement(f"legend_t{k}", plain, label=label_text(text)) for k, (text, _) in enumerate(samples)]
-    row = [f"legend_{kind}" for kind in shown] + [f"legend_t{k}" for k in range(len(samples))]
-    looks = [{"style": "invis"}] * (len(shown) - 1) + [look for _, look in samples]
-    lines += [statement(f"{a} -> {b}", look) for a, b, look in zip(row, row[1:], looks)]
+    lines += [statement(f"legend_t{k}", {**plain, "group": f"legend{k}"}, label=label_text(text))
+              for k, (text, _) in enumerate(samples)]
+    # points: three periods of a dashed line (finish_svg widens Graphviz's 5,2 with the pen) and the arrowhead
+    length = 3 * 7 * max(1.0, theme.edge_penwidth / 1.5) + 10 * theme.arrowsize - 72 * ranksep
+    long, short = format(max(0.01, length / 36), ".2f"), "0.01"
+    start = {"shape": "none", "fixedsize": "true", "width": long if rankdir == "LR" else short,
+             "height": short if rankdir == "LR" else long}
+    lines += [statement(name, {**start, "group": f"legend{k}"}, label="") for k, name in enumerate(starts)]
+    lines += [statement(f"{a} -> {b}", {"style": "invis"}) for a, b in zip(row, [*row[1:], starts[len(starts) // 2]])]
+    if len(starts) > 1:  # in one rank, in order (left to right in TB; in LR a flat edge's tail is drawn below)
+        lines.append(f"\t{{rank=same; {' -> '.join(starts[::-1] if rankdir == 'LR' else starts)} [style=invis]}}\n")
+    lines += [statement(f"{start} -> legend_t{k}", {**look, "tailclip": "false"})
+              for k, (start, (_, look)) in enumerate(zip(starts, samples))]
     return ["\tsubgraph cluster_legend {\n", *("\t" + line for line in lines), "\t}\n"]
 
 
@@ -341,11 +351,12 @@ def build(graph: Graph, root: Tensor | int | str | None = None, *, theme: str | 
         some = f" ({MAX_TERMS} of {len(terms):,} terms)" if len(terms) > MAX_TERMS else ""
         small = layout.units < SMALL_GRAPH  # a few nodes: their names and the caption say enough
         title = "" if small else f"legend{some} · gradients flow against the arrows"
-        body += _legend(theme, set() if small else kinds, samples, title)
+        body += _legend(theme, set() if small else kinds, samples, title, rankdir,
+                        float(theme.graph_attrs.get("ranksep", RANKSEP)))
 
     graph_attrs = {"rankdir": rankdir, "bgcolor": theme.background, "fontname": theme.fontname,
                    "fontsize": fmt_number(theme.fontsize), "fontcolor": theme.text,
-                   "labelloc": "t", "labeljust": "l", "nodesep": "0.25", "ranksep": "0.4",
+                   "labelloc": "t", "labeljust": "l", "nodesep": "0.25", "ranksep": RANKSEP,
                    "pad": "0.2", "outputorder": "edgesfirst", **theme.graph_attrs,
                    **({"id": "slide"} if frame else {})}
     lines = [*describe_terms(graph, root_id), DIRECTION] if caption is None or caption is True else \
