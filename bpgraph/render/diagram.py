@@ -42,11 +42,13 @@ def format_of(path: str | os.PathLike[str], fmt: str | None = None) -> str:
 
 class Diagram:
     """A drawing of one graph (see :func:`bpgraph.render.to_dot`): its DOT ``source``, ``notes`` on what was
-    collapsed and ``units``, the nodes the layout gets (legend excluded); Jupyter shows it as SVG."""
+    collapsed, the collapse ``plan`` and ``units``, the nodes the layout gets (legend excluded); Jupyter
+    shows it as SVG."""
 
     def __init__(self, graph: Graph, root: Tensor | int | str | None = None, **options: Any) -> None:
         self.graph, self.root, self.options = graph, root, options
-        self.source, self.units, self.notes = build(graph, root, **options)
+        self.source, self.plan, self.notes = build(graph, root, **options)
+        self.units = self.plan.units
         #: The diagram the last :meth:`save` drew: this one, or a more collapsed one whose notes say why.
         self.drawn: Diagram = self
 

@@ -21,7 +21,7 @@ from ..analysis import TermReach, term_reach
 from ..autodiff import gradients
 from ..text import dot_label_text, dot_quote
 from .caption import MAX_TERMS, describe_terms, highlight_paths, parse_highlight
-from .collapse import MAX_NODES, Group, plan
+from .collapse import MAX_NODES, Group, Plan, plan
 from .structure import Topology, op_depths, topology
 from .themes import KIND_TITLES, NODE_KINDS, RenderOptionError, Theme, get_theme
 
@@ -280,8 +280,8 @@ def build(graph: Graph, root: Tensor | int | str | None = None, *, theme: str | 
           rankdir: str = "LR", show: str | Iterable[str] = DEFAULT_SHOW, highlight: Any = None,
           collapse: Iterable[str] = (), max_nodes: int = MAX_NODES,
           caption: str | bool | None = None, legend: bool = True, frame: Frame | None = None,
-          notes: Sequence[str] = ()) -> tuple[str, int, tuple[str, ...]]:
-    """The DOT text, the nodes it lays out and its notes; ``frame`` draws one backward step, ``notes``
+          notes: Sequence[str] = ()) -> tuple[str, Plan, tuple[str, ...]]:
+    """The DOT text, the collapse plan it draws and its notes; ``frame`` draws one backward step, ``notes``
     add caption lines, the other options are :func:`bpgraph.render.to_dot`'s."""
     theme = get_theme(theme)
     if rankdir not in RANKDIRS:
@@ -371,7 +371,7 @@ def build(graph: Graph, root: Tensor | int | str | None = None, *, theme: str | 
                   "margin": "0.1,0.04", "height": "0.3"}
     head = [statement("graph", graph_attrs), statement("node", node_attrs),
             statement("edge", {"arrowsize": fmt_number(theme.arrowsize), "color": theme.text})]
-    return "".join(["digraph bpgraph {\n", *head, *body, "}\n"]), layout.units, tuple(notes)
+    return "".join(["digraph bpgraph {\n", *head, *body, "}\n"]), layout, tuple(notes)
 
 
 def _merged_edges(topo: Topology, at: list[int], reach: TermReach, lit_edges: set[tuple[int, int]] | None,

@@ -25,8 +25,6 @@ from ..analysis.reports import describe_value
 from ..autodiff import gradients
 from ..ops import OPS
 from ..text import one_line
-from .collapse import MAX_NODES, Plan, plan
-from .caption import MAX_TERMS
 from .dot import stored_or_computed_grads, term_looks
 from .themes import KIND_TITLES, get_theme
 
@@ -73,7 +71,7 @@ def explorer_data(diagram: Diagram) -> dict[str, Any]:
     exact = backward_steps(graph, root, set(grads))
     lines = [{s.node: str(s) for s in exact}]
     lines += [{s.node: str(s) for s in backward_steps(graph, root, set(grads), course=True)}] if course else []
-    layout = drawn_plan(diagram, root, reach.terms)
+    layout = diagram.plan  # the collapse the picture was drawn with
     group_of = layout.group_of.tolist()
     nodes = []
     for i, attrs in graph.nodes.items():
@@ -104,15 +102,6 @@ def explorer_data(diagram: Diagram) -> dict[str, Any]:
                        for g in layout.groups},
             "steps": steps,
             "notes": list(diagram.notes)}
-
-
-def drawn_plan(diagram: Diagram, root: int, terms: tuple[int, ...]) -> Plan:
-    """The collapse plan the diagram was drawn with: :func:`bpgraph.render.dot.build`'s call,
-    which keeps the root and its terms apart unless there are too many terms to draw alone."""
-    options = diagram.options
-    max_nodes = options.get("max_nodes", MAX_NODES)
-    few = len(terms) <= max(MAX_TERMS, max_nodes // 10)
-    return plan(diagram.graph, options.get("collapse", ()), max_nodes, keep={root, *terms} if few else {root})
 
 
 def term_cell(graph: Graph, row: TermRow | None, term: int, k: int, node: int, feeds: int,
