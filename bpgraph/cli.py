@@ -83,10 +83,11 @@ def tolerance(below: float = float("inf")) -> Callable[[click.Context, click.Par
     return check
 
 
-def echo_report(report: Any, as_json: bool) -> None:
-    """Print a library report as text, or with --json as its JSON data."""
-    data = report.to_dict() if as_json else None
-    click.echo(json.dumps(data, indent=2, sort_keys=True, allow_nan=False) if as_json else str(report))
+def echo_report(report: Any, as_json: bool, *, exit_if_failed: bool = False) -> None:
+    """Print a library report as text, or with --json as its JSON data; exit 1 when asked and it failed."""
+    click.echo(json.dumps(report.to_dict(), indent=2, sort_keys=True, allow_nan=False) if as_json else str(report))
+    if exit_if_failed and not report.ok:
+        sys.exit(1)
 
 
 @cli.command(short_help='List the built-in example networks.')
@@ -116,9 +117,7 @@ def check(model: Any, tol: float, atol: float | None, of: str | None) -> None:
     from .fdcheck import gradcheck
     with progress("checking gradients by finite differences..."):
         report = gradcheck(model.graph, model.root_id(of), tol=tol, atol=atol)
-    click.echo(str(report))
-    if not report.ok:
-        sys.exit(1)
+    echo_report(report, False, exit_if_failed=True)
 
 
 @cli.command(epilog=MODEL_HELP, short_help="Paths that carry ∂OF/∂WRT (or 'no path').")
@@ -252,9 +251,7 @@ def compare(model: Any, grads_file: str, of: str | None, convention: str, rtol: 
     from .analysis import compare_grads
     report = compare_grads(model.graph, model.root_id(of), grads_file, convention=convention, rtol=rtol,
                            atol=atol)
-    echo_report(report, as_json)
-    if not report.ok:
-        sys.exit(1)
+    echo_report(report, as_json, exit_if_failed=True)
 
 
 @cli.command(epilog=MODEL_HELP, short_help='Draw the graph: SVG, PNG, PDF, DOT or an interactive HTML page.')

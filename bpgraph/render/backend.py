@@ -73,13 +73,6 @@ def have_dot() -> bool:
     return shutil.which("dot") is not None
 
 
-def engine_name(engine: str = "auto") -> str:
-    """What ``engine`` resolves to: ``system`` or ``wasm``."""
-    if engine not in ("auto", "system", "wasm"):
-        raise RenderError(f"unknown engine {engine!r}; choose auto, system or wasm")
-    return ("system" if have_dot() else "wasm") if engine == "auto" else engine
-
-
 def render(source: str, fmt: str, *, dpi: float | None = None, engine: str = "auto", timeout: float = TIMEOUT,
            max_pixels: int = MAX_PIXELS, notes: list[str] | None = None) -> bytes:
     """Lay out DOT ``source`` with Graphviz and return ``svg``, ``png`` or ``pdf`` bytes within ``timeout``
@@ -87,7 +80,9 @@ def render(source: str, fmt: str, *, dpi: float | None = None, engine: str = "au
     drawn at the dpi that fits, and ``notes`` (a list) gets a line saying so."""
     if fmt not in FORMATS:
         raise RenderError(f"unknown format {fmt!r}; choose one of: {', '.join(FORMATS)}")
-    deadline, system = time.monotonic() + timeout, engine_name(engine) == "system"
+    if engine not in ("auto", "system", "wasm"):
+        raise RenderError(f"unknown engine {engine!r}; choose auto, system or wasm")
+    deadline, system = time.monotonic() + timeout, engine == "system" or engine == "auto" and have_dot()
     if system and not have_dot():
         raise RenderError(f"the Graphviz `dot` program is not on PATH; {INSTALL_HINT}, or use --engine wasm")
     if fmt == "pdf" and not system:

@@ -46,11 +46,7 @@ JSON_ESCAPES = {ord("<"): "\\u003c", ord(">"): "\\u003e", ord("&"): "\\u0026",
 
 def explorer_page(diagram: Diagram, svg: str) -> str:
     """The page for ``diagram`` (as drawn) around its rendered ``svg``."""
-    theme = get_theme(diagram.options.get("theme", "light"))
     data = explorer_data(diagram)
-    data["theme"] = {"bg": "white" if theme.background in ("transparent", "none") else theme.background,
-                     "text": theme.text, "accent": theme.accent, "panel": theme.faded_fill,
-                     "border": theme.cluster_border, "muted": theme.faded_text}
     text = json.dumps(data, ensure_ascii=True, separators=(",", ":")).translate(JSON_ESCAPES)
     digest = base64.b64encode(hashlib.sha256(SCRIPT.encode("utf-8")).digest()).decode("ascii")
     return PAGE.substitute(title=html.escape(f"bpgraph explorer: {one_line(data['root'])}"),
@@ -60,7 +56,7 @@ def explorer_page(diagram: Diagram, svg: str) -> str:
 
 def explorer_data(diagram: Diagram) -> dict[str, Any]:
     """What the page's script needs, JSON-ready: per node its text for the panel and the term bits
-    that trace its paths, the drawing's units, the collapsed groups and the backward steps."""
+    that trace its paths, the drawing's units, the collapsed groups, the backward steps and the colours."""
     graph = diagram.graph
     root = graph.root_id(diagram.root)
     reach = term_reach(graph, root)
@@ -101,7 +97,10 @@ def explorer_data(diagram: Diagram) -> dict[str, Any]:
             "groups": {g.key: {"title": g.title, "members": g.members.tolist(), "ops": list(g.ops)}
                        for g in layout.groups},
             "steps": steps,
-            "notes": list(diagram.notes)}
+            "notes": list(diagram.notes),
+            "theme": {"bg": "white" if theme.background in ("transparent", "none") else theme.background,
+                      "text": theme.text, "accent": theme.accent, "panel": theme.faded_fill,
+                      "border": theme.cluster_border, "muted": theme.faded_text}}
 
 
 def term_cell(graph: Graph, row: TermRow | None, term: int, k: int, node: int, feeds: int,
