@@ -1,10 +1,6 @@
-"""Draw a recorded graph as DOT, SVG, PNG or PDF, edges coloured by the cost term whose
-gradient flows back along them (parallel colours where several do, faded where none does).
-
-:mod:`bpgraph.render.dot` builds the DOT text (pure and deterministic); :mod:`bpgraph.render.backend`
-is the one module that runs Graphviz; every file is written with :func:`bpgraph.files.atomic_write`,
-so a failed render leaves an existing file untouched.  ``to_dot(l2_mlp()).save("l2.png", dpi=200)``.
-"""
+"""Draw a recorded graph as DOT, SVG, PNG, PDF or an explorer page, edges coloured by the cost terms
+whose gradient flows back along them: :mod:`.dot` builds the DOT text, :mod:`.backend` alone runs
+Graphviz.  ``to_dot(l2_mlp()).save("l2.png", dpi=200)``."""
 
 from __future__ import annotations
 

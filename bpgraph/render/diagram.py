@@ -41,9 +41,8 @@ def format_of(path: str | os.PathLike[str], fmt: str | None = None) -> str:
 
 
 class Diagram:
-    """A drawing of one graph (see :func:`bpgraph.render.to_dot`): its DOT ``source``, ``notes`` on what was
-    collapsed, the collapse ``plan`` and ``units``, the nodes the layout gets (legend excluded); Jupyter
-    shows it as SVG."""
+    """A drawing of one graph (see :func:`bpgraph.render.to_dot`): its DOT ``source``, ``notes``, collapse ``plan``
+    and ``units``, the nodes the layout gets (legend excluded); Jupyter shows it as SVG."""
 
     def __init__(self, graph: Graph, root: Tensor | int | str | None = None, **options: Any) -> None:
         self.graph, self.root, self.options = graph, root, options
@@ -56,10 +55,8 @@ class Diagram:
         return self.source
 
     def render_bytes(self, fmt: str = "svg", **limits: Any) -> bytes:
-        """Render to ``svg``, ``png``, ``pdf``, ``dot`` or ``html`` (the explorer page), with
-        :func:`backend.render`'s ``dpi``, ``engine``, ``timeout`` (60 s) and ``max_pixels``; a layout
-        too large for the engine (out of stack, or of half the time left) is drawn again with fewer
-        nodes, as its caption says."""
+        """Render to ``svg``, ``png``, ``pdf``, ``dot`` or ``html`` (the explorer page) with :func:`backend.render`'s
+    limits; a layout too large for the engine is drawn again with fewer nodes, as its caption says."""
         return self._render(fmt, **limits)[1]
 
     def save(self, path: str | os.PathLike[str], fmt: str | None = None, **limits: Any) -> Path:

@@ -1,14 +1,7 @@
-"""Graph -> DOT: pure code that decides what a drawing contains, says and looks like.
-
-:func:`build` gives deterministic DOT: ids are the graph's node ids (``g<id>`` for a collapsed
-group; ``n<id>`` and ``e<tail>_<head>`` in the SVG), everything in id order, attributes in a fixed
-order.  User text goes through :func:`bpgraph.text.dot_label_text` and every value is a string
-quoted by :func:`bpgraph.text.dot_quote`, never an HTML-like label, so a name cannot end a label
-or reach the SVG as markup.  Edges are coloured by the cost terms whose gradient they carry (a term
-keeps its look whatever the root); arrows point forward, and the legend and caption say that
-gradients flow back against them.  Without scope boxes, the longest chain into the last node is laid
-on one line (``group``), its operands beside it and a term off it in its own row.
-"""
+"""Graph -> DOT, pure and deterministic: ids are the graph's node ids (``g<id>`` for a group; ``n<id>``
+and ``e<tail>_<head>`` in the SVG), everything in id order.  Every value is quoted by
+:func:`bpgraph.text.dot_quote`, never an HTML-like label, so a name cannot end a label or reach the SVG
+as markup.  Edges take the colours of the cost terms whose gradient they carry; arrows point forward."""
 
 from __future__ import annotations
 
@@ -208,9 +201,8 @@ def _edge_attrs(theme: Theme, looks: Sequence[int], lit: bool | None = None, del
 
 def _legend(theme: Theme, kinds: set[str], samples: list[tuple[str, dict[str, str]]], title: str,
             rankdir: str, ranksep: float) -> list[str]:
-    """A cluster holding a row of sample nodes, one per kind drawn, then a column of the edge meanings,
-    each a sample arrow into its text: the texts share one rank, so the row stays about as long as the
-    drawing's, and each arrow starts inside an invisible node long enough to show three dash periods."""
+    """A cluster: a sample node per kind drawn, then the edge meanings in one column (so the legend stays
+    about as wide as the drawing), each arrow starting inside an invisible node long enough for 3 dashes."""
     small = fmt_number(theme.small_fontsize)
     attrs = {"id": "legend", "label": label_text(title), "style": "rounded,filled", "color": theme.cluster_border,
              "fillcolor": theme.cluster_fill, "fontcolor": theme.text, "fontsize": small}
@@ -377,9 +369,8 @@ def build(graph: Graph, root: Tensor | int | str | None = None, *, theme: str | 
 def _merged_edges(topo: Topology, at: list[int], reach: TermReach, lit_edges: set[tuple[int, int]] | None,
                   delivered: frozenset[tuple[int, int]], pending: set[int]
                   ) -> dict[tuple[int, int], tuple[int, bool | None, bool, bool, bool]]:
-    """Per pair of units joined by an edge (``at``: where each node is drawn), in drawing order:
-    ``(terms mask, lit, delivered, pending head, out of data)``, or'ed over the pair's edges (lit None:
-    no highlight; out of data: every edge leaves data or a constant, which gets no gradient)."""
+    """Per pair of units joined by an edge (``at``: where each node is drawn), in drawing order: ``(terms mask,
+    lit or None, delivered, pending head, out of data)``, or'ed over the pair's edges."""
     merged: dict[tuple[int, int], tuple[int, bool | None, bool, bool, bool]] = {}
     masks = reach.masks(topo.tails, topo.heads).tolist()
     first = (0, None if lit_edges is None else False, False, False, True)

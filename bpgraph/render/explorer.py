@@ -1,12 +1,8 @@
 """One self-contained HTML page to explore a drawing: click a node to see its gradient's paths.
 
-The page holds the Graphviz SVG of a :class:`~bpgraph.render.Diagram`, the graph's data as JSON
-(names, kinds, values, each cost term's share, the backward pass's lines and steps) and a small
-script written for this project (``assets/explorer.js``).  It loads nothing: no network, no CDN;
-it works from ``file://`` and inside an iframe.  Names reach the page only as escaped SVG text
-(Graphviz, fed by :mod:`bpgraph.text`) and as JSON that cannot close its script element; the
-script puts them into the page as text, never as markup.
-"""
+The page holds the Graphviz SVG, the graph's data as JSON and ``assets/explorer.js``; it loads nothing
+from a network.  Names reach it only as escaped SVG text and as JSON that cannot close its script
+element, and the script puts them into the page as text, never as markup."""
 
 from __future__ import annotations
 

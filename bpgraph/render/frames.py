@@ -1,12 +1,7 @@
-"""Backward-pass frames for teaching: one picture per step of reverse-mode differentiation.
-
-The backward pass visits the root's ancestors in decreasing id order, so when it reaches a node
-every user has sent its share.  Frame k shows that moment, on a 16:9 page with its legend: the node
-just completed (the accent, no term's colour), the edges that delivered its gradient (thick), what
-is still pending (faded, ``= ?``), and the caption gives the gradient's formula from the op table.
-Nodes keep one size, so their places never move.  :func:`write_frames` adds ``slides.html``, a
-self-contained deck (arrow keys, ``f`` for full screen, no network) that also works in an iframe.
-"""
+"""Backward-pass frames for teaching: one 16:9 picture per step of reverse-mode differentiation (in
+decreasing id order, so every user has sent its share), the node just completed in the accent colour
+and its formula in the caption; nodes keep one size, so their places never move.  :func:`write_frames`
+adds ``slides.html``, a self-contained deck."""
 
 from __future__ import annotations
 
@@ -116,10 +111,8 @@ def write_frames(graph: Graph, folder: str | os.PathLike[str], root: Tensor | in
                  *, theme: str | Theme = "light", rankdir: str = "LR",
                  show: str | Iterable[str] = FRAME_SHOW, engine: str = "auto",
                  max_frames: int = MAX_FRAMES, fmt: str = "svg") -> list[Path]:
-    """Write ``frame_001.svg`` (or ``.png`` with ``fmt="png"``)... and the deck ``slides.html`` into
-    ``folder`` (``index.html`` holds the same page, for a folder opened in a browser); returns the frames'
-    paths and the deck's.  Frames are all rendered first and written atomically, so a failure leaves
-    the folder as it was."""
+    """Write ``frame_001.svg`` (or ``.png``)... and the deck ``slides.html`` (and ``index.html``) into ``folder``,
+    all rendered first and written atomically; returns the frames' paths and the deck's."""
     if fmt not in ("svg", "png"):
         raise RenderOptionError(f"frames are written as svg or png, not {fmt!r}")
     folder = Path(folder)

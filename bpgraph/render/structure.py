@@ -1,7 +1,5 @@
-"""The graph's structure as numpy arrays, for the passes a drawing makes over every node: made
-in one pass over the node dicts (which stay the one source of truth) and remembered until the
-graph grows, since a drawing of a big graph reads every node several times.
-"""
+"""The graph's structure as numpy arrays, made in one pass over the node dicts and remembered until
+the graph grows: a drawing of a big graph reads every node several times."""
 
 from __future__ import annotations
 

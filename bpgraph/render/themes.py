@@ -1,13 +1,6 @@
-"""Drawing themes: every colour, shape, font and line width a picture uses, as plain data.
-
-``light`` (default): white, pastel fills.  ``dark``: light text on dark.  ``slides`` and
-``slides-dark``: a 16:9 drawing (``ratio``) with text that stays at least 24 px on a 1920×1080 slide,
-the forward chain on one line and no scope boxes.  ``print``: grayscale only, kinds told apart by
-shape.  Terms take the Okabe-Ito palette (readable with every common colour-vision deficiency) and
-each its own line style too, so a picture survives grayscale; ``accent`` (the current frame's node)
-is none of them.  DOT names one font (a list would lose the embedded Graphviz's metrics for it);
-:func:`finish_svg` adds the generic family, so a browser without DejaVu Sans picks a similar one.
-"""
+"""Drawing themes as plain data: every colour, shape, font and line width a picture uses.  Terms take
+the Okabe-Ito palette (readable with common colour-vision deficiencies) and each its own line style, so
+a picture survives grayscale.  DOT names one font (a list would lose the embedded Graphviz's metrics)."""
 
 from __future__ import annotations
 
@@ -150,9 +143,8 @@ def get_theme(theme: str | Theme) -> Theme:
 
 
 def finish_svg(svg: bytes) -> bytes:
-    """Graphviz SVG made to read anywhere: every font falls back to sans-serif, dash patterns grow with
-    the line width (Graphviz's fixed ``5,2`` looks solid on a thick line), and on a transparent background
-    every text gets a halo of the opposite lightness, so it stays readable on a light or a dark slide."""
+    """Graphviz SVG that reads anywhere: fonts fall back to sans-serif, dashes grow with the line width, a
+    ``slide`` graph is padded to 16:9, and on a transparent background every text gets a halo."""
     def dashes(m: re.Match[bytes]) -> bytes:
         width = re.search(rb'stroke-width="([\d.]+)"', m[0])
         scale = max(1.0, float(width[1]) / 1.5) if width else 1.0
