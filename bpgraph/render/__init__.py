@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any, Iterable
 from .collapse import MAX_NODES
 from .caption import describe_terms, highlight_paths
 from .diagram import EXTENSIONS, FORMATS, Diagram, explorer_html, format_of
-from .dot import DEFAULT_SHOW, SHOW_ITEMS
-from .frames import backward_steps, frame_diagrams, write_frames
+from .dot import DEFAULT_SHOW, SHOW_ITEMS, backward_steps
+from .frames import frame_diagrams, write_frames
 from .themes import THEMES, RenderOptionError, Theme, get_theme
 
 if TYPE_CHECKING:

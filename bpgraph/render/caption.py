@@ -20,8 +20,8 @@ if TYPE_CHECKING:
 MAX_TERMS = 12
 
 
-def describe_terms(graph: Graph, root: Tensor | int | str | None = None, limit: int = MAX_TERMS) -> list[str]:
-    """A line per cost term (the first ``limit``, then a count) saying which parameters its gradient reaches,
+def describe_terms(graph: Graph, root: Tensor | int | str | None = None) -> list[str]:
+    """A line per cost term (the first MAX_TERMS, then a count) saying which parameters its gradient reaches,
     and through what: ``L2's gradient reaches only W1, W2, W3: no path from L2 through any Z or A``."""
     nodes = graph.nodes
     reach = term_reach(graph, graph.root_id(root))
@@ -30,7 +30,7 @@ def describe_terms(graph: Graph, root: Tensor | int | str | None = None, limit: 
     is_param, is_op = topo.is_kind("param")[:reached], topo.is_op[:reached]
     all_params = np.count_nonzero(reach.root_side & is_param)
     lines = []
-    for k, term in enumerate(terms[:limit]):
+    for k, term in enumerate(terms[:MAX_TERMS]):
         name = nodes[term]["name"]
         into = (reach.feeds >> k & 1).astype(bool)  # term k and its ancestors
         params = np.flatnonzero(into & is_param).tolist()
@@ -50,7 +50,7 @@ def describe_terms(graph: Graph, root: Tensor | int | str | None = None, limit: 
             others = [nodes[i]["name"] for i in np.flatnonzero(topo.is_op & ~unrelated).tolist()]
             lines.append(f"{name}'s gradient reaches {reach_text}"
                          + (f": no path from {name} through {_families(others)}" if others else ""))
-    return lines + ([f"… and {len(terms) - limit:,} more cost terms"] if len(terms) > limit else [])
+    return lines + ([f"… and {len(terms) - MAX_TERMS:,} more cost terms"] if len(terms) > MAX_TERMS else [])
 
 
 def _families(names: Sequence[str]) -> str:

@@ -101,6 +101,21 @@ class Frame(NamedTuple):
     delivered: frozenset[tuple[int, int]]
 
 
+class Step(NamedTuple):
+    """One backward step: ``node``'s gradient is complete, delivered along ``delivered`` edges."""
+
+    node: int
+    delivered: tuple[tuple[int, int], ...]
+
+
+def backward_steps(graph: Graph, root: Tensor | int | str | None = None) -> list[Step]:
+    """The backward pass of ``root``: a step per node as its gradient becomes complete, the root first."""
+    root_id = graph.root_id(root)
+    grads = stored_or_computed_grads(graph, root_id)
+    return [Step(i, tuple((i, user) for user in sorted(graph.successors(i)) if user in grads))
+            for i in sorted(grads, reverse=True)]
+
+
 # --- how each piece looks -------------------------------------------------------------------------
 class _Context(NamedTuple):
     graph: Graph

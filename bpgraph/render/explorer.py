@@ -21,7 +21,7 @@ from ..analysis.reports import describe_value
 from ..autodiff import gradients
 from ..ops import OPS
 from ..text import one_line
-from .dot import stored_or_computed_grads, term_looks
+from .dot import backward_steps as frame_steps, term_looks
 from .themes import KIND_TITLES, get_theme
 
 if TYPE_CHECKING:
@@ -83,16 +83,12 @@ def explorer_data(diagram: Diagram) -> dict[str, Any]:
             "feeds": bits(feeds), "fedBy": bits(int(reach.fed_by[i]) if on else 0),
             "rootSide": bool(on and reach.root_side[i]),
         })
-    # the frames' steps (bpgraph.render.frames): the nodes the root's gradient reaches, the root first
-    flow = stored_or_computed_grads(graph, root)
-    steps = [{"node": root, "users": []}] + [{"node": s.node, "users": list(dict.fromkeys(u for u, _ in s.parts))}
-                                             for s in exact if s.node in flow]
     return {"root": graph.name_of(root), "course": course, "nodes": nodes,
             "terms": [{"name": graph.name_of(t), "id": t, "color": theme.term_look(look)[0]}
                       for t, look in zip(reach.terms, term_looks(graph, reach.terms))],
             "groups": {g.key: {"title": g.title, "members": g.members.tolist(), "ops": list(g.ops)}
                        for g in layout.groups},
-            "steps": steps,
+            "steps": [{"node": s.node, "users": [u for _, u in s.delivered]} for s in frame_steps(graph, root)],
             "notes": list(diagram.notes),
             "theme": {"bg": "white" if theme.background in ("transparent", "none") else theme.background,
                       "text": theme.text, "accent": theme.accent, "panel": theme.faded_fill,

@@ -11,13 +11,13 @@ import os
 import re
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, NamedTuple
+from typing import TYPE_CHECKING
 
 from .. import analysis
 from ..files import atomic_write
 from ..text import one_line
 from .diagram import Diagram
-from .dot import Frame, stored_or_computed_grads
+from .dot import Frame, backward_steps, stored_or_computed_grads
 from .themes import RenderOptionError, Theme, get_theme
 
 if TYPE_CHECKING:
@@ -29,25 +29,8 @@ MAX_FRAMES = 300
 FRAME_SHOW = ("name", "shape", "grad")
 
 
-class Step(NamedTuple):
-    """One backward step: ``node``'s gradient is complete, delivered along ``delivered`` edges."""
-
-    node: int
-    delivered: tuple[tuple[int, int], ...]
-
-
-def backward_steps(graph: Graph, root: Tensor | int | str | None = None) -> list[Step]:
-    """The backward pass of ``root``: a step per node as its gradient becomes complete, the root first."""
-    root_id = graph.root_id(root)
-    grads = stored_or_computed_grads(graph, root_id)
-    return [Step(i, tuple((i, user) for user in sorted(graph.successors(i)) if user in grads))
-            for i in sorted(grads, reverse=True)]
-
-
-def frame_diagrams(graph: Graph, root: Tensor | int | str | None = None, *,
-                   theme: str | Theme = "light", rankdir: str = "LR",
-                   show: str | Iterable[str] = FRAME_SHOW,
-                   max_frames: int = MAX_FRAMES) -> list[Diagram]:
+def frame_diagrams(graph: Graph, root: Tensor | int | str | None = None, *, theme: str | Theme = "light",
+                   rankdir: str = "LR", max_frames: int = MAX_FRAMES) -> list[Diagram]:
     """One :class:`~bpgraph.render.Diagram` per backward step (see the module docstring)."""
     root_id = graph.root_id(root)
     steps = backward_steps(graph, root_id)
@@ -57,7 +40,7 @@ def frame_diagrams(graph: Graph, root: Tensor | int | str | None = None, *,
                                 "smaller root or raise max_frames")
     frames = [Frame(k, len(steps), step.node, frozenset(s.node for s in steps[:k]), frozenset(step.delivered))
               for k, step in enumerate(steps, 1)]
-    return [Diagram(graph, root_id, theme=theme, rankdir=rankdir, show=show, max_nodes=max(len(graph), 1),
+    return [Diagram(graph, root_id, theme=theme, rankdir=rankdir, show=FRAME_SHOW, max_nodes=max(len(graph), 1),
                     frame=frame, caption=frame_caption(graph, root_id, frame)) for frame in frames]
 
 
@@ -108,17 +91,15 @@ def index_html(svgs: list[str], captions: list[str], files: list[str], title: st
 
 
 def write_frames(graph: Graph, folder: str | os.PathLike[str], root: Tensor | int | str | None = None,
-                 *, theme: str | Theme = "light", rankdir: str = "LR",
-                 show: str | Iterable[str] = FRAME_SHOW, engine: str = "auto",
-                 max_frames: int = MAX_FRAMES, fmt: str = "svg") -> list[Path]:
+                 *, theme: str | Theme = "light", rankdir: str = "LR", engine: str = "auto",
+                 fmt: str = "svg") -> list[Path]:
     """Write ``frame_001.svg`` (or ``.png``)... and the deck ``slides.html`` (and ``index.html``) into ``folder``,
     all rendered first and written atomically; returns the frames' paths and the deck's."""
     if fmt not in ("svg", "png"):
         raise RenderOptionError(f"frames are written as svg or png, not {fmt!r}")
     folder = Path(folder)
     theme_obj = get_theme(theme)
-    diagrams = frame_diagrams(graph, root, theme=theme_obj, rankdir=rankdir, show=show,
-                              max_frames=max_frames)
+    diagrams = frame_diagrams(graph, root, theme=theme_obj, rankdir=rankdir)
     svgs = [d.render_bytes("svg", engine=engine).decode("utf-8") for d in diagrams]
     pngs = [d.render_bytes("png", engine=engine, dpi=slide_dpi(svg)) for d, svg in zip(diagrams, svgs)] \
         if fmt == "png" else svgs
