@@ -16,7 +16,7 @@ from ..text import dot_label_text, dot_quote
 from .caption import MAX_TERMS, describe_terms, highlight_paths, parse_highlight
 from .collapse import MAX_NODES, Group, Plan, plan
 from .structure import Topology, op_depths, topology
-from .themes import KIND_TITLES, NODE_KINDS, RenderOptionError, Theme, get_theme
+from .themes import KIND_TITLES, RenderOptionError, Theme, get_theme
 
 if TYPE_CHECKING:
     from ..graph import Graph
@@ -221,7 +221,7 @@ def _legend(theme: Theme, kinds: set[str], samples: list[tuple[str, dict[str, st
     small = fmt_number(theme.small_fontsize)
     attrs = {"id": "legend", "label": label_text(title), "style": "rounded,filled", "color": theme.cluster_border,
              "fillcolor": theme.cluster_fill, "fontcolor": theme.text, "fontsize": small}
-    shown = [kind for kind in NODE_KINDS if kind in kinds]
+    shown = [kind for kind in KIND_TITLES if kind in kinds]
     row, starts = [f"legend_{kind}" for kind in shown], [f"legend_s{k}" for k in range(len(samples))]
     lines = [f"\t{attr_text(attrs)}\n"]
     lines += [statement(f"legend_{kind}", {**_node_attrs(theme, kind), "fontsize": small},

@@ -17,7 +17,6 @@ class RenderOptionError(BpgraphError, ValueError):
 #: The node kinds a drawing distinguishes, in legend order, and what the legend calls them.
 KIND_TITLES = {"param": "parameter", "input": "data", "const": "constant", "op": "intermediate",
                "term": "cost term", "root": "root", "group": "collapsed group"}
-NODE_KINDS = tuple(KIND_TITLES)
 
 
 @dataclass(frozen=True)
