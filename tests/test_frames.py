@@ -231,3 +231,11 @@ def test_data_labels_get_room_inside_the_cylinder():
     x_line = next(line for line in diagram.source.splitlines() if line.startswith("\t0 ["))
     attrs = dict(re.findall(r'(\w+)="?([^" ]+)"?', x_line))
     assert attrs["shape"] == "cylinder" and float(attrs["height"]) >= 0.6
+
+
+def test_write_frames_takes_the_frame_limit_its_message_names(tmp_path):
+    g = l2_mlp()
+    with pytest.raises(RenderOptionError, match="more than max_frames=3"):
+        write_frames(g, tmp_path / "few", "J", max_frames=3)
+    assert not (tmp_path / "few").exists()
+    assert len(write_frames(g, tmp_path / "all", "J", max_frames=15, engine="wasm")) == 16

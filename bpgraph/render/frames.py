@@ -92,14 +92,14 @@ def index_html(svgs: list[str], captions: list[str], files: list[str], title: st
 
 def write_frames(graph: Graph, folder: str | os.PathLike[str], root: Tensor | int | str | None = None,
                  *, theme: str | Theme = "light", rankdir: str = "LR", engine: str = "auto",
-                 fmt: str = "svg") -> list[Path]:
+                 fmt: str = "svg", max_frames: int = MAX_FRAMES) -> list[Path]:
     """Write ``frame_001.svg`` (or ``.png``)... and the deck ``slides.html`` (and ``index.html``) into ``folder``,
     all rendered first and written atomically; returns the frames' paths and the deck's."""
     if fmt not in ("svg", "png"):
         raise RenderOptionError(f"frames are written as svg or png, not {fmt!r}")
     folder = Path(folder)
     theme_obj = get_theme(theme)
-    diagrams = frame_diagrams(graph, root, theme=theme_obj, rankdir=rankdir)
+    diagrams = frame_diagrams(graph, root, theme=theme_obj, rankdir=rankdir, max_frames=max_frames)
     svgs = [d.render_bytes("svg", engine=engine).decode("utf-8") for d in diagrams]
     pngs = [d.render_bytes("png", engine=engine, dpi=slide_dpi(svg)) for d, svg in zip(diagrams, svgs)] \
         if fmt == "png" else svgs
