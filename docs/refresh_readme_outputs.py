@@ -2,7 +2,7 @@
 
 A ```text block right after a runnable block is that block's output (see tests/test_readme.py, which
 checks it and whose rules this script shares).  Blocks whose output is an excerpt (lines of ``...``)
-and pending blocks are left alone and listed, to be edited by hand.
+are left alone and listed, to be edited by hand.
 
     python docs/refresh_readme_outputs.py
 """
@@ -32,7 +32,7 @@ def main() -> None:
         if block.output is None or block.lang == "latex":
             continue
         if any(line.strip() == "..." for line in block.output.splitlines()):
-            print(f"line {block.line}: left as it is (pending, or an excerpt)")
+            print(f"line {block.line}: left as it is (an excerpt)")
             continue
         with tempfile.TemporaryDirectory() as folder:
             previous = rules.BLOCKS[rules.BLOCKS.index(block) - 1]

@@ -25,7 +25,8 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright pac
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 if not os.path.exists(CHROMIUM):
     pytest.skip("no chromium browser (apt-get install chromium)", allow_module_level=True)
-SHOTS = Path("/tmp/explorer-shots")
+#: Where screenshots are also copied for a person to look at, when set (they always go to the test's tmp_path).
+SHOTS = os.environ.get("BPGRAPH_SCREENSHOTS")
 
 
 @pytest.fixture(scope="module")
@@ -96,8 +97,9 @@ class Page:
     def shot(self, folder: Path, name: str) -> None:
         path = folder / f"{name}.png"
         self.page.screenshot(path=str(path))
-        SHOTS.mkdir(exist_ok=True)
-        shutil.copy(path, SHOTS / path.name)
+        if SHOTS:
+            Path(SHOTS).mkdir(parents=True, exist_ok=True)
+            shutil.copy(path, Path(SHOTS) / path.name)
 
 
 @pytest.fixture
@@ -156,6 +158,16 @@ def test_the_l2_toggle_hides_the_cross_entropy_flow(opened, tmp_path):
     assert view.edges("bx-lit") == edge_keys(g, [p for p in an.paths(g, "J", "W1") if "L2" not in p])
     view.page.get_by_label("all (2)").check()
     assert view.edges("bx-lit") == edge_keys(g, an.paths(g, "J", "W1"))
+
+
+def test_the_term_toggles_work_from_the_keyboard(opened):
+    view = opened("seed")
+    view.page.get_by_label("all (2)").focus()
+    view.page.keyboard.press("ArrowRight")  # the radio group's own key: the next toggle, not a backward step
+    assert view.page.get_by_label("cross_entropy only").is_checked()
+    view.page.keyboard.press("ArrowRight")
+    assert view.page.get_by_label("L2 only").is_checked()
+    assert view.units("bx-done") == [] and view.units("bx-current") == []
 
 
 def test_arrow_keys_light_the_nodes_in_backward_order(opened, tmp_path):
@@ -235,13 +247,18 @@ def test_dark_theme_page(opened, tmp_path):
 def test_in_an_iframe(browser, pages):
     (pages / "slides.html").write_text('<!DOCTYPE html><iframe src="seed.html" width="1000" height="600"></iframe>')
     context = browser.new_context(viewport={"width": 1280, "height": 720})
-    page = context.new_page()
-    page.goto((pages / "slides.html").as_uri())
-    frame = page.frame_locator("iframe")
-    frame.locator("body[data-ready]").wait_for()
-    frame.locator('g.node[data-unit="9"]').click()  # A2
-    assert "L2: no path" in frame.locator("#bx-panel").inner_text()
-    context.close()
+    try:
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto((pages / "slides.html").as_uri())
+        frame = page.frame_locator("iframe")
+        frame.locator("body[data-ready]").wait_for()
+        frame.locator(f'g.node[data-unit="{seed_graph().id_of("A2")}"]').click()
+        assert "L2: no path" in frame.locator("#bx-panel").inner_text()
+        assert errors == []
+    finally:
+        context.close()
 
 
 def wide_graph(branches: int = 1250) -> Graph:

@@ -171,7 +171,7 @@ def test_hostile_names_are_escaped_in_the_frames_page(tmp_path):
     assert len(page.attrs_of("script")) == 1 and page.attrs_of("img") == []
     assert not [(tag, a) for tag, attrs in page.tags for a in attrs if a.lower().startswith("on")]
     captions = [attrs["data-caption"] for attrs in page.attrs_of("template")]
-    assert f"step 2 of {len(captions)}: ∂J/∂add_5 is complete, delivered by J␊∂J/∂add_5 = 1" in captions
+    assert f"step 2 of {len(captions)}: ∂J/∂add_5 is complete, delivered by J" in captions  # the formula is in the frame
     assert any(f"∂J/∂{HOSTILE[1]} is complete" in c for c in captions)
     assert any(f"∂J/∂{HOSTILE[0]} is complete" in c for c in captions)
     for name in HOSTILE:

@@ -410,7 +410,7 @@ def test_frames_page_runs_only_its_own_script_and_shows_each_name(group: str, pl
     assert not [a for a in page.attributes if a.startswith("on")]
     raw = (tmp_path / "index.html").read_bytes().decode("utf-8")  # no newline translation
     assert not re.findall(RAW_CONTROL, raw), "control characters in index.html"
-    expected = [frame_caption(g, d.root, d.options["frame"]) for d in frame_diagrams(g)]
+    expected = [frame_caption(g, d.root, d.options["frame"])[0] for d in frame_diagrams(g)]
     assert len(page.captions) == len(expected)
     for caption, wanted in zip([*page.captions, *page.title],
                                [*expected, f"bpgraph: backward pass of {names['root']}"]):

@@ -32,9 +32,8 @@ RUNNABLE = ("python", "sh", "bash", "console", "latex")
 NOT_RUN = ("text",)
 DEMO_COMMAND = "python3 -m venv .venv && . .venv/bin/activate && pip install -e . && bpgraph demo"
 
-# Features landing from the pictures/explorer branches (slides-dark theme, --frames-format png with
-# slides.html, the HTML explorer): their blocks cannot pass on this branch yet.  The lead removes
-# this set after merging; a block is pending when it contains one of these strings.
+
+
 class Block(NamedTuple):
     line: int        # 1-based line of the opening fence
     lang: str

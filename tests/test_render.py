@@ -180,6 +180,20 @@ def test_demo_dot_colours_exactly_the_l2_edges_with_l2s_colour_and_dashes():
     assert {edges[e]["style"] for e in edges.keys() - l2_edges - data_edges} == {"solid"}
 
 
+def test_data_edges_carry_a_gradient_once_one_is_computed_for_the_data():
+    g = bp.Graph()
+    x, y = g.input([1.0, 2.0], name="x", requires_grad=True), g.input([3.0, 4.0], name="y")
+    w = g.param([0.5, -1.0], name="w")
+    bp.sum(x * w + y, name="J")
+    _, edges = dot_statements(to_dot(g, "J").source)
+    ids = {name: str(g.id_of(name)) for name in ("x", "y", "w")}
+    style = {tail: attrs["style"] for (tail, _), attrs in edges.items() if tail in ids.values()}
+    assert style == {ids["x"]: "solid", ids["w"]: "solid", ids["y"]: "dotted"}  # y: no gradient computed
+    g.backward("J", inputs=True)  # now y's gradient is computed and stored: its edge carries it
+    _, edges = dot_statements(to_dot(g, "J").source)
+    assert {attrs["style"] for (tail, _), attrs in edges.items() if tail in ids.values()} == {"solid"}
+
+
 @pytest.mark.parametrize("engine", ENGINES)
 def test_demo_svg_has_every_node_the_l2_edges_a_legend_and_the_caption(engine):
     g = l2_mlp()

@@ -346,7 +346,10 @@ def build(graph: Graph, root: Tensor | int | str | None = None, *, theme: str | 
 
     # edges between units; a repeated operand or several edges between two units draw once
     key = {i: layout.groups[k].key if k >= 0 else str(i) for i, k in drawn}
-    edges = _merged_edges(topo, at, reach, lit_edges, frame.delivered if frame else frozenset(), pending)
+    stored = graph.grad_root == root_id  # then a leaf's stored gradient counts as computed
+    no_grad = [a["kind"] in ("input", "const") and not a["requires_grad"] and not (stored and a["grad"] is not None)
+               for a in graph.nodes.values()]
+    edges = _merged_edges(topo, at, reach, lit_edges, frame.delivered if frame else frozenset(), pending, no_grad)
     looks = {meaning: _edge_attrs(theme, [look_of[k] for k in range(len(terms)) if meaning[0] >> k & 1],
                                   *meaning[1:]) for meaning in set(edges.values())}
     body += [statement(f"{key[t]} -> {key[h]}", {**looks[meaning], **_weight(ctx, t, h, kept)},
@@ -382,20 +385,20 @@ def build(graph: Graph, root: Tensor | int | str | None = None, *, theme: str | 
 
 
 def _merged_edges(topo: Topology, at: list[int], reach: TermReach, lit_edges: set[tuple[int, int]] | None,
-                  delivered: frozenset[tuple[int, int]], pending: set[int]
+                  delivered: frozenset[tuple[int, int]], pending: set[int], no_grad: list[bool]
                   ) -> dict[tuple[int, int], tuple[int, bool | None, bool, bool, bool]]:
     """Per pair of units joined by an edge (``at``: where each node is drawn), in drawing order: ``(terms mask,
-    lit or None, delivered, pending head, out of data)``, or'ed over the pair's edges."""
+    lit or None, delivered, pending head, out of a leaf with no computed gradient)``, or'ed over the pair's
+    edges."""
     merged: dict[tuple[int, int], tuple[int, bool | None, bool, bool, bool]] = {}
     masks = reach.masks(topo.tails, topo.heads).tolist()
     first = (0, None if lit_edges is None else False, False, False, True)
-    leaf_data = (topo.is_kind("input") | topo.is_kind("const")).tolist()
     for u, v, mask in zip(topo.tails.tolist(), topo.heads.tolist(), masks):
         pair = (at[u], at[v])
         if pair[0] != pair[1]:
             terms, lit, sent, waiting, data = merged.get(pair, first)
             merged[pair] = (terms | mask, None if lit_edges is None else lit or (u, v) in lit_edges,
-                            sent or (u, v) in delivered, waiting or v in pending, data and leaf_data[u])
+                            sent or (u, v) in delivered, waiting or v in pending, data and no_grad[u])
     return dict(sorted(merged.items()))
 
 

@@ -18,10 +18,9 @@ import numpy as np
 
 from ..analysis import NO_PATH, ZERO, TermRow, backward_steps, no_path_reason, term_attribution, term_reach
 from ..analysis.reports import describe_value
-from ..autodiff import gradients
 from ..ops import OPS
 from ..text import one_line
-from .dot import backward_steps as frame_steps, term_looks
+from .dot import backward_steps as frame_steps, stored_or_computed_grads, term_looks
 from .themes import KIND_TITLES, get_theme
 
 if TYPE_CHECKING:
@@ -35,9 +34,8 @@ SCRIPT = (ASSETS / "explorer.js").read_text("utf-8")
 STYLE = (ASSETS / "explorer.css").read_text("utf-8")
 #: A no-path reason lists the term's inputs: cut it to this many characters (a page has one per node and term).
 MAX_REASON = 240
-#: Characters that could end the JSON's script element or a JavaScript string, as JSON escapes.
-JSON_ESCAPES = {ord("<"): "\\u003c", ord(">"): "\\u003e", ord("&"): "\\u0026",
-                0x2028: "\\u2028", 0x2029: "\\u2029"}
+#: Characters that could end the JSON's script element, as JSON escapes (ensure_ascii escapes U+2028/9).
+JSON_ESCAPES = {ord("<"): "\\u003c", ord(">"): "\\u003e", ord("&"): "\\u0026"}
 
 
 def explorer_page(diagram: Diagram, svg: str) -> str:
@@ -57,8 +55,8 @@ def explorer_data(diagram: Diagram) -> dict[str, Any]:
     root = graph.root_id(diagram.root)
     reach = term_reach(graph, root)
     theme = get_theme(diagram.options.get("theme", "light"))
-    grads = gradients(graph, root, inputs=True)
-    rows = {row.name: row for row in term_attribution(graph, root, inputs=True).rows}
+    grads = stored_or_computed_grads(graph, root)  # the drawing's: data gets none unless computed
+    rows = {row.name: row for row in term_attribution(graph, root).rows}
     course = "m" in graph.meta  # as explain's "auto": the course's dZ = m·∂J/∂Z needs m
     exact = backward_steps(graph, root, set(grads))
     lines = [{s.node: str(s) for s in exact}]

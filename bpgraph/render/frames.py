@@ -41,23 +41,23 @@ def frame_diagrams(graph: Graph, root: Tensor | int | str | None = None, *, them
     frames = [Frame(k, len(steps), step.node, frozenset(s.node for s in steps[:k]), frozenset(step.delivered))
               for k, step in enumerate(steps, 1)]
     return [Diagram(graph, root_id, theme=theme, rankdir=rankdir, show=FRAME_SHOW, max_nodes=max(len(graph), 1),
-                    frame=frame, caption=frame_caption(graph, root_id, frame)) for frame in frames]
+                    frame=frame, caption="\n".join(frame_caption(graph, root_id, frame))) for frame in frames]
 
 
-def frame_caption(graph: Graph, root_id: int, frame: Frame) -> str:
-    """What one backward step does: whose gradient it completes, which users delivered it, and how
-    (the op table's formula, on a second line)."""
+def frame_caption(graph: Graph, root_id: int, frame: Frame) -> tuple[str, ...]:
+    """What one backward step does: whose gradient it completes and which users delivered it, then how
+    (the op table's formula, a second line)."""
     nodes = graph.nodes
     root, current = nodes[root_id]["name"], nodes[frame.current]["name"]
     head = f"step {frame.step} of {frame.total}: "
     if frame.current == root_id:
-        return head + f"start at the root, ∂{root}/∂{root} = 1"
+        return (head + f"start at the root, ∂{root}/∂{root} = 1",)
     users = ", ".join(nodes[v]["name"] for _, v in sorted(frame.delivered))
     within = set(stored_or_computed_grads(graph, root_id))
     lines = analysis.backward_steps(graph, root_id, within, only=frame.current)
     ops = ", ".join(dict.fromkeys(str(nodes[v]["op"]) for _, v in sorted(frame.delivered)))
     formula = str(lines[0]) if lines and lines[0].rhs else f"through {ops}"
-    return head + f"∂{root}/∂{current} is complete, delivered by {users}\n{formula}"
+    return head + f"∂{root}/∂{current} is complete, delivered by {users}", formula
 
 
 def slide_dpi(svg: str) -> float:
@@ -105,7 +105,7 @@ def write_frames(graph: Graph, folder: str | os.PathLike[str], root: Tensor | in
         if fmt == "png" else svgs
     width = max(3, len(str(len(svgs))))
     names = [f"frame_{k:0{width}d}.{fmt}" for k in range(1, len(svgs) + 1)]
-    captions = [d.options["caption"] for d in diagrams]
+    captions = [frame_caption(graph, d.root, d.options["frame"])[0] for d in diagrams]  # the formula is drawn
     root_name = graph.name_of(diagrams[0].root) if diagrams else ""
     folder.mkdir(parents=True, exist_ok=True)
     written = [atomic_write(folder / name, data) for name, data in zip(names, pngs)]

@@ -403,7 +403,9 @@
     if (unit && unit.dataset.unit && unit.matches(":focus-visible")) revealUnit(unit.dataset.unit);
   });
   document.addEventListener("keydown", function (e) {
-    if (e.target === search || e.altKey || e.ctrlKey || e.metaKey) return;
+    // form controls keep their own keys (arrow keys move between the term toggles)
+    if (e.target.closest && e.target.closest("input, select, textarea")) return;
+    if (e.altKey || e.ctrlKey || e.metaKey) return;
     if (e.key === "ArrowRight") goToStep(step + 1);
     else if (e.key === "ArrowLeft") { if (step > 1) goToStep(step - 1); else clear(); }
     else if (e.key === "Home") goToStep(1);
