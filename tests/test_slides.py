@@ -9,7 +9,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from bpgraph.examples import l2_mlp
+from bpgraph.examples import EXAMPLES, l2_mlp
 from bpgraph.render import THEMES, to_dot
 from bpgraph.render.themes import finish_svg
 
@@ -29,6 +29,24 @@ def fitted_text_sizes(svg: ET.Element) -> tuple[float, list[tuple[float, str, bo
               g.get("class") == "node" and bool(re.fullmatch(r"n\d+", g.get("id") or "")))
              for g in svg.iter(f"{SVG}g") for t in g.findall(f"{SVG}text")]
     return box[2] / box[3], sizes
+
+
+def box_area(element: ET.Element) -> float:
+    """The area of the bounding box of an element's outline (a cluster's path or polygon)."""
+    shape = next(e for e in element if e.tag in (f"{SVG}path", f"{SVG}polygon"))
+    numbers = [float(v) for v in re.findall(r"-?[\d.]+", shape.get("d") or shape.get("points"))]
+    xs, ys = numbers[0::2], numbers[1::2]
+    return (max(xs) - min(xs)) * (max(ys) - min(ys))
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("theme", ["light", "slides", "print"])
+@pytest.mark.parametrize("example", list(EXAMPLES))
+def test_the_legend_takes_at_most_a_sixth_of_a_small_graphs_picture(example, theme, engine):
+    svg = ET.fromstring(to_dot(EXAMPLES[example].build(), theme=theme).render_bytes("svg", engine=engine))
+    box = [float(v) for v in svg.get("viewBox").split()]
+    legend = next(g for g in svg.iter(f"{SVG}g") if g.get("id") == "legend")
+    assert 0 < box_area(legend) <= box[2] * box[3] / 6
 
 
 @pytest.mark.parametrize("engine", ENGINES)

@@ -34,7 +34,7 @@ RANKSEP = "0.4"  # inches; a theme may set its own
 MAX_NAME, MAX_NESTING, MAX_STRING = 2000, 20, 16_000
 DIRECTION = "arrows: the forward pass; gradients flow back against them"
 NO_GRADIENT = "no gradient computed"
-SMALL_GRAPH = 8  # units below which the legend shows the edge meanings only
+SMALL_GRAPH = 12  # units below which the legend shows the edge meanings only (it would take over a sixth)
 
 
 # --- text -------------------------------------------------------------------------------------
