@@ -19,6 +19,7 @@ from bpgraph.cli import cli
 from bpgraph.examples import l2_mlp
 from bpgraph.graph import Graph
 from bpgraph.render import backward_steps, explorer_html, to_dot
+from bpgraph.render.explorer import NOT_COMPUTED
 
 HOSTILE = {"param": "</script><script>alert(1)</script>", "input": "<img src=x onerror=alert(1)>",
            "op": '"]; x [label="pwn', "term": "T & <b>bold</b>\u2028", "root": "J' onload='alert(2)"}
@@ -135,6 +136,10 @@ def test_embedded_data_round_trips_the_graph(seed_page):
     assert a2["terms"][1]["text"] == "L2 does not depend on A2; its inputs are W1, W2, W3."
     assert a2["lines"] == ["∂J/∂A2 = W3ᵀ·∂J/∂Z3", "dA2 = W3ᵀ·dZ3"]
     assert w1["lines"][1] == "dW1 = 1/m·dZ1·Xᵀ + λ/m·W1"
+    # data the root depends on has no computed gradient (as the drawing's dotted edges say), not "no path"
+    assert nodes["X"]["grad"] == NOT_COMPUTED and nodes["X"]["terms"][0] == {"status": "not computed",
+                                                                           "text": NOT_COMPUTED}
+    assert nodes["X"]["terms"][1]["status"] == "no path"
     report = an.term_attribution(g, "J")
     assert w1["terms"][1]["text"] == an.reports.describe_value(report.row("W1").cell("L2").value)
     # the bits that trace paths: W1 feeds both terms; A2 only cross_entropy; J is fed by both

@@ -32,6 +32,8 @@ ASSETS = resources.files("bpgraph.render") / "assets"
 PAGE = string.Template((ASSETS / "explorer.html").read_text("utf-8"))
 SCRIPT = (ASSETS / "explorer.js").read_text("utf-8")
 STYLE = (ASSETS / "explorer.css").read_text("utf-8")
+#: What the panel says of data the root depends on: the drawing's "no gradient computed".
+NOT_COMPUTED = "not computed (bpgraph computes the gradient of data only when asked: inputs=True)"
 #: A no-path reason lists the term's inputs: cut it to this many characters (a page has one per node and term).
 MAX_REASON = 240
 #: Characters that could end the JSON's script element, as JSON escapes (ensure_ascii escapes U+2028/9).
@@ -62,6 +64,7 @@ def explorer_data(diagram: Diagram) -> dict[str, Any]:
     lines = [{s.node: str(s) for s in exact}]
     lines += [{s.node: str(s) for s in backward_steps(graph, root, set(grads), course=True)}] if course else []
     layout = diagram.plan  # the collapse the picture was drawn with
+    upstream = graph.ancestors(root)  # the nodes the root depends on
     group_of = layout.group_of.tolist()
     nodes = []
     for i, attrs in graph.nodes.items():
@@ -73,7 +76,7 @@ def explorer_data(diagram: Diagram) -> dict[str, Any]:
             "args": list(attrs["operands"]), "shape": "×".join(map(str, attrs["value"].shape)) or "scalar",
             "value": describe_value(attrs["value"]),
             "formula": OPS[attrs["op"]].formula if attrs["op"] else "",
-            "grad": describe_value(grads[i]) if i in grads else None,
+            "grad": describe_value(grads[i]) if i in grads else NOT_COMPUTED if i in upstream else None,
             "terms": [term_cell(graph, rows.get(attrs["name"]), t, k, i, feeds, grads)
                       for k, t in enumerate(reach.terms)],
             "lines": list(dict.fromkeys(ls[i] for ls in lines if i in ls)),
@@ -100,7 +103,9 @@ def term_cell(graph: Graph, row: TermRow | None, term: int, k: int, node: int, f
         return {"status": "seed", "text": describe_value(grads[node])}
     cell = None if row is None else row.cell(graph.name_of(term))
     if cell is None or cell.status == NO_PATH:
-        reason = no_path_reason(graph, term, node) or "no gradient reaches it"
+        reason = no_path_reason(graph, term, node)
+        if reason is None:  # a path exists, but this data's gradient is not computed
+            return {"status": "not computed", "text": NOT_COMPUTED}
         return {"status": NO_PATH, "text": reason if len(reason) <= MAX_REASON else reason[:MAX_REASON] + "…"}
     if cell.status == ZERO:
         return {"status": ZERO, "text": "0 (a path exists, the share is zero here)"}
