@@ -77,7 +77,7 @@ def test_make_slides_writes_slide_ready_pictures(tmp_path):
     assert "L2&#39;s gradient reaches only W1, W2, W3" in svg or "L2's gradient reaches only W1, W2, W3" in svg
     tex = (deck / "dJ-dW1.tex").read_text(encoding="utf-8")
     assert tex.startswith("\\begin{gathered}") and "\\lambda / m" in tex
-    page = (deck / "backward" / "index.html").read_text(encoding="utf-8")
+    page = (deck / "backward" / "slides.html").read_text(encoding="utf-8")
     assert page.count("frame_0") >= 15
 
 

@@ -112,7 +112,7 @@ def test_write_frames_writes_numbered_svgs_and_an_index(frames_folder):
     folder, written = frames_folder
     names = [f"frame_{k:03d}.svg" for k in range(1, 6)]
     assert [p.name for p in written] == names + ["slides.html"]
-    assert sorted(p.name for p in folder.iterdir()) == names + ["index.html", "slides.html"]
+    assert sorted(p.name for p in folder.iterdir()) == names + ["slides.html"]
     for k, name in enumerate(names, 1):
         root = ET.fromstring((folder / name).read_bytes())
         caption = "".join(next(root.iter(f"{SVG}text")).itertext())
@@ -127,7 +127,7 @@ def test_every_frame_puts_every_node_at_the_same_spot(frames_folder):
 
 def test_the_index_is_self_contained_and_steps_with_the_arrow_keys(frames_folder):
     folder, _ = frames_folder
-    text = (folder / "index.html").read_text("utf-8")
+    text = (folder / "slides.html").read_text("utf-8")
     page = Page(text)
     assert not re.search(r"https?://", text)
     assert [attrs for attrs in page.attrs_of("script") if "src" in attrs] == []
@@ -144,11 +144,11 @@ def test_stale_frames_from_an_earlier_run_are_removed(tmp_path):
     write_frames(small_graph(), tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "frame_001.svg", "frame_002.svg", "frame_003.svg", "frame_004.svg", "frame_005.svg",
-        "index.html", "notes.txt", "slides.html"]
+        "notes.txt", "slides.html"]
 
 
 def test_a_failed_frame_render_changes_nothing(tmp_path, monkeypatch):
-    (tmp_path / "index.html").write_text("the old page")
+    (tmp_path / "slides.html").write_text("the old page")
     calls = []
 
     def failing_on_the_third(source: str, fmt: str, **kwargs) -> bytes:
@@ -160,13 +160,13 @@ def test_a_failed_frame_render_changes_nothing(tmp_path, monkeypatch):
     monkeypatch.setattr(backend, "render", failing_on_the_third)
     with pytest.raises(backend.RenderError):
         write_frames(small_graph(), tmp_path)
-    assert [p.name for p in tmp_path.iterdir()] == ["index.html"]
-    assert (tmp_path / "index.html").read_text() == "the old page"
+    assert [p.name for p in tmp_path.iterdir()] == ["slides.html"]
+    assert (tmp_path / "slides.html").read_text() == "the old page"
 
 
 def test_hostile_names_are_escaped_in_the_frames_page(tmp_path):
     write_frames(hostile_graph(), tmp_path)
-    text = (tmp_path / "index.html").read_text("utf-8")
+    text = (tmp_path / "slides.html").read_text("utf-8")
     page = Page(text)
     assert len(page.attrs_of("script")) == 1 and page.attrs_of("img") == []
     assert not [(tag, a) for tag, attrs in page.tags for a in attrs if a.lower().startswith("on")]
@@ -214,7 +214,6 @@ def test_frames_as_png_and_a_deck_that_lists_every_frame_with_no_external_refere
     written = write_frames(small_graph(), tmp_path, fmt="png", theme="slides")
     names = [f"frame_{k:03d}.png" for k in range(1, 6)]
     assert [p.name for p in written] == names + ["slides.html"]
-    assert (tmp_path / "index.html").read_text("utf-8") == (tmp_path / "slides.html").read_text("utf-8")
     sizes = [struct.unpack(">II", (tmp_path / name).read_bytes()[16:24]) for name in names]
     assert all(abs(w - 1920) <= 2 and abs(h - 1080) <= 2 for w, h in sizes), sizes  # a full-HD slide each
     text = (tmp_path / "slides.html").read_text("utf-8")

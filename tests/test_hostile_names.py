@@ -385,7 +385,7 @@ class PageParser(HTMLParser):
 
 def read_page(folder: Path) -> PageParser:
     parser = PageParser()
-    parser.feed((folder / "index.html").read_text(encoding="utf-8"))
+    parser.feed((folder / "slides.html").read_text(encoding="utf-8"))
     parser.close()
     return parser
 
@@ -408,8 +408,8 @@ def test_frames_page_runs_only_its_own_script_and_shows_each_name(group: str, pl
     assert set(page.tags) == set(plain_page.tags)
     assert page.attributes == plain_page.attributes
     assert not [a for a in page.attributes if a.startswith("on")]
-    raw = (tmp_path / "index.html").read_bytes().decode("utf-8")  # no newline translation
-    assert not re.findall(RAW_CONTROL, raw), "control characters in index.html"
+    raw = (tmp_path / "slides.html").read_bytes().decode("utf-8")  # no newline translation
+    assert not re.findall(RAW_CONTROL, raw), "control characters in slides.html"
     expected = [frame_caption(g, d.root, d.options["frame"])[0] for d in frame_diagrams(g)]
     assert len(page.captions) == len(expected)
     for caption, wanted in zip([*page.captions, *page.title],

@@ -239,7 +239,7 @@ def test_render_frames_alone_writes_only_the_frames(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     result = CliRunner().invoke(cli, ["render", "logistic", "--frames", "steps"])
     assert result.exit_code == 0, result.output
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["steps"] and (tmp_path / "steps" / "index.html").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["steps"] and (tmp_path / "steps" / "slides.html").exists()
 
 
 def test_diff_labels_come_from_the_settings_in_the_meta():

@@ -78,7 +78,7 @@ def inline_svg(svg: str) -> str:
 FRAMES_PAGE = string.Template((resources.files("bpgraph.render") / "assets" / "frames.html").read_text("utf-8"))
 
 
-def index_html(svgs: list[str], captions: list[str], files: list[str], title: str,
+def deck_html(svgs: list[str], captions: list[str], files: list[str], title: str,
                background: str) -> str:
     """A self-contained page that shows one frame at a time (arrow keys, Home/End, buttons)."""
     page = "white" if background in ("transparent", "none") else background
@@ -93,7 +93,7 @@ def index_html(svgs: list[str], captions: list[str], files: list[str], title: st
 def write_frames(graph: Graph, folder: str | os.PathLike[str], root: Tensor | int | str | None = None,
                  *, theme: str | Theme = "light", rankdir: str = "LR", engine: str = "auto",
                  fmt: str = "svg", max_frames: int = MAX_FRAMES) -> list[Path]:
-    """Write ``frame_001.svg`` (or ``.png``)... and the deck ``slides.html`` (and ``index.html``) into ``folder``,
+    """Write ``frame_001.svg`` (or ``.png``)... and the deck ``slides.html`` into ``folder``,
     all rendered first and written atomically; returns the frames' paths and the deck's."""
     if fmt not in ("svg", "png"):
         raise RenderOptionError(f"frames are written as svg or png, not {fmt!r}")
@@ -109,9 +109,8 @@ def write_frames(graph: Graph, folder: str | os.PathLike[str], root: Tensor | in
     root_name = graph.name_of(diagrams[0].root) if diagrams else ""
     folder.mkdir(parents=True, exist_ok=True)
     written = [atomic_write(folder / name, data) for name, data in zip(names, pngs)]
-    page = index_html(svgs, captions, names, f"bpgraph: backward pass of {root_name}",
-                      theme_obj.background)
-    atomic_write(folder / "index.html", page)
+    page = deck_html(svgs, captions, names, f"bpgraph: backward pass of {root_name}",
+                     theme_obj.background)
     written.append(atomic_write(folder / "slides.html", page))
     for old in folder.iterdir():
         if re.fullmatch(r"frame_\d+\.(svg|png)", old.name) and old.name not in names:
