@@ -142,6 +142,9 @@ def test_clicking_a2_says_l2_has_no_path(opened, tmp_path):
     assert "L2: no path" in panel and "L2 does not depend on A2; its inputs are W1, W2, W3." in panel
     assert "dA2 = W3ᵀ·dZ3" in panel and "cross_entropy: shape (3, 211), norm" in panel
     view.shot(tmp_path, "3-seed-A2")
+    view.unit("J").click()  # the root is made of its terms: no per-term "no path" lines for it
+    panel = view.page.locator("#bx-panel").inner_text()
+    assert "J\n" in panel and "no path" not in panel and "Gradient per cost term".upper() not in panel.upper()
 
 
 def test_the_l2_toggle_hides_the_cross_entropy_flow(opened, tmp_path):

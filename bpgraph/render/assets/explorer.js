@@ -210,7 +210,7 @@
     }
     row(dl, "value", node.value);
     row(dl, "∂" + data.root + "/∂" + node.name, node.grad === null ? "none: no path from " + data.root : node.grad);
-    if (terms.length) {
+    if (terms.length && node.name !== data.root) {  // the root is made of the terms, not reached by them
       items.push(el("h3", "Gradient per cost term"));
       var list = el("ul");
       node.terms.forEach(function (cell, k) {
