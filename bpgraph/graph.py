@@ -178,11 +178,6 @@ class Graph:
         """Ids of the nodes that use ``node_id`` as an operand, ascending."""
         return self.derived("users", Graph._users)[node_id]
 
-    def uses(self, ref: Ref) -> int:
-        """How many operand slots hold ``ref`` (``y = x * x`` uses x twice)."""
-        node_id = self.id_of(ref)
-        return sum(attrs["operands"].count(node_id) for attrs in self._nodes.values())
-
     def _users(self) -> list[list[int]]:
         users: list[list[int]] = [[] for _ in self._nodes]
         for i, attrs in self._nodes.items():

@@ -50,13 +50,6 @@ class Op:
             return self.vjps[0](position, g, out, values, **params)
         return self.vjps[position](g, out, *values, **params)
 
-    def evaluate_formula(self, position: int, g: Array, out: Array, values: Sequence[Array],
-                         params: dict[str, Any]) -> Array:
-        """What :meth:`vjp` returns, computed from the formula that :func:`vjp_formula` shows."""
-        slots = {self.slots[0]: values, "i": position} if self.variadic else dict(zip(self.slots, values))
-        env = {"g": g, "out": out, **slots, **params}
-        return notation.evaluate(self.vjp_formulas[0 if self.variadic else position], env)
-
 
 OPS: dict[str, Op] = {}
 

@@ -27,9 +27,16 @@ def test_every_formula_equals_the_engines_gradient(op, shapes, domains, params, 
     for position, value in enumerate(values):
         upstream = rng.normal(size=out.shape)
         engine = vjp_to_operand(g, out.id, position, upstream)
-        formula = OPS[op].evaluate_formula(position, upstream, out.value, values, params)
+        formula = evaluate_formula(OPS[op], position, upstream, out.value, values, params)
         shown = unbroadcast(formula, value.shape)
         assert rel_err(shown, engine) < 1e-12, (op, position, OPS[op].vjp_formulas)
+
+
+def evaluate_formula(spec, position, g, out, values, params):
+    """What the op's VJP returns, computed from the formula that vjp_formula shows."""
+    slots = {spec.slots[0]: values, "i": position} if spec.variadic else dict(zip(spec.slots, values))
+    return notation.evaluate(spec.vjp_formulas[0 if spec.variadic else position],
+                             {"g": g, "out": out, **slots, **params})
 
 
 def test_every_op_has_a_formula_per_operand_and_is_checked():
