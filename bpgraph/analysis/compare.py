@@ -84,7 +84,7 @@ class EntryPoint:
         r, arrays = self.row, zip(("given", "expected", "difference"), self.row.arrays)
         return {"name": r.name, "key": r.key, "consumers": list(self.consumers),
                 "symptoms": list(self.symptoms), "diagnosis": r.diagnosis._asdict(), "formula": self.formula,
-                "explanation": self.formula,  # its name before there was a diagnosis
+                "explanation": self.formula,  # the same, under the key readers of this JSON know
                 **{k: None if v is None else array_json(v) for k, v in arrays}}
 
 
