@@ -84,7 +84,7 @@ class EntryPoint:
         r, arrays = self.row, zip(("given", "expected", "difference"), self.row.arrays)
         return {"name": r.name, "key": r.key, "consumers": list(self.consumers),
                 "symptoms": list(self.symptoms), "diagnosis": r.diagnosis._asdict(), "formula": self.formula,
-                "explanation": self.formula,  # its name before there was a diagnosis
+                "explanation": self.formula,  # the same, under the key readers of this JSON know
                 **{k: None if v is None else array_json(v) for k, v in arrays}}
 
 
@@ -304,12 +304,11 @@ def _diagnose(graph: Graph, root_id: int, i: int, key: str, given: np.ndarray, e
         return Diagnosis(SCALED, f"your {key} is {word} times the correct one{why}", factor=float(value))
     row = term_rows().get(name)
     cells = [c for c in getattr(row, "cells", ()) if c.value is not None and np.any(c.value)]
-    tries = ((-1, MISSING_TERM, "lacks"), (1, EXTRA_TERM, "counts twice"))
-    for cell, (sign, pattern, verb) in ((c, t) for c in cells for t in tries):
-        if close(sign * diff, cell.value * (m if course_m and op else 1)):
-            share = _share_text(graph, root_id, i, cell.term, course_m)
-            return Diagnosis(pattern, f"your {key} {verb} the {one_line(cell.term)} cost term's share{share}",
-                             cell.term)
+    for cell in cells:  # yours − correct is minus a term's share (it is missing) or the share again
+        for sign, pattern, verb in ((-1, MISSING_TERM, "lacks"), (1, EXTRA_TERM, "counts twice")):
+            if close(sign * diff, cell.value * (m if course_m and op else 1)):
+                text = f"your {key} {verb} the {one_line(cell.term)} cost term's share"
+                return Diagnosis(pattern, text + _share_text(graph, root_id, i, cell.term, course_m), cell.term)
     for t in (t for t in cost_terms(graph, root_id) if i not in graph.ancestors(t)):
         like, term = np.any(expected) and _term_like(graph, t, diff, close), one_line(graph.name_of(t))
         why = f"{term} does not depend on {one_line(name)}, so no {term} term belongs in {key}"

@@ -124,8 +124,7 @@ def backward_steps(graph: Graph, of: Ref, within: Collection[int], *, course: bo
         for k, o in enumerate(nodes[i]["operands"]):
             signs[o] = signs.get(o, 0.0) + signs[i] * (-1.0 if nodes[i]["op"] == "sub" and k else 1.0)
 
-    def name(i: int) -> str:
-        return nodes[i]["name"]
+    name = graph.name_of
 
     def fused(u: int) -> int | None:  # the cross-entropy term that takes u = sigmoid(Z) straight to Z
         t = graph.successors(u)[0] if course and len(graph.successors(u)) == 1 else None
@@ -183,21 +182,18 @@ def explain(graph: Graph, of: Ref, wrt: Ref, *, format: str = "text", convention
         raise GraphError(f"format must be 'text', 'markdown' or 'latex', convention 'auto', 'course' or "
                          f"'exact' and limit at least 1; got {format!r}, {convention!r} and {limit}")
     course = convention == "course" or convention == "auto" and "m" in graph.meta
-    report = path_attribution(graph, of, wrt, seed=seed, limit=limit)
     of_id, wrt_id = graph.id_of(of), graph.id_of(wrt)
     reason = no_path_reason(graph, of_id, wrt_id)
     if reason is not None:
         return _explain_zero(graph, of_id, wrt_id, reason, course, format)
+    report = path_attribution(graph, of_id, wrt_id, seed=seed, limit=limit)
     steps = backward_steps(graph, of_id, graph.between(of_id, wrt_id), course=course, style=format)
     if len(steps) > 2 * limit:  # the first lines and WRT's own
         steps = [*steps[:2 * limit - 1], None, steps[-1]]
     factors = [_factors(graph, p.nodes) for p in report.paths]
     if format == "latex":
         return _explain_latex(report, factors, steps)
-    root = NAME[format](report.of)
-    title = (f"backward along these paths, in the course's notation (dZ = m·∂{root}/∂Z, dW = ∂{root}/∂W):"
-             if course else "backward along these paths, node by node (exact partial derivatives):")
-    return _explain_plain(report, factors, steps, title, md=format == "markdown")
+    return _explain_plain(report, factors, steps, course, md=format == "markdown")
 
 
 def _explain_zero(graph: Graph, of_id: int, wrt_id: int, reason: str, course: bool, style: str) -> str:
@@ -231,11 +227,13 @@ def _factors(graph: Graph, names: Sequence[str]) -> list[Factor]:
             for k in range(len(ids) - 1, 0, -1)]
 
 
-def _explain_plain(report: PathReport, factors: list[list[Factor]], steps: list[Step | None], title: str,
+def _explain_plain(report: PathReport, factors: list[list[Factor]], steps: list[Step | None], course: bool,
                    md: bool) -> str:
     """As text, or with ``md`` as Markdown (names escaped, the paths in a table)."""
     name, bold = (markdown_text, "**") if md else (one_line, "")
     of, wrt = name(report.of), name(report.wrt)
+    title = (f"backward along these paths, in the course's notation (dZ = m·∂{of}/∂Z, dW = ∂{of}/∂W):"
+             if course else "backward along these paths, node by node (exact partial derivatives):")
     lhs = f"∂{of}/∂{wrt}"
     if not factors[0]:
         return f"{bold}{lhs}{bold} = {describe_value(report.total)}: the seed (a node with respect to itself)"

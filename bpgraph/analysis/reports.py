@@ -36,9 +36,9 @@ def sci(x: float | None) -> str:
     return "-" if x is None else f"{x:.3e}"
 
 
-def array_json(a: np.ndarray, limit: int = 16) -> Any:
-    """Small arrays as nested lists; larger ones as their shape and norm only."""
-    return a.tolist() if a.size <= limit else {"shape": list(a.shape), "norm": norm(a)}
+def array_json(a: np.ndarray) -> Any:
+    """Arrays of up to 16 values as nested lists; larger ones as their shape and norm only."""
+    return a.tolist() if a.size <= 16 else {"shape": list(a.shape), "norm": norm(a)}
 
 
 def describe_value(a: np.ndarray) -> str:

@@ -66,23 +66,22 @@ def term_reach(graph: Graph, root: Ref | None = None, terms: Iterable[Ref] | Non
 
     def compute(g: Graph) -> TermReach:
         # down from the root: what feeds each term and the root; up from the first term: what each feeds
-        nodes, count = g.nodes, len(term_ids)
-        top, terms_mask = max([root_id, *term_ids]), (1 << count) - 1
-        both = [0] * (top + 1)  # bit k: feeds term k; bit ``count``: feeds the root
-        both[root_id] = 1 << count
+        nodes, top = g.nodes, max([root_id, *term_ids])
+        feeds, root_side = [0] * (top + 1), [False] * (top + 1)
+        root_side[root_id] = True
         for k, t in enumerate(term_ids):
-            both[t] |= 1 << k
-        fed_by = [bits & terms_mask for bits in both]
+            feeds[t] |= 1 << k
+        fed_by = feeds.copy()
         for i in range(top, -1, -1):
-            if both[i]:
+            if feeds[i] or root_side[i]:
                 for o in nodes[i]["operands"]:
-                    both[o] |= both[i]
+                    feeds[o] |= feeds[i]
+                    root_side[o] |= root_side[i]
         for i in range(term_ids[0] if term_ids else top + 1, top + 1):
             for o in nodes[i]["operands"]:
                 fed_by[i] |= fed_by[o]
-        dtype = np.int64 if count < 62 else object  # the terms and the root side's bit fit 63 bits
-        arrays = (np.array([bits & terms_mask for bits in both], dtype=dtype), np.array(fed_by, dtype=dtype),
-                  np.array([bits >> count for bits in both], dtype=bool))
+        dtype = np.int64 if len(term_ids) < 62 else object  # int64 up to 61 terms, Python ints beyond
+        arrays = np.array(feeds, dtype=dtype), np.array(fed_by, dtype=dtype), np.array(root_side, dtype=bool)
         return TermReach(tuple(term_ids), *map(readonly, arrays))
 
     return graph.derived(f"term_reach {root_id} {term_ids}", compute)

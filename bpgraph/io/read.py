@@ -177,13 +177,13 @@ class _Reader:
                 scopes.enter_context(self.graph.scope(part))
             if kind == "op":
                 tensor = self._replay_op(at, node, value)
-            elif kind == "param" or kind == "const":
+            elif kind in ("param", "const"):
                 tensor = getattr(self.graph, kind)(value, name=name)
             else:
                 tensor = self.graph.input(value, name=name, requires_grad=node["requires_grad"])
-        if tensor.node["requires_grad"] != node["requires_grad"]:
-            flag = str(node["requires_grad"]).lower()
-            at.fail("requires_grad", f"is {flag} but the rebuilt node's is {str(flag == 'false').lower()} (a "
+        flag = node["requires_grad"]
+        if tensor.node["requires_grad"] != flag:
+            at.fail("requires_grad", f"is {json.dumps(flag)} but the rebuilt node's is {json.dumps(not flag)} (a "
                                      "param's is true, a const's false, an op's true when an operand's is)")
         self.new_id[node["id"]] = tensor.id
 
@@ -214,25 +214,25 @@ class _Reader:
         params = {key: tuple(value) if type(value) is list else value for key, value in params.items()}
         what = f"{op}({', '.join(t.name for t in operands)})"
         try:
-            shape = _result_shape(op, [t.shape for t in operands], params)
-            fresh = None if shape not in (None, stored.shape) else self.graph.record(op, operands, params,
-                                                                                      name=node["name"])
+            made = _result_shape(op, [t.shape for t in operands], params)  # None: only running it tells
+            if made in (None, stored.shape):
+                fresh = self.graph.record(op, operands, params, name=node["name"])
+                made = fresh.value.shape
         except (BpgraphError, ArithmeticError, ValueError) as exc:
             at.fail("params" if params else "operands", f"cannot be recomputed: {exc}")
-        made = shape if fresh is None else fresh.value.shape
         if made != stored.shape:
             at.fail("shape", f"is {list(stored.shape)} but {what} gives {list(made)}")
         value = fresh.value
         if value.dtype != stored.dtype:
             at.fail("dtype", f"is {stored.dtype} but {what} gives {value.dtype}")
-        if np.array_equal(value, stored, equal_nan=value.dtype.kind == "f"):
+        floats = value.dtype.kind == "f"
+        if np.array_equal(value, stored, equal_nan=floats):
             return fresh  # the usual case: recomputed bit for bit
         finite = np.isfinite(stored)
         if not np.array_equal(finite, np.isfinite(value)) or \
                 not np.array_equal(value[~finite], stored[~finite], equal_nan=True):
             at.fail("value", f"does not follow from {what}: its NaN/inf entries differ")
         diff = float(np.max(np.abs(value[finite].astype(np.float64) - stored[finite]), initial=0.0))
-        floats = value.dtype.kind == "f"
         rtol = max(limits.REPLAY_RTOL, 100 * float(np.finfo(value.dtype).eps)) if floats else 0.0
         tol = rtol * float(np.max(np.abs(stored[finite]), initial=0.0))
         if diff > tol:

@@ -22,8 +22,7 @@ def to_dict(graph: Graph, *, values: bool = True, grads: bool = False) -> dict[s
     """The graph as plain JSON data (the file's content); ``grads`` needs a previous backward, whose root
     becomes ``grad_root``; without ``values`` the data cannot be loaded."""
     if grads and graph.grad_root is None:
-        raise GraphFileError("no gradients to save: call graph.backward() first, or save without grads",
-                             source="<graph>", field="grad")
+        At("<graph>").fail("grad", "no gradients to save: call graph.backward() first, or save without grads")
     meta = _meta_to_json(graph.meta)
     if values:  # what load_json would refuse for its size is refused here: the same limits
         elements = sum(a["value"].size + (grads and a["grad"] is not None and a["grad"].size)
