@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Hashable, Iterable, NamedTuple, Sequence
 
 import numpy as np
 
-from .structure import Topology, components, longest, op_depths, topology
+from .structure import Topology, components, longest, op_depths, scope_depths, topology
 from .themes import RenderOptionError
 
 if TYPE_CHECKING:
@@ -61,7 +61,7 @@ def plan(graph: Graph, collapse: str | Iterable[str] = (), max_nodes: int = MAX_
     if max_nodes < 1:
         raise RenderOptionError(f"max_nodes must be at least 1, got {max_nodes}")
     topo = topology(graph)
-    known = sorted(_scope_depths(topo.scope_names))[1:]  # "" first
+    known = sorted(scope_depths(topo.scope_names))[1:]  # "" first
     requested = list((collapse,) if isinstance(collapse, str) else collapse)
     for name in requested:
         if name not in known:
@@ -180,26 +180,12 @@ def _run_groups(topo: Topology, free: np.ndarray) -> list[Group]:
 
 
 # --- scopes -------------------------------------------------------------------------------------
-def _scope_depths(paths: Iterable[str]) -> dict[str, int]:
-    """Every path in ``paths`` and each of its prefixes, with its nesting depth ("" has 0): each path
-    walks up to a known prefix, so a chain of nested scopes costs its length, not its square."""
-    depth = {"": 0}
-    for path in paths:
-        new = []
-        while path not in depth:
-            new.append(path)
-            path = path.rpartition("/")[0]
-        for k, prefix in enumerate(reversed(new), depth[path] + 1):
-            depth[prefix] = k
-    return depth
-
-
 def _scope_level(topo: Topology, free: list[bool], room: int) -> tuple[int, list[Group]]:
     """The deepest nesting depth L (0: none) whose scopes, collapsed, bring the ``free`` nodes to ``room``
     units or fewer, and its groups: free nodes nested deeper merge by the first L parts of their scopes."""
     scopes = [topo.scope_names[k] for k in topo.scope_index.tolist()]
     counts = Counter(s for s, is_free in zip(scopes, free) if is_free)
-    depth = _scope_depths(counts)
+    depth = scope_depths(counts)
     prefixes, nested = Counter(depth.values()), Counter()
     for scope, count in counts.items():
         nested[depth[scope]] += count

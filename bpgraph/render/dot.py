@@ -15,7 +15,7 @@ from ..autodiff import gradients
 from ..text import dot_label_text, dot_quote
 from .caption import MAX_TERMS, describe_terms, highlight_paths, parse_highlight
 from .collapse import MAX_NODES, Group, Plan, plan
-from .structure import Topology, op_depths, topology
+from .structure import Topology, op_depths, scope_depths, topology
 from .themes import KIND_TITLES, RenderOptionError, Theme, get_theme
 
 if TYPE_CHECKING:
@@ -405,30 +405,27 @@ def _merged_edges(topo: Topology, at: list[int], reach: TermReach, lit_edges: se
 def _cluster_lines(theme: Theme, lines: list[str], scopes: list[str]) -> list[str]:
     """``lines``, each inside the (nested) ``cluster_<k>`` subgraph of its scope ``scopes[k]``: one per
     scope and parent, numbered in order of first appearance, its lines before its sub-clusters."""
-    own: dict[str, list[str]] = {"": []}
-    inner: dict[str, list[str]] = {"": []}
+    paths = list(scope_depths(scopes))  # "" first, every scope after its parent
+    number = {path: k - 1 for k, path in enumerate(paths)}
+    own: dict[str, list[str]] = {path: [] for path in paths}
+    inner: dict[str, list[str]] = {path: [] for path in paths}
+    for path in paths[1:]:
+        inner[path.rpartition("/")[0]].append(path)
     for line, scope in zip(lines, scopes):
-        new, path = [], scope
-        while path not in own:  # up to the first known parent: linear in the nesting depth
-            new.append(path)
-            path = path.rpartition("/")[0]
-        for path in reversed(new):
-            own[path], inner[path] = [], []
-            inner[path.rpartition("/")[0]].append(path)
         own[scope].append(line)
-    number = {path: k - 1 for k, path in enumerate(own)}
     body = own[""]
-    stack: list[tuple[str | None, str]] = [(path, "\t") for path in reversed(inner[""])]
-    while stack:  # depth first, without recursion; indented at most 8 tabs, so text stays linear
-        path, pad = stack.pop()
-        if path is None:
-            body.append(f"{pad}}}\n")
-            continue
+
+    def nest(path: str, pad: str) -> None:  # at most MAX_NESTING deep; indented at most 8 tabs
         attrs = {"id": f"cluster{number[path]}", "label": label_text(path.rpartition("/")[2]),
                  "labeljust": "r",  # top right: edges into a cluster arrive at its left
                  "style": "rounded,filled", "color": theme.cluster_border, "fillcolor": theme.cluster_fill,
                  "fontcolor": theme.text, "fontsize": fmt_number(theme.small_fontsize + 1)}
-        body += [f"{pad}subgraph cluster_{number[path]} {{\n", f"{pad}\t{attr_text(attrs)}\n"]
-        body += [pad + line for line in own[path]]
-        stack += [(None, pad), *((child, pad + "\t" * (len(pad) < 8)) for child in reversed(inner[path]))]
+        body.extend([f"{pad}subgraph cluster_{number[path]} {{\n", f"{pad}\t{attr_text(attrs)}\n"])
+        body.extend(pad + line for line in own[path])
+        for child in inner[path]:
+            nest(child, pad + "\t" * (len(pad) < 8))
+        body.append(f"{pad}}}\n")
+
+    for path in inner[""]:
+        nest(path, "\t")
     return body
