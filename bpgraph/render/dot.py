@@ -91,20 +91,20 @@ def stored_or_computed_grads(graph: Graph, root_id: int) -> dict[int, np.ndarray
     return gradients(graph, root_id)
 
 
-class Frame(NamedTuple):
-    """One backward step: ``current`` just got its complete gradient via ``delivered`` edges."""
-
-    step: int
-    total: int
-    current: int
-    done: frozenset[int]
-    delivered: frozenset[tuple[int, int]]
-
-
 class Step(NamedTuple):
     """One backward step: ``node``'s gradient is complete, delivered along ``delivered`` edges."""
 
     node: int
+    delivered: tuple[tuple[int, int], ...]
+
+
+class Frame(NamedTuple):
+    """Backward step ``step`` of ``total`` as drawn: ``current`` just got its complete gradient via
+    ``delivered`` edges; the gradients of smaller ids are still pending (steps go by decreasing id)."""
+
+    step: int
+    total: int
+    current: int
     delivered: tuple[tuple[int, int], ...]
 
 
@@ -309,7 +309,7 @@ def build(graph: Graph, root: Tensor | int | str | None = None, *, theme: str | 
     topo = topology(graph)
     wants_grads = frame is not None or "grad" in show or "gradvalue" in show
     grads = stored_or_computed_grads(graph, root_id) if wants_grads else None
-    pending = set() if frame is None or grads is None else set(grads) - frame.done
+    pending = {i for i in grads if i < frame.current} if frame else set()
     root_side = np.zeros(len(graph), dtype=bool)
     root_side[:len(reach.root_side)] = reach.root_side
     no_path = {graph.id_of(end) for of, wrt in pairs if not graph.between(of, wrt) for end in (of, wrt)}
@@ -349,7 +349,7 @@ def build(graph: Graph, root: Tensor | int | str | None = None, *, theme: str | 
     stored = graph.grad_root == root_id  # then a leaf's stored gradient counts as computed
     no_grad = [a["kind"] in ("input", "const") and not a["requires_grad"] and not (stored and a["grad"] is not None)
                for a in graph.nodes.values()]
-    edges = _merged_edges(topo, at, reach, lit_edges, frame.delivered if frame else frozenset(), pending, no_grad)
+    edges = _merged_edges(topo, at, reach, lit_edges, frame.delivered if frame else (), pending, no_grad)
     looks = {meaning: _edge_attrs(theme, [look_of[k] for k in range(len(terms)) if meaning[0] >> k & 1],
                                   *meaning[1:]) for meaning in set(edges.values())}
     body += [statement(f"{key[t]} -> {key[h]}", {**looks[meaning], **_weight(ctx, t, h, kept)},
@@ -385,7 +385,7 @@ def build(graph: Graph, root: Tensor | int | str | None = None, *, theme: str | 
 
 
 def _merged_edges(topo: Topology, at: list[int], reach: TermReach, lit_edges: set[tuple[int, int]] | None,
-                  delivered: frozenset[tuple[int, int]], pending: set[int], no_grad: list[bool]
+                  delivered: tuple[tuple[int, int], ...], pending: set[int], no_grad: list[bool]
                   ) -> dict[tuple[int, int], tuple[int, bool | None, bool, bool, bool]]:
     """Per pair of units joined by an edge (``at``: where each node is drawn), in drawing order: ``(terms mask,
     lit or None, delivered, pending head, out of a leaf with no computed gradient)``, or'ed over the pair's

@@ -38,8 +38,7 @@ def frame_diagrams(graph: Graph, root: Tensor | int | str | None = None, *, them
         raise RenderOptionError(f"the backward pass of {graph.name_of(root_id)!r} has {len(steps):,} "
                                 f"steps, more than max_frames={max_frames}; draw frames for a "
                                 "smaller root or raise max_frames")
-    frames = [Frame(k, len(steps), step.node, frozenset(s.node for s in steps[:k]), frozenset(step.delivered))
-              for k, step in enumerate(steps, 1)]
+    frames = [Frame(k, len(steps), *step) for k, step in enumerate(steps, 1)]
     return [Diagram(graph, root_id, theme=theme, rankdir=rankdir, show=FRAME_SHOW, max_nodes=max(len(graph), 1),
                     frame=frame, caption="\n".join(frame_caption(graph, root_id, frame))) for frame in frames]
 
@@ -52,10 +51,10 @@ def frame_caption(graph: Graph, root_id: int, frame: Frame) -> tuple[str, ...]:
     head = f"step {frame.step} of {frame.total}: "
     if frame.current == root_id:
         return (head + f"start at the root, ∂{root}/∂{root} = 1",)
-    users = ", ".join(nodes[v]["name"] for _, v in sorted(frame.delivered))
+    users = ", ".join(nodes[v]["name"] for _, v in frame.delivered)
     within = set(stored_or_computed_grads(graph, root_id))
     lines = analysis.backward_steps(graph, root_id, within, only=frame.current)
-    ops = ", ".join(dict.fromkeys(str(nodes[v]["op"]) for _, v in sorted(frame.delivered)))
+    ops = ", ".join(dict.fromkeys(str(nodes[v]["op"]) for _, v in frame.delivered))
     formula = str(lines[0]) if lines and lines[0].rhs else f"through {ops}"
     return head + f"∂{root}/∂{current} is complete, delivered by {users}", formula
 
