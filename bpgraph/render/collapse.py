@@ -54,6 +54,11 @@ class Plan(NamedTuple):
         """How many nodes the drawing has: the groups and every node drawn as itself."""
         return int(np.count_nonzero(self.group_of < 0)) + len(self.groups)
 
+    def at(self) -> list[int]:
+        """Per node id, where it is drawn: at itself, or at (and named after) its group's smallest member."""
+        firsts = [int(group.members[0]) for group in self.groups]
+        return [firsts[k] if k >= 0 else i for i, k in enumerate(self.group_of.tolist())]
+
 
 def plan(graph: Graph, collapse: str | Iterable[str] = (), max_nodes: int = MAX_NODES,
          keep: Iterable[int] = (), max_virtual: int = MAX_VIRTUAL) -> Plan:
@@ -95,22 +100,19 @@ def plan(graph: Graph, collapse: str | Iterable[str] = (), max_nodes: int = MAX_
 def virtual_nodes(topo: Topology, layout: Plan) -> int:
     """About how many virtual nodes ``dot`` adds to lay out ``layout``: an edge across r ranks adds
     r - 1, ranks being longest paths between drawn units (a source one rank before its first user)."""
-    at = np.arange(topo.size)
-    grouped = layout.group_of >= 0
-    firsts = np.array([group.members[0] for group in layout.groups], dtype=np.intp)
-    at[grouped] = firsts[layout.group_of[grouped]]
-    tails, heads = at[topo.tails], at[topo.heads]
-    forward = tails < heads  # edges inside a unit draw nothing; those closing a cycle are left out
-    pairs = np.unique(np.stack([heads[forward], tails[forward]], axis=1), axis=0)  # by head: in order
+    at = layout.at()
+    # edges inside a unit draw nothing; those closing a cycle are left out
+    pairs = sorted({(at[v], at[u]) for u, v in zip(topo.tails.tolist(), topo.heads.tolist()) if at[u] < at[v]})
     rank = [0] * topo.size
-    for head, tail in pairs.tolist():
+    for head, tail in pairs:  # by head: in order
         rank[head] = max(rank[head], rank[tail] + 1)
-    ranks = np.array(rank)
-    first_use = np.full(topo.size, topo.size, dtype=np.intp)
-    np.minimum.at(first_use, pairs[:, 1], ranks[pairs[:, 0]])
-    sources = (first_use < topo.size) & (ranks == 0)
-    ranks[sources] = first_use[sources] - 1
-    return int(np.sum(ranks[pairs[:, 0]] - ranks[pairs[:, 1]] - 1))
+    first_use: dict[int, int] = {}
+    for head, tail in pairs:
+        first_use[tail] = min(first_use.get(tail, rank[head]), rank[head])
+    for tail, use in first_use.items():
+        if rank[tail] == 0:
+            rank[tail] = use - 1
+    return sum(rank[head] - rank[tail] - 1 for head, tail in pairs)
 
 
 def _fit(graph: Graph, named: list[str | None], max_nodes: int, keep: set[int], runs: list[Group]) -> Plan:

@@ -319,10 +319,8 @@ def build(graph: Graph, root: Tensor | int | str | None = None, *, theme: str | 
     look_of = term_looks(graph, terms)
 
     # units in id order: a node drawn as itself, or a group drawn at (and named after) its smallest member
-    group_of = layout.group_of.tolist()
-    firsts = [int(group.members[0]) for group in layout.groups]
-    at = [firsts[k] if k >= 0 else i for i, k in enumerate(group_of)]
-    drawn = [(i, k) for i, k in enumerate(group_of) if at[i] == i]
+    at = layout.at()
+    drawn = [(i, k) for i, k in enumerate(layout.group_of.tolist()) if at[i] == i]
     kind_of = {i: "root" if i == root_id else "term" if i in kept else topo.kind(i)
                for i, k in drawn if k < 0}
     body = [_unit_statement(ctx, i, kind_of.get(i, "group"), layout.groups[k] if k >= 0 else None)
