@@ -118,10 +118,8 @@ def virtual_nodes(topo: Topology, layout: Plan) -> int:
 def _fit(graph: Graph, named: list[str | None], max_nodes: int, keep: set[int], runs: list[Group]) -> Plan:
     """Requested scopes and ``runs``, then scope levels, then depth bands, until ``max_nodes`` fit."""
     topo = topology(graph)
-    in_run = np.zeros(topo.size, dtype=bool)
-    for run in runs:
-        in_run[run.members] = True
-    alone = [name is None and not grouped for name, grouped in zip(named, in_run.tolist())]
+    in_run = {i for run in runs for i in run.members.tolist()}
+    alone = [name is None and i not in in_run for i, name in enumerate(named)]
     groups = _scope_groups(topo, named) + runs
     if sum(alone) + len(groups) <= max_nodes:
         return _finish(groups, topo.size)
@@ -131,7 +129,7 @@ def _fit(graph: Graph, named: list[str | None], max_nodes: int, keep: set[int], 
     if level:
         return _finish(groups + level_groups, topo.size,
                        f"{over}: collapsed {len(level_groups):,} scopes at nesting depth {level}")
-    free = [i not in keep and not grouped for i, grouped in enumerate(in_run.tolist())]
+    free = [i not in keep and i not in in_run for i in range(topo.size)]
     bands, block = _band_groups(graph, free, max_nodes - len(keep) - len(runs))
     why = " and scopes do not bring them under it" if any(topo.scope_names) else ""
     return _finish(runs + bands, topo.size, f"{over}{why}: grouped {sum(free):,} nodes into {len(bands):,} "
