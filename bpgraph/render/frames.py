@@ -77,8 +77,7 @@ def inline_svg(svg: str) -> str:
 FRAMES_PAGE = string.Template((resources.files("bpgraph.render") / "assets" / "frames.html").read_text("utf-8"))
 
 
-def deck_html(svgs: list[str], captions: list[str], files: list[str], title: str,
-               background: str) -> str:
+def deck_html(svgs: list[str], captions: list[str], files: list[str], title: str, background: str) -> str:
     """A self-contained page that shows one frame at a time (arrow keys, Home/End, buttons)."""
     page = "white" if background in ("transparent", "none") else background
     captions, title = [one_line(c) for c in captions], one_line(title)  # HTML drops or mangles controls
@@ -105,11 +104,10 @@ def write_frames(graph: Graph, folder: str | os.PathLike[str], root: Tensor | in
     width = max(3, len(str(len(svgs))))
     names = [f"frame_{k:0{width}d}.{fmt}" for k in range(1, len(svgs) + 1)]
     captions = [frame_caption(graph, d.root, d.options["frame"])[0] for d in diagrams]  # the formula is drawn
-    root_name = graph.name_of(diagrams[0].root) if diagrams else ""
+    title = f"bpgraph: backward pass of {graph.name_of(graph.root_id(root))}"
     folder.mkdir(parents=True, exist_ok=True)
     written = [atomic_write(folder / name, data) for name, data in zip(names, pngs)]
-    page = deck_html(svgs, captions, names, f"bpgraph: backward pass of {root_name}",
-                     theme_obj.background)
+    page = deck_html(svgs, captions, names, title, theme_obj.background)
     written.append(atomic_write(folder / "slides.html", page))
     for old in folder.iterdir():
         if re.fullmatch(r"frame_\d+\.(svg|png)", old.name) and old.name not in names:
