@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Hashable, Iterable, NamedTuple, Sequence
 
 import numpy as np
 
-from .structure import Topology, components, longest, op_depths, topology
+from .structure import Topology, components, longest, op_depths, scope_depths, topology
 from .themes import RenderOptionError
 
 if TYPE_CHECKING:
@@ -54,6 +54,11 @@ class Plan(NamedTuple):
         """How many nodes the drawing has: the groups and every node drawn as itself."""
         return int(np.count_nonzero(self.group_of < 0)) + len(self.groups)
 
+    def at(self) -> list[int]:
+        """Per node id, where it is drawn: at itself, or at (and named after) its group's smallest member."""
+        firsts = [int(group.members[0]) for group in self.groups]
+        return [firsts[k] if k >= 0 else i for i, k in enumerate(self.group_of.tolist())]
+
 
 def plan(graph: Graph, collapse: str | Iterable[str] = (), max_nodes: int = MAX_NODES,
          keep: Iterable[int] = (), max_virtual: int = MAX_VIRTUAL) -> Plan:
@@ -61,7 +66,7 @@ def plan(graph: Graph, collapse: str | Iterable[str] = (), max_nodes: int = MAX_
     if max_nodes < 1:
         raise RenderOptionError(f"max_nodes must be at least 1, got {max_nodes}")
     topo = topology(graph)
-    known = sorted(_scope_depths(topo.scope_names))[1:]  # "" first
+    known = sorted(scope_depths(topo.scope_names))[1:]  # "" first
     requested = list((collapse,) if isinstance(collapse, str) else collapse)
     for name in requested:
         if name not in known:
@@ -95,31 +100,26 @@ def plan(graph: Graph, collapse: str | Iterable[str] = (), max_nodes: int = MAX_
 def virtual_nodes(topo: Topology, layout: Plan) -> int:
     """About how many virtual nodes ``dot`` adds to lay out ``layout``: an edge across r ranks adds
     r - 1, ranks being longest paths between drawn units (a source one rank before its first user)."""
-    at = np.arange(topo.size)
-    grouped = layout.group_of >= 0
-    firsts = np.array([group.members[0] for group in layout.groups], dtype=np.intp)
-    at[grouped] = firsts[layout.group_of[grouped]]
-    tails, heads = at[topo.tails], at[topo.heads]
-    forward = tails < heads  # edges inside a unit draw nothing; those closing a cycle are left out
-    pairs = np.unique(np.stack([heads[forward], tails[forward]], axis=1), axis=0)  # by head: in order
+    at = layout.at()
+    # edges inside a unit draw nothing; those closing a cycle are left out
+    pairs = sorted({(at[v], at[u]) for u, v in zip(topo.tails.tolist(), topo.heads.tolist()) if at[u] < at[v]})
     rank = [0] * topo.size
-    for head, tail in pairs.tolist():
+    for head, tail in pairs:  # by head: in order
         rank[head] = max(rank[head], rank[tail] + 1)
-    ranks = np.array(rank)
-    first_use = np.full(topo.size, topo.size, dtype=np.intp)
-    np.minimum.at(first_use, pairs[:, 1], ranks[pairs[:, 0]])
-    sources = (first_use < topo.size) & (ranks == 0)
-    ranks[sources] = first_use[sources] - 1
-    return int(np.sum(ranks[pairs[:, 0]] - ranks[pairs[:, 1]] - 1))
+    first_use: dict[int, int] = {}
+    for head, tail in pairs:
+        first_use[tail] = min(first_use.get(tail, rank[head]), rank[head])
+    for tail, use in first_use.items():
+        if rank[tail] == 0:
+            rank[tail] = use - 1
+    return sum(rank[head] - rank[tail] - 1 for head, tail in pairs)
 
 
 def _fit(graph: Graph, named: list[str | None], max_nodes: int, keep: set[int], runs: list[Group]) -> Plan:
     """Requested scopes and ``runs``, then scope levels, then depth bands, until ``max_nodes`` fit."""
     topo = topology(graph)
-    in_run = np.zeros(topo.size, dtype=bool)
-    for run in runs:
-        in_run[run.members] = True
-    alone = [name is None and not grouped for name, grouped in zip(named, in_run.tolist())]
+    in_run = {i for run in runs for i in run.members.tolist()}
+    alone = [name is None and i not in in_run for i, name in enumerate(named)]
     groups = _scope_groups(topo, named) + runs
     if sum(alone) + len(groups) <= max_nodes:
         return _finish(groups, topo.size)
@@ -129,7 +129,7 @@ def _fit(graph: Graph, named: list[str | None], max_nodes: int, keep: set[int], 
     if level:
         return _finish(groups + level_groups, topo.size,
                        f"{over}: collapsed {len(level_groups):,} scopes at nesting depth {level}")
-    free = [i not in keep and not grouped for i, grouped in enumerate(in_run.tolist())]
+    free = [i not in keep and i not in in_run for i in range(topo.size)]
     bands, block = _band_groups(graph, free, max_nodes - len(keep) - len(runs))
     why = " and scopes do not bring them under it" if any(topo.scope_names) else ""
     return _finish(runs + bands, topo.size, f"{over}{why}: grouped {sum(free):,} nodes into {len(bands):,} "
@@ -180,26 +180,12 @@ def _run_groups(topo: Topology, free: np.ndarray) -> list[Group]:
 
 
 # --- scopes -------------------------------------------------------------------------------------
-def _scope_depths(paths: Iterable[str]) -> dict[str, int]:
-    """Every path in ``paths`` and each of its prefixes, with its nesting depth ("" has 0): each path
-    walks up to a known prefix, so a chain of nested scopes costs its length, not its square."""
-    depth = {"": 0}
-    for path in paths:
-        new = []
-        while path not in depth:
-            new.append(path)
-            path = path.rpartition("/")[0]
-        for k, prefix in enumerate(reversed(new), depth[path] + 1):
-            depth[prefix] = k
-    return depth
-
-
 def _scope_level(topo: Topology, free: list[bool], room: int) -> tuple[int, list[Group]]:
     """The deepest nesting depth L (0: none) whose scopes, collapsed, bring the ``free`` nodes to ``room``
     units or fewer, and its groups: free nodes nested deeper merge by the first L parts of their scopes."""
     scopes = [topo.scope_names[k] for k in topo.scope_index.tolist()]
     counts = Counter(s for s, is_free in zip(scopes, free) if is_free)
-    depth = _scope_depths(counts)
+    depth = scope_depths(counts)
     prefixes, nested = Counter(depth.values()), Counter()
     for scope, count in counts.items():
         nested[depth[scope]] += count

@@ -56,7 +56,7 @@ class Diagram:
 
     def render_bytes(self, fmt: str = "svg", **limits: Any) -> bytes:
         """Render to ``svg``, ``png``, ``pdf``, ``dot`` or ``html`` (the explorer page) with :func:`backend.render`'s
-    limits; a layout too large for the engine is drawn again with fewer nodes, as its caption says."""
+        limits; a layout too large for the engine is drawn again with fewer nodes, as its caption says."""
         return self._render(fmt, **limits)[1]
 
     def save(self, path: str | os.PathLike[str], fmt: str | None = None, **limits: Any) -> Path:

@@ -15,7 +15,7 @@ from ..autodiff import gradients
 from ..text import dot_label_text, dot_quote
 from .caption import MAX_TERMS, describe_terms, highlight_paths, parse_highlight
 from .collapse import MAX_NODES, Group, Plan, plan
-from .structure import Topology, op_depths, topology
+from .structure import Topology, op_depths, scope_depths, topology
 from .themes import KIND_TITLES, RenderOptionError, Theme, get_theme
 
 if TYPE_CHECKING:
@@ -91,20 +91,20 @@ def stored_or_computed_grads(graph: Graph, root_id: int) -> dict[int, np.ndarray
     return gradients(graph, root_id)
 
 
-class Frame(NamedTuple):
-    """One backward step: ``current`` just got its complete gradient via ``delivered`` edges."""
-
-    step: int
-    total: int
-    current: int
-    done: frozenset[int]
-    delivered: frozenset[tuple[int, int]]
-
-
 class Step(NamedTuple):
     """One backward step: ``node``'s gradient is complete, delivered along ``delivered`` edges."""
 
     node: int
+    delivered: tuple[tuple[int, int], ...]
+
+
+class Frame(NamedTuple):
+    """Backward step ``step`` of ``total`` as drawn: ``current`` just got its complete gradient via
+    ``delivered`` edges; the gradients of smaller ids are still pending (steps go by decreasing id)."""
+
+    step: int
+    total: int
+    current: int
     delivered: tuple[tuple[int, int], ...]
 
 
@@ -309,7 +309,7 @@ def build(graph: Graph, root: Tensor | int | str | None = None, *, theme: str | 
     topo = topology(graph)
     wants_grads = frame is not None or "grad" in show or "gradvalue" in show
     grads = stored_or_computed_grads(graph, root_id) if wants_grads else None
-    pending = set() if frame is None or grads is None else set(grads) - frame.done
+    pending = {i for i in grads if i < frame.current} if frame else set()
     root_side = np.zeros(len(graph), dtype=bool)
     root_side[:len(reach.root_side)] = reach.root_side
     no_path = {graph.id_of(end) for of, wrt in pairs if not graph.between(of, wrt) for end in (of, wrt)}
@@ -319,10 +319,8 @@ def build(graph: Graph, root: Tensor | int | str | None = None, *, theme: str | 
     look_of = term_looks(graph, terms)
 
     # units in id order: a node drawn as itself, or a group drawn at (and named after) its smallest member
-    group_of = layout.group_of.tolist()
-    firsts = [int(group.members[0]) for group in layout.groups]
-    at = [firsts[k] if k >= 0 else i for i, k in enumerate(group_of)]
-    drawn = [(i, k) for i, k in enumerate(group_of) if at[i] == i]
+    at = layout.at()
+    drawn = [(i, k) for i, k in enumerate(layout.group_of.tolist()) if at[i] == i]
     kind_of = {i: "root" if i == root_id else "term" if i in kept else topo.kind(i)
                for i, k in drawn if k < 0}
     body = [_unit_statement(ctx, i, kind_of.get(i, "group"), layout.groups[k] if k >= 0 else None)
@@ -349,7 +347,7 @@ def build(graph: Graph, root: Tensor | int | str | None = None, *, theme: str | 
     stored = graph.grad_root == root_id  # then a leaf's stored gradient counts as computed
     no_grad = [a["kind"] in ("input", "const") and not a["requires_grad"] and not (stored and a["grad"] is not None)
                for a in graph.nodes.values()]
-    edges = _merged_edges(topo, at, reach, lit_edges, frame.delivered if frame else frozenset(), pending, no_grad)
+    edges = _merged_edges(topo, at, reach, lit_edges, frame.delivered if frame else (), pending, no_grad)
     looks = {meaning: _edge_attrs(theme, [look_of[k] for k in range(len(terms)) if meaning[0] >> k & 1],
                                   *meaning[1:]) for meaning in set(edges.values())}
     body += [statement(f"{key[t]} -> {key[h]}", {**looks[meaning], **_weight(ctx, t, h, kept)},
@@ -385,7 +383,7 @@ def build(graph: Graph, root: Tensor | int | str | None = None, *, theme: str | 
 
 
 def _merged_edges(topo: Topology, at: list[int], reach: TermReach, lit_edges: set[tuple[int, int]] | None,
-                  delivered: frozenset[tuple[int, int]], pending: set[int], no_grad: list[bool]
+                  delivered: tuple[tuple[int, int], ...], pending: set[int], no_grad: list[bool]
                   ) -> dict[tuple[int, int], tuple[int, bool | None, bool, bool, bool]]:
     """Per pair of units joined by an edge (``at``: where each node is drawn), in drawing order: ``(terms mask,
     lit or None, delivered, pending head, out of a leaf with no computed gradient)``, or'ed over the pair's
@@ -405,30 +403,27 @@ def _merged_edges(topo: Topology, at: list[int], reach: TermReach, lit_edges: se
 def _cluster_lines(theme: Theme, lines: list[str], scopes: list[str]) -> list[str]:
     """``lines``, each inside the (nested) ``cluster_<k>`` subgraph of its scope ``scopes[k]``: one per
     scope and parent, numbered in order of first appearance, its lines before its sub-clusters."""
-    own: dict[str, list[str]] = {"": []}
-    inner: dict[str, list[str]] = {"": []}
+    paths = list(scope_depths(scopes))  # "" first, every scope after its parent
+    number = {path: k - 1 for k, path in enumerate(paths)}
+    own: dict[str, list[str]] = {path: [] for path in paths}
+    inner: dict[str, list[str]] = {path: [] for path in paths}
+    for path in paths[1:]:
+        inner[path.rpartition("/")[0]].append(path)
     for line, scope in zip(lines, scopes):
-        new, path = [], scope
-        while path not in own:  # up to the first known parent: linear in the nesting depth
-            new.append(path)
-            path = path.rpartition("/")[0]
-        for path in reversed(new):
-            own[path], inner[path] = [], []
-            inner[path.rpartition("/")[0]].append(path)
         own[scope].append(line)
-    number = {path: k - 1 for k, path in enumerate(own)}
     body = own[""]
-    stack: list[tuple[str | None, str]] = [(path, "\t") for path in reversed(inner[""])]
-    while stack:  # depth first, without recursion; indented at most 8 tabs, so text stays linear
-        path, pad = stack.pop()
-        if path is None:
-            body.append(f"{pad}}}\n")
-            continue
+
+    def nest(path: str, pad: str) -> None:  # at most MAX_NESTING deep; indented at most 8 tabs
         attrs = {"id": f"cluster{number[path]}", "label": label_text(path.rpartition("/")[2]),
                  "labeljust": "r",  # top right: edges into a cluster arrive at its left
                  "style": "rounded,filled", "color": theme.cluster_border, "fillcolor": theme.cluster_fill,
                  "fontcolor": theme.text, "fontsize": fmt_number(theme.small_fontsize + 1)}
-        body += [f"{pad}subgraph cluster_{number[path]} {{\n", f"{pad}\t{attr_text(attrs)}\n"]
-        body += [pad + line for line in own[path]]
-        stack += [(None, pad), *((child, pad + "\t" * (len(pad) < 8)) for child in reversed(inner[path]))]
+        body.extend([f"{pad}subgraph cluster_{number[path]} {{\n", f"{pad}\t{attr_text(attrs)}\n"])
+        body.extend(pad + line for line in own[path])
+        for child in inner[path]:
+            nest(child, pad + "\t" * (len(pad) < 8))
+        body.append(f"{pad}}}\n")
+
+    for path in inner[""]:
+        nest(path, "\t")
     return body

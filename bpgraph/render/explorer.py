@@ -60,9 +60,8 @@ def explorer_data(diagram: Diagram) -> dict[str, Any]:
     grads = stored_or_computed_grads(graph, root)  # the drawing's: data gets none unless computed
     rows = {row.name: row for row in term_attribution(graph, root).rows}
     course = "m" in graph.meta  # as explain's "auto": the course's dZ = m·∂J/∂Z needs m
-    exact = backward_steps(graph, root, set(grads))
-    lines = [{s.node: str(s) for s in exact}]
-    lines += [{s.node: str(s) for s in backward_steps(graph, root, set(grads), course=True)}] if course else []
+    notations = (False, True) if course else (False,)  # exact, then the course's
+    lines = [{s.node: str(s) for s in backward_steps(graph, root, set(grads), course=c)} for c in notations]
     layout = diagram.plan  # the collapse the picture was drawn with
     upstream = graph.ancestors(root)  # the nodes the root depends on
     group_of = layout.group_of.tolist()

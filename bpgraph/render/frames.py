@@ -38,8 +38,7 @@ def frame_diagrams(graph: Graph, root: Tensor | int | str | None = None, *, them
         raise RenderOptionError(f"the backward pass of {graph.name_of(root_id)!r} has {len(steps):,} "
                                 f"steps, more than max_frames={max_frames}; draw frames for a "
                                 "smaller root or raise max_frames")
-    frames = [Frame(k, len(steps), step.node, frozenset(s.node for s in steps[:k]), frozenset(step.delivered))
-              for k, step in enumerate(steps, 1)]
+    frames = [Frame(k, len(steps), *step) for k, step in enumerate(steps, 1)]
     return [Diagram(graph, root_id, theme=theme, rankdir=rankdir, show=FRAME_SHOW, max_nodes=max(len(graph), 1),
                     frame=frame, caption="\n".join(frame_caption(graph, root_id, frame))) for frame in frames]
 
@@ -52,10 +51,10 @@ def frame_caption(graph: Graph, root_id: int, frame: Frame) -> tuple[str, ...]:
     head = f"step {frame.step} of {frame.total}: "
     if frame.current == root_id:
         return (head + f"start at the root, ∂{root}/∂{root} = 1",)
-    users = ", ".join(nodes[v]["name"] for _, v in sorted(frame.delivered))
+    users = ", ".join(nodes[v]["name"] for _, v in frame.delivered)
     within = set(stored_or_computed_grads(graph, root_id))
     lines = analysis.backward_steps(graph, root_id, within, only=frame.current)
-    ops = ", ".join(dict.fromkeys(str(nodes[v]["op"]) for _, v in sorted(frame.delivered)))
+    ops = ", ".join(dict.fromkeys(str(nodes[v]["op"]) for _, v in frame.delivered))
     formula = str(lines[0]) if lines and lines[0].rhs else f"through {ops}"
     return head + f"∂{root}/∂{current} is complete, delivered by {users}", formula
 
@@ -78,8 +77,7 @@ def inline_svg(svg: str) -> str:
 FRAMES_PAGE = string.Template((resources.files("bpgraph.render") / "assets" / "frames.html").read_text("utf-8"))
 
 
-def deck_html(svgs: list[str], captions: list[str], files: list[str], title: str,
-               background: str) -> str:
+def deck_html(svgs: list[str], captions: list[str], files: list[str], title: str, background: str) -> str:
     """A self-contained page that shows one frame at a time (arrow keys, Home/End, buttons)."""
     page = "white" if background in ("transparent", "none") else background
     captions, title = [one_line(c) for c in captions], one_line(title)  # HTML drops or mangles controls
@@ -106,11 +104,10 @@ def write_frames(graph: Graph, folder: str | os.PathLike[str], root: Tensor | in
     width = max(3, len(str(len(svgs))))
     names = [f"frame_{k:0{width}d}.{fmt}" for k in range(1, len(svgs) + 1)]
     captions = [frame_caption(graph, d.root, d.options["frame"])[0] for d in diagrams]  # the formula is drawn
-    root_name = graph.name_of(diagrams[0].root) if diagrams else ""
+    title = f"bpgraph: backward pass of {graph.name_of(graph.root_id(root))}"
     folder.mkdir(parents=True, exist_ok=True)
     written = [atomic_write(folder / name, data) for name, data in zip(names, pngs)]
-    page = deck_html(svgs, captions, names, f"bpgraph: backward pass of {root_name}",
-                     theme_obj.background)
+    page = deck_html(svgs, captions, names, title, theme_obj.background)
     written.append(atomic_write(folder / "slides.html", page))
     for old in folder.iterdir():
         if re.fullmatch(r"frame_\d+\.(svg|png)", old.name) and old.name not in names:

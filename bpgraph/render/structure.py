@@ -3,7 +3,7 @@ the graph grows: a drawing of a big graph reads every node several times."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Iterable, NamedTuple
 
 import numpy as np
 
@@ -100,3 +100,17 @@ def components(size: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         ru, rv = find(u), find(v)
         root[max(ru, rv)] = min(ru, rv)
     return np.array([find(x) for x in range(size)], dtype=np.intp)
+
+
+def scope_depths(paths: Iterable[str]) -> dict[str, int]:
+    """Every path in ``paths`` and each of its prefixes, with its nesting depth ("" has 0), each after its
+    parent: a path walks up to a known prefix, so a chain of nested scopes costs its length, not its square."""
+    depth = {"": 0}
+    for path in paths:
+        new = []
+        while path not in depth:
+            new.append(path)
+            path = path.rpartition("/")[0]
+        for k, prefix in enumerate(reversed(new), depth[path] + 1):
+            depth[prefix] = k
+    return depth
