@@ -237,6 +237,27 @@ def test_a_layout_that_times_out_is_retried_collapsed_within_the_time_limit(monk
     assert "the layout engine took too long for 17 nodes; retried with max_nodes=4" in diagram.drawn.notes
 
 
+def test_a_time_limit_used_up_is_reported_as_the_limit_never_as_a_negative_time(monkeypatch):
+    def over_time(source, fmt, *, timeout, **options):
+        time.sleep(max(timeout, 0) + 0.05)
+        raise backend.LayoutTimeout(f"took longer than {timeout:.3g} s")
+
+    monkeypatch.setattr(backend, "render", over_time)
+    with pytest.raises(backend.LayoutTimeout, match=r"^the layout did not finish within 0.2 s \([2-6] tries\) and was stopped$"):
+        to_dot(l2_mlp(), "J").render_bytes("svg", timeout=0.2)
+
+
+def test_a_layout_that_takes_the_whole_limit_leaves_no_negative_time_to_the_png(monkeypatch):
+    def slow_layout(command, data, timeout, what):
+        time.sleep(timeout + 0.05)
+        return b'<svg width="10pt" height="10pt"></svg>'
+
+    monkeypatch.setattr(backend, "have_dot", lambda: True)
+    monkeypatch.setattr(backend, "_run", slow_layout)
+    with pytest.raises(backend.LayoutTimeout, match="took all of the 0.1 s time limit; none was left"):
+        backend.render("digraph { a }", "png", engine="system", timeout=0.1)
+
+
 def test_a_chain_2000_scopes_deep_draws_in_a_few_seconds():
     g = bp.Graph()
     y = g.param(np.ones(2), name="x")

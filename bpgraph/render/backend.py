@@ -99,7 +99,10 @@ def render(source: str, fmt: str, *, dpi: float | None = None, engine: str = "au
     if fitted < dpi and notes is not None:
         notes.append(f"at {dpi:g} dpi the PNG would have more than max_pixels={max_pixels:,} pixels: "
                      f"drawn at {fitted:g} dpi")
-    return with_resolution(_rasterise(svg, fitted, timeout=deadline - time.monotonic()), fitted)
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise LayoutTimeout(f"the layout took all of the {timeout:.3g} s time limit; none was left to make the PNG")
+    return with_resolution(_rasterise(svg, fitted, timeout=left), fitted)
 
 
 def fit_dpi(svg: bytes, dpi: float, max_pixels: int) -> float:

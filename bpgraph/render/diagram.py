@@ -73,7 +73,11 @@ class Diagram:
         deadline, diagram, notes = time.monotonic() + timeout, self, []
         for attempt in range(RETRIES + 1):
             last = attempt == RETRIES or diagram.units <= 1  # all the time left, else half of it
-            limit = (deadline - time.monotonic()) / (1 if last else 2)
+            left = deadline - time.monotonic()
+            if left <= 0:  # the tries so far took the whole limit
+                raise backend.LayoutTimeout(f"the layout did not finish within {timeout:.3g} s ({attempt} tries) "
+                                            "and was stopped")
+            limit = left / (1 if last else 2)
             try:
                 data = backend.render(diagram.source, "svg" if fmt == "html" else fmt, timeout=limit,
                                       notes=notes, **limits)

@@ -412,18 +412,17 @@ def _cluster_lines(theme: Theme, lines: list[str], scopes: list[str]) -> list[st
     for line, scope in zip(lines, scopes):
         own[scope].append(line)
     body = own[""]
-
-    def nest(path: str, pad: str) -> None:  # at most MAX_NESTING deep; indented at most 8 tabs
+    stack: list[tuple[str | None, str]] = [(path, "\t") for path in reversed(inner[""])]
+    while stack:  # depth first, without recursion; indented at most 8 tabs, so text stays linear
+        path, pad = stack.pop()
+        if path is None:
+            body.append(f"{pad}}}\n")
+            continue
         attrs = {"id": f"cluster{number[path]}", "label": label_text(path.rpartition("/")[2]),
                  "labeljust": "r",  # top right: edges into a cluster arrive at its left
                  "style": "rounded,filled", "color": theme.cluster_border, "fillcolor": theme.cluster_fill,
                  "fontcolor": theme.text, "fontsize": fmt_number(theme.small_fontsize + 1)}
-        body.extend([f"{pad}subgraph cluster_{number[path]} {{\n", f"{pad}\t{attr_text(attrs)}\n"])
-        body.extend(pad + line for line in own[path])
-        for child in inner[path]:
-            nest(child, pad + "\t" * (len(pad) < 8))
-        body.append(f"{pad}}}\n")
-
-    for path in inner[""]:
-        nest(path, "\t")
+        body += [f"{pad}subgraph cluster_{number[path]} {{\n", f"{pad}\t{attr_text(attrs)}\n"]
+        body += [pad + line for line in own[path]]
+        stack += [(None, pad), *((child, pad + "\t" * (len(pad) < 8)) for child in reversed(inner[path]))]
     return body
