@@ -97,7 +97,7 @@ def gradients(graph: Graph, root: int, seed: Any = None, *, inputs: bool = False
                     local = spec.vjp(position, g, out, values, params)
                 local = unbroadcast(np.asarray(local), values[position].shape)
                 if o in grads:  # a second contribution: a fused shortcut no longer holds
-                    grads[o] = grads[o] + local
+                    grads[o] = _accumulate(grads[o], local)
                     shortcut.pop(o, None)
                 else:
                     grads[o] = local
@@ -107,6 +107,14 @@ def gradients(graph: Graph, root: int, seed: Any = None, *, inputs: bool = False
     if not finite:
         _report_nonfinite(graph, grads)
     return grads
+
+
+def _accumulate(total: np.ndarray, part: np.ndarray) -> np.ndarray:
+    """``total + part``, summed in place when ``total`` is an array the walk made and no one else reads (a
+    VJP's fresh result; a gradient already passed on is read-only): the large-size speed floor needs it."""
+    if total.flags.writeable and total.flags.owndata and total.dtype == np.result_type(total, part):
+        return np.add(total, part, out=total)
+    return total + part
 
 
 def _report_nonfinite(graph: Graph, grads: dict[int, np.ndarray]) -> None:

@@ -88,6 +88,18 @@ def _matmul(a: Array, b: Array) -> Array:
     return a @ b
 
 
+def _linear(w: Array, a: Array, b: Array) -> Array:
+    """``W @ A + b``, b added into the fresh product where that keeps its shape and dtype: a layer's Z is
+    not allocated twice (the large-size speed floor needs it)."""
+    z = _matmul(w, a)
+    if z.dtype == np.result_type(z, b):
+        try:
+            return np.add(z, b, out=z)
+        except ValueError:  # b widens Z's shape: a new array after all
+            pass
+    return z + b
+
+
 def _bce(a: Array, y: Array) -> Array:
     if a.shape != y.shape:
         raise ValueError("the prediction and the labels must have the same shape")
@@ -141,7 +153,7 @@ _declare("matmul", _matmul,
          (lambda g, out, a, b: g @ b.swapaxes(-1, -2), "g @ T(b)"),
          (lambda g, out, a, b: a.swapaxes(-1, -2) @ g, "T(a) @ g"),
          formula="a @ b")
-_declare("linear", lambda w, a, b: _matmul(w, a) + b,
+_declare("linear", _linear,
          (lambda g, out, w, a, b: g @ a.swapaxes(-1, -2), "g @ T(a)"),
          (lambda g, out, w, a, b: w.swapaxes(-1, -2) @ g, "T(w) @ g"),
          (lambda g, out, w, a, b: g, "sum_cols(g)"),  # the course's column bias b (n, 1)

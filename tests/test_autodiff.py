@@ -35,6 +35,27 @@ def test_gradients_summed_in_place_leave_the_shared_upstream_gradient_alone():
     assert all(not grad.flags.writeable for grad in grads.values())
 
 
+def test_a_seed_given_by_the_caller_is_never_summed_into():
+    g = bp.Graph()
+    x = g.param(np.array([1.0, 2.0]), name="x")
+    y = (x * x + x).named("y")  # x's gradient has two parts: summed in place into a fresh array
+    seed = np.array([1.0, 10.0])
+    grads = g.backward(y, seed=seed)
+    np.testing.assert_array_equal(seed, [1.0, 10.0])
+    np.testing.assert_allclose(grads["x"], seed * (2 * x.value + 1))
+
+
+def test_linear_adds_b_in_place_only_where_that_keeps_the_shape_and_dtype():
+    g = bp.Graph()
+    w32 = g.param(np.ones((3, 2), dtype=np.float32), name="w")
+    a32 = g.input(np.ones((2, 1), dtype=np.float32), name="a")
+    wide = bp.linear(w32, a32, np.zeros((1, 5)))  # b widens Z to (3, 5) and float64
+    assert wide.shape == (3, 5) and wide.value.dtype == np.float64
+    np.testing.assert_array_equal(wide.value, np.full((3, 5), 2.0))
+    column = bp.linear(w32, a32, np.arange(3.0, dtype=np.float32).reshape(3, 1))
+    np.testing.assert_array_equal(column.value, [[2.0], [3.0], [4.0]])
+
+
 @pytest.mark.parametrize("m", [10, 3000])  # gradients tested together, and one by one (> SMALL)
 def test_a_non_finite_gradient_is_still_named_at_its_first_node(m):
     g = bp.Graph()
