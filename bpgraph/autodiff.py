@@ -112,7 +112,7 @@ def gradients(graph: Graph, root: int, seed: Any = None, *, inputs: bool = False
 def _accumulate(total: np.ndarray, part: np.ndarray) -> np.ndarray:
     """``total + part``, summed in place when ``total`` is an array the walk made and no one else reads (a
     VJP's fresh result; a gradient already passed on is read-only): the large-size speed floor needs it."""
-    if total.flags.writeable and total.flags.owndata and total.dtype == np.result_type(total, part):
+    if total.flags.writeable and total.flags.owndata and total.dtype == part.dtype:
         return np.add(total, part, out=total)
     return total + part
 

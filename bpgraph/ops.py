@@ -92,7 +92,7 @@ def _linear(w: Array, a: Array, b: Array) -> Array:
     """``W @ A + b``, b added into the fresh product where that keeps its shape and dtype: a layer's Z is
     not allocated twice (the large-size speed floor needs it)."""
     z = _matmul(w, a)
-    if z.dtype == np.result_type(z, b):
+    if z.dtype == b.dtype:
         try:
             return np.add(z, b, out=z)
         except ValueError:  # b widens Z's shape: a new array after all
